@@ -1,0 +1,70 @@
+# Entry points: `make demo` runs the main job end to end, `make test` runs every test.
+# Both set themselves up from nothing; everything else is a step they call.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV        ?= .venv
+PY          := $(VENV)/bin/python
+DBT         := $(VENV)/bin/dbt
+SENDER      := $(VENV)/bin/sender
+PYTEST      := $(VENV)/bin/pytest
+STAMP       := $(VENV)/.installed
+
+export DBT_PROFILES_DIR ?= $(CURDIR)
+export DBT_DUCKDB_PATH  ?= $(CURDIR)/target/tiktok_outbox.duckdb
+# Demo event-source ids: real deployments set these in their environment.
+export TIKTOK_PIXEL_CODE             ?= CDEMOPIXEL00000000001
+export TIKTOK_APP_ID                 ?= 7000000000000000001
+export TIKTOK_OFFLINE_EVENT_SET_ID   ?= 7100000000000000001
+export TIKTOK_CRM_EVENT_SET_ID       ?= 7200000000000000001
+
+.PHONY: help setup demo-data build demo test test-dbt test-python lint clean
+
+help:
+	@echo "make demo   - set up, generate demo data, build the outbox, push it to the local emulator"
+	@echo "make test   - set up and run every test (dbt data + unit tests, pytest)"
+	@echo "make build  - dbt build (seeds, models, data tests, unit tests)"
+	@echo "make setup  - create .venv with the pinned dependencies and profiles.yml"
+	@echo "make lint   - ruff over the Python code"
+
+setup: $(STAMP) profiles.yml
+
+$(STAMP): requirements.txt sender/pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e sender
+	touch $@
+
+profiles.yml: | profiles.example.yml
+	cp profiles.example.yml profiles.yml
+
+demo-data: setup
+	$(PY) scripts/generate_demo_data.py --out seeds/demo
+
+build: demo-data
+	mkdir -p $(dir $(DBT_DUCKDB_PATH))
+	$(DBT) build
+
+demo: setup
+	rm -f $(DBT_DUCKDB_PATH) $(DBT_DUCKDB_PATH).wal
+	$(MAKE) --no-print-directory build
+	$(PY) scripts/show_outbox.py
+
+test-dbt: demo-data
+	mkdir -p $(dir $(DBT_DUCKDB_PATH))
+	$(DBT) build --full-refresh
+
+# pytest exits 5 when it collected nothing: that is a broken suite, not a pass.
+test-python: setup
+	@$(PYTEST) tests/python; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
+
+test: setup
+	$(MAKE) --no-print-directory test-dbt
+	$(MAKE) --no-print-directory test-python
+
+lint: setup
+	$(VENV)/bin/ruff check sender scripts tests
+
+clean:
+	rm -rf target logs $(VENV) seeds/demo/*.csv
