@@ -41,8 +41,10 @@ profiles.yml: | profiles.example.yml
 demo-data: setup
 	$(PY) scripts/generate_demo_data.py --out seeds/demo
 
+# The demo seeds are the sources' tables, so they load before the build reads them.
 build: demo-data
 	mkdir -p $(dir $(DBT_DUCKDB_PATH))
+	$(DBT) seed
 	$(DBT) build
 
 demo: setup
@@ -52,6 +54,7 @@ demo: setup
 
 test-dbt: demo-data
 	mkdir -p $(dir $(DBT_DUCKDB_PATH))
+	$(DBT) seed
 	$(DBT) build --full-refresh
 
 # pytest exits 5 when it collected nothing: that is a broken suite, not a pass.

@@ -1,0 +1,5 @@
+{#- external_id rule: the customer key as text, whitespace trimmed and lowercased. The pixel's
+    identify() call must send the same string (README, "Identity"). -#}
+{% macro normalize_external_id(expr) -%}
+    lower({{ tiktok_outbox.trim_whitespace("cast(" ~ expr ~ " as " ~ dbt.type_string() ~ ")") }})
+{%- endmacro %}

@@ -1,0 +1,46 @@
+{#- Every conversion that is not in the outbox, with the reason it is not: nothing disappears
+    silently. Rebuilt on each run from the current candidates (an exclusion can be fixed at the
+    source; the outbox itself never changes). Carries no raw or hashed identifiers. -#}
+
+with candidates as (
+    select * from {{ ref('int_tiktok_events_candidates') }}
+),
+
+outbox as (
+    select conversion_id, event_source_id, event, event_id from {{ ref('tiktok_events_outbox') }}
+),
+
+not_in_outbox as (
+    select candidates.*
+    from candidates
+    left join outbox as by_conversion
+        on candidates.conversion_id = by_conversion.conversion_id
+    where by_conversion.conversion_id is null
+),
+
+final as (
+    select
+        not_in_outbox.conversion_id,
+        not_in_outbox.event_id,
+        not_in_outbox.event,
+        not_in_outbox.event_source,
+        not_in_outbox.canonical_event,
+        not_in_outbox.business_model,
+        not_in_outbox.converted_at,
+        not_in_outbox.experiment_cell,
+        not_in_outbox.value_basis,
+        not_in_outbox.value,
+        case
+            when not_in_outbox.exclusion_reason is not null then not_in_outbox.exclusion_reason
+            when by_event_key.event_id is not null then 'duplicate_event_id'
+            else 'not_appended'
+        end as exclusion_reason,
+        {{ tiktok_outbox.tiktok_as_of() }} as evaluated_at
+    from not_in_outbox
+    left join outbox as by_event_key
+        on not_in_outbox.event_source_id = by_event_key.event_source_id
+        and not_in_outbox.event = by_event_key.event
+        and not_in_outbox.event_id = by_event_key.event_id
+)
+
+select * from final

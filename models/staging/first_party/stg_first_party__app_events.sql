@@ -1,0 +1,18 @@
+with source as (
+    select * from {{ source('first_party', 'app_events') }}
+),
+
+renamed as (
+    select
+        cast(app_event_id as {{ dbt.type_string() }}) as app_event_id,
+        cast(customer_id as {{ dbt.type_string() }}) as customer_id,
+        cast(subscription_id as {{ dbt.type_string() }}) as subscription_id,
+        lower(trim(cast(event_name as {{ dbt.type_string() }}))) as event_name,
+        cast(occurred_at as {{ dbt.type_timestamp() }}) as occurred_at,
+        lower(trim(cast(platform as {{ dbt.type_string() }}))) as platform,
+        nullif(trim(cast(ip as {{ dbt.type_string() }})), '') as ip,
+        nullif(trim(cast(user_agent as {{ dbt.type_string() }})), '') as user_agent
+    from source
+)
+
+select * from renamed

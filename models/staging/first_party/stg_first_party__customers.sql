@@ -1,0 +1,16 @@
+with source as (
+    select * from {{ source('first_party', 'customers') }}
+),
+
+renamed as (
+    select
+        cast(customer_id as {{ dbt.type_string() }}) as customer_id,
+        cast(email as {{ dbt.type_string() }}) as email,
+        cast(phone as {{ dbt.type_string() }}) as phone,
+        upper(nullif(trim(cast(country_code as {{ dbt.type_string() }})), '')) as country_code,
+        cast(created_at as {{ dbt.type_timestamp() }}) as created_at,
+        cast(updated_at as {{ dbt.type_timestamp() }}) as updated_at
+    from source
+)
+
+select * from renamed

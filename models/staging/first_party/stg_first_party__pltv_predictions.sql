@@ -1,0 +1,16 @@
+with source as (
+    select * from {{ source('first_party', 'pltv_predictions') }}
+),
+
+renamed as (
+    select
+        cast(customer_id as {{ dbt.type_string() }}) as customer_id,
+        cast(predicted_ltv as {{ tiktok_outbox.type_double() }}) as predicted_ltv,
+        upper(nullif(trim(cast(currency as {{ dbt.type_string() }})), '')) as currency,
+        cast(model_version as {{ dbt.type_string() }}) as model_version,
+        cast(scored_at as {{ dbt.type_timestamp() }}) as scored_at,
+        cast(horizon_days as {{ dbt.type_int() }}) as horizon_days
+    from source
+)
+
+select * from renamed

@@ -1,0 +1,21 @@
+with source as (
+    select * from {{ source('first_party', 'web_sessions') }}
+),
+
+renamed as (
+    select
+        cast(session_id as {{ dbt.type_string() }}) as session_id,
+        cast(customer_id as {{ dbt.type_string() }}) as customer_id,
+        cast(started_at as {{ dbt.type_timestamp() }}) as started_at,
+        nullif(trim(cast(ttclid as {{ dbt.type_string() }})), '') as ttclid,
+        nullif(trim(cast(ttp as {{ dbt.type_string() }})), '') as ttp,
+        nullif(trim(cast(ip as {{ dbt.type_string() }})), '') as ip,
+        nullif(trim(cast(user_agent as {{ dbt.type_string() }})), '') as user_agent,
+        nullif(trim(cast(page_url as {{ dbt.type_string() }})), '') as page_url,
+        cast(order_id as {{ dbt.type_string() }}) as order_id,
+        cast(signup_id as {{ dbt.type_string() }}) as signup_id,
+        nullif(trim(cast(pixel_event_id as {{ dbt.type_string() }})), '') as pixel_event_id
+    from source
+)
+
+select * from renamed
