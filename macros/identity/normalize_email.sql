@@ -5,6 +5,6 @@
     {%- set cleaned = "lower(" ~ tiktok_outbox.trim_whitespace(expr) ~ ")" -%}
     case
         when {{ tiktok_outbox.is_sha256_hex(cleaned) }} then {{ cleaned }}
-        when {{ tiktok_outbox.regexp_full_match(cleaned, '[^@ \t\r\n]+@[^@ \t\r\n.]+([.][^@ \t\r\n.]+)+') }} then {{ cleaned }}
+        when {{ tiktok_outbox.regexp_full_match(cleaned, '[^@ \\t\\r\\n]+@[^@ \\t\\r\\n.]+([.][^@ \\t\\r\\n.]+)+') }} then {{ cleaned }}
     end
 {%- endmacro %}

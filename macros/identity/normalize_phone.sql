@@ -15,7 +15,7 @@
         already starts with the calling code and then has a national length is kept;
       - anything else (letters, too short or long, national with no country): null. -#}
 {% macro phone_compact(expr) -%}
-    lower({{ tiktok_outbox.regexp_replace_all(expr, '[ \t\r\n().\-/]', '') }})
+    lower({{ tiktok_outbox.regexp_replace_all(expr, '[ \\t\\r\\n()./-]', '') }})
 {%- endmacro %}
 
 {% macro phone_e164(compact, calling_code, trunk_prefix, nsn_min_length, nsn_max_length) -%}

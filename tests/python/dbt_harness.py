@@ -1,0 +1,53 @@
+"""Helpers for tests that run dbt: the project root, the environment, and dbt invocations.
+
+Tests that exercise the SQL macros compile a small inline query with dbt (so the macros run
+exactly as in a build) and execute the compiled SQL in an in-memory DuckDB against cases the
+test writes itself. Tests that need the whole project build it into a temporary DuckDB file.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+
+# Event-source ids the demo build needs; real deployments set these in their environment.
+DEMO_ENV = {
+    "TIKTOK_PIXEL_CODE": "CDEMOPIXEL00000000001",
+    "TIKTOK_APP_ID": "7000000000000000001",
+}
+
+
+def dbt_env(duckdb_path: Path) -> dict[str, str]:
+    env = {**os.environ, **DEMO_ENV}
+    env["DBT_DUCKDB_PATH"] = str(duckdb_path)
+    env["DBT_PROFILES_DIR"] = str(PROJECT_ROOT)
+    env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    return env
+
+
+def run_dbt(args: list[str], duckdb_path: Path, extra_env: dict[str, str] | None = None) -> str:
+    """Run the dbt CLI of this virtualenv in the project; fail the test with dbt's output."""
+    env = dbt_env(duckdb_path)
+    env.update(extra_env or {})
+    proc = subprocess.run(
+        [str(VENV_BIN / "dbt"), *args, "--project-dir", str(PROJECT_ROOT)],
+        cwd=PROJECT_ROOT,
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if proc.returncode != 0:
+        pytest.fail(
+            f"dbt {' '.join(args)} failed ({proc.returncode}):\n"
+            f"{proc.stdout[-6000:]}\n{proc.stderr[-2000:]}"
+        )
+    return proc.stdout
