@@ -17,6 +17,8 @@
 {%- set floor_value = var('tiktok_value_floor') | float -%}
 {%- set missing_policy = var('tiktok_missing_prediction_policy') -%}
 {%- set holdout_mode = var('tiktok_holdout_mode') -%}
+{#- the outbox stores money as decimal(18,2): anything this large is a broken score, not a value -#}
+{%- set max_value = 1e15 | int -%}
 {%- if not (0 <= blend <= 1) -%}
     {{ exceptions.raise_compiler_error("var tiktok_value_revenue_blend must be between 0 and 1, got " ~ blend) }}
 {%- endif -%}
@@ -207,7 +209,7 @@ checked as (
             when observed_value is not null and observed_fx_rate is null then 'invalid_currency'
             when predicted_ltv is not null and is_valid_score and score_fx_rate is null then 'invalid_currency'
             when is_value_anchor and experiment_cell = 'treatment' and predicted_ltv is not null and not is_valid_score then 'invalid_value'
-            when value is not null and not ({{ tiktok_outbox.is_finite_number('cast(value as ' ~ tiktok_outbox.type_double() ~ ')') }} and value >= 0) then 'invalid_value'
+            when value is not null and not ({{ tiktok_outbox.is_finite_number('cast(value as ' ~ tiktok_outbox.type_double() ~ ')') }} and value >= 0 and value < {{ max_value }}) then 'invalid_value'
             when is_value_anchor and value is null and not (experiment_cell = 'holdout') then 'missing_value'
             when email_sha256 is null and phone_sha256 is null and external_id_sha256 is null
                 and ttclid is null and ttp is null and (ip is null or user_agent is null) then 'no_match_key'
@@ -239,7 +241,8 @@ final as (
         case when value is not null then '{{ reporting_currency }}' end as currency,
         order_id,
         experiment_cell,
-        predicted_ltv,
+        -- provenance only carries scores that could be used (NaN and the like are not numbers to ship)
+        case when is_valid_score and predicted_ltv < {{ max_value }} then predicted_ltv end as predicted_ltv,
         predicted_ltv_currency,
         model_version,
         scored_at,
