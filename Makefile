@@ -21,7 +21,7 @@ export TIKTOK_CRM_EVENT_SET_ID       ?= 7200000000000000001
 .PHONY: help setup demo-data build demo test test-dbt test-python lint clean
 
 help:
-	@echo "make demo   - set up, generate demo data, build the outbox, push it to the local emulator"
+	@echo "make demo   - set up, generate demo data, build the outbox, deliver it to the local emulator"
 	@echo "make test   - set up and run every test (dbt data + unit tests, pytest)"
 	@echo "make build  - dbt build (seeds, models, data tests, unit tests)"
 	@echo "make setup  - create .venv with the pinned dependencies and profiles.yml"
@@ -51,6 +51,7 @@ demo: setup
 	rm -f $(DBT_DUCKDB_PATH) $(DBT_DUCKDB_PATH).wal
 	$(MAKE) --no-print-directory build
 	$(PY) scripts/show_outbox.py
+	$(PY) scripts/demo_push.py
 
 test-dbt: demo-data
 	mkdir -p $(dir $(DBT_DUCKDB_PATH))

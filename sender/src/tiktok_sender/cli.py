@@ -1,13 +1,262 @@
-"""Command line entry point (filled in by the sender)."""
+"""`sender`: parse the command line, call the package, map its exceptions to exit codes."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
 
 import typer
 
-app = typer.Typer(help="Deliver the TikTok events outbox.", no_args_is_help=True)
+from tiktok_sender import __version__
+from tiktok_sender.contract import DEFAULT_API_URL, MAX_BATCH_SIZE
+from tiktok_sender.errors import EXIT_INTERRUPTED, SenderError
+from tiktok_sender.settings import PushSettings, Secret, load_token, redact
+
+app = typer.Typer(
+    help="Deliver the tiktok_events_outbox table to the TikTok Events API, with receipts.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+T = TypeVar("T")
+
+
+class _Redact(logging.Filter):
+    def __init__(self, secret: Secret | None) -> None:
+        super().__init__()
+        self._secret = secret
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(record.getMessage(), self._secret)
+        record.args = None
+        return True
+
+
+def _setup_logging(verbose: bool, secret: Secret | None = None) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    handler.addFilter(_Redact(secret))
+    logger = logging.getLogger("tiktok_sender")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    logger.propagate = False
+
+
+def _guard(fn: Callable[[], T], secret: Secret | None = None) -> T:
+    """Run `fn`; a SenderError becomes one line on stderr and its exit code, no traceback."""
+    try:
+        return fn()
+    except SenderError as exc:
+        typer.echo(f"error: {redact(str(exc), secret)}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    profiles_dir: Annotated[
+        Path | None,
+        typer.Option("--profiles-dir", envvar="DBT_PROFILES_DIR",
+                     help="Directory of profiles.yml (else ./profiles.yml, else ~/.dbt)."),
+    ] = None,
+    target: Annotated[
+        str | None,
+        typer.Option("--target", "-t", envvar="DBT_TARGET", help="dbt target (else the profile's)."),
+    ] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option("--profile", help="dbt profile (else `profile:` of ./dbt_project.yml)."),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug log lines.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """Deliver the tiktok_events_outbox table to the TikTok Events API, with receipts."""
+    ctx.obj = {"profiles_dir": profiles_dir, "target": target, "profile": profile, "verbose": verbose}
+
+
+def _target(ctx: typer.Context) -> Any:
+    from tiktok_sender.profiles import load_target
+
+    return load_target(
+        profiles_dir_flag=ctx.obj["profiles_dir"],
+        target_flag=ctx.obj["target"],
+        profile_flag=ctx.obj["profile"],
+    )
 
 
 @app.command()
-def version() -> None:
-    """Print the sender version."""
-    from tiktok_sender import __version__
+def push(
+    ctx: typer.Context,
+    api_url: Annotated[
+        str, typer.Option(envvar="TIKTOK_API_URL", help="Events API track endpoint.")
+    ] = DEFAULT_API_URL,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(envvar="TIKTOK_ACCESS_TOKEN_FILE",
+                     help="File holding the access token (else $TIKTOK_ACCESS_TOKEN)."),
+    ] = None,
+    test_event_code: Annotated[
+        str | None,
+        typer.Option(envvar="TIKTOK_TEST_EVENT_CODE", help="Send to Test Events with this code."),
+    ] = None,
+    batch_size: Annotated[
+        int,
+        typer.Option(envvar="TIKTOK_BATCH_SIZE", min=1, max=MAX_BATCH_SIZE, help="Events per request."),
+    ] = MAX_BATCH_SIZE,
+    concurrency: Annotated[
+        int, typer.Option(envvar="TIKTOK_CONCURRENCY", min=1, max=256, help="Requests in flight.")
+    ] = 4,
+    rate_limit: Annotated[
+        float | None,
+        typer.Option(envvar="TIKTOK_RATE_LIMIT", min=0.001, help="Max requests per second."),
+    ] = None,
+    max_attempts: Annotated[
+        int, typer.Option(envvar="TIKTOK_MAX_ATTEMPTS", min=1, help="Sends per event for transient errors.")
+    ] = 5,
+    backoff_base: Annotated[
+        float, typer.Option(envvar="TIKTOK_BACKOFF_BASE", min=0, help="First backoff, seconds.")
+    ] = 0.5,
+    backoff_max: Annotated[
+        float, typer.Option(envvar="TIKTOK_BACKOFF_MAX", min=0, help="Longest backoff, seconds.")
+    ] = 30.0,
+    timeout: Annotated[
+        float, typer.Option(envvar="TIKTOK_TIMEOUT", min=0.001, help="Read timeout, seconds.")
+    ] = 30.0,
+    connect_timeout: Annotated[
+        float, typer.Option(envvar="TIKTOK_CONNECT_TIMEOUT", min=0.001, help="Connect timeout, seconds.")
+    ] = 10.0,
+    max_age_days: Annotated[
+        float,
+        typer.Option(envvar="TIKTOK_MAX_EVENT_AGE_DAYS", min=0.001,
+                     help="Older events get an `expired` receipt instead of being sent."),
+    ] = 28.0,
+    max_failure_rate: Annotated[
+        float,
+        typer.Option(envvar="TIKTOK_MAX_FAILURE_RATE", min=0.0, max=1.0,
+                     help="Share of rejected + failed events tolerated before exit code 1."),
+    ] = 0.0,
+    retry_rejected: Annotated[
+        bool, typer.Option("--retry-rejected", help="Send events with a `rejected` receipt again.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Build and validate payloads; send and record nothing.")
+    ] = False,
+    dump: Annotated[
+        Path | None, typer.Option(help="Write every request body to this file (JSON Lines).")
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=0, help="Send at most N pending events (oldest first).")
+    ] = None,
+    allow_insecure_http: Annotated[
+        bool,
+        typer.Option("--allow-insecure-http", envvar="TIKTOK_ALLOW_INSECURE_HTTP",
+                     help="Allow http:// to a non-loopback host."),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Send every outbox event that has no terminal receipt yet, and record receipts."""
+    from tiktok_sender.delivery import Delivery
+    from tiktok_sender.report import progress_for, render_run
+    from tiktok_sender.warehouse import open_warehouse
 
-    typer.echo(__version__)
+    token = _guard(lambda: load_token(os.environ.get("TIKTOK_ACCESS_TOKEN"), token_file))
+    _setup_logging(ctx.obj["verbose"], token)
+
+    def build() -> Delivery:
+        settings = PushSettings(
+            api_url=api_url,
+            token=token,
+            test_event_code=test_event_code,
+            batch_size=batch_size,
+            concurrency=concurrency,
+            rate_limit=rate_limit,
+            max_attempts=max_attempts,
+            backoff_base=backoff_base,
+            backoff_max=backoff_max,
+            connect_timeout=connect_timeout,
+            read_timeout=timeout,
+            max_age_days=max_age_days,
+            max_failure_rate=max_failure_rate,
+            retry_rejected=retry_rejected,
+            dry_run=dry_run,
+            limit=limit,
+            dump=dump,
+            allow_insecure_http=allow_insecure_http,
+        )
+        target = _target(ctx)
+        return Delivery(settings, lambda: open_warehouse(target), progress=progress_for(sys.stderr))
+
+    delivery = _guard(build, token)
+    result = _guard(delivery.run, token)
+    typer.echo(redact(render_run(result, as_json=as_json), token))
+    if result.error is not None:
+        typer.echo(f"error: {redact(str(result.error), token)}", err=True)
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
+) -> None:
+    """Pending, delivered, rejected, failed and expired counts, the last run, top errors."""
+    from tiktok_sender.report import render_status
+    from tiktok_sender.warehouse import open_warehouse
+
+    _setup_logging(ctx.obj["verbose"])
+
+    def report() -> str:
+        warehouse = open_warehouse(_target(ctx), read_only=True)
+        try:
+            return render_status(warehouse.status(), as_json=as_json)
+        finally:
+            warehouse.close()
+
+    typer.echo(_guard(report))
+
+
+@app.command()
+def emulator(
+    ctx: typer.Context,
+    port: Annotated[int, typer.Option(envvar="TIKTOK_EMULATOR_PORT", min=0, max=65535,
+                                      help="Port (0 picks a free one).")] = 8765,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="TIKTOK_EMULATOR_TOKEN", show_default=False,
+                     help="The only access token accepted (else any non-empty token)."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the fault injection.")] = 0,
+    faults: Annotated[
+        str | None, typer.Option(help="Faults to inject, e.g. 'throttle=0.1,http5xx=0.05*3'.")
+    ] = None,
+) -> None:
+    """Run a local stand-in for the TikTok Events API until interrupted."""
+    from tiktok_sender.emulator import serve_forever
+    from tiktok_sender.emulator.faults import FaultSpec
+
+    _setup_logging(ctx.obj["verbose"])
+    secret = Secret(token) if token else None
+    spec = _guard(lambda: FaultSpec.parse(faults or ""))
+
+    def announce(url: str) -> None:
+        typer.echo(f"emulator listening on {url}", err=False)
+        sys.stdout.flush()
+
+    _guard(lambda: serve_forever(host=host, port=port, token=secret, seed=seed, faults=spec,
+                                 on_ready=announce), secret)

@@ -1,0 +1,67 @@
+"""Deliver the demo outbox to a local emulator and show what happened (the end of `make demo`).
+
+Starts `sender emulator` on a free loopback port, runs `sender push` against it with a demo
+token, prints the sender's summary, a few receipts and what the emulator accepted, and stops the
+emulator whatever happens.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import duckdb
+
+BIN = Path(sys.executable).parent
+DEMO_TOKEN = "demo-access-token"  # the emulator's token; never a real one
+
+
+def start_emulator() -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [str(BIN / "sender"), "emulator", "--port", "0", "--token", DEMO_TOKEN],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    url = next((word for word in line.split() if word.startswith("http://")), None)
+    if url is None:
+        proc.terminate()
+        raise SystemExit(f"the emulator did not start: {line!r}")
+    return proc, url
+
+
+def main() -> int:
+    emulator, url = start_emulator()
+    try:
+        env = {**os.environ, "TIKTOK_ACCESS_TOKEN": DEMO_TOKEN, "TIKTOK_API_URL": url}
+        print(f"\n$ sender push   (TIKTOK_API_URL={url})", flush=True)
+        push = subprocess.run([str(BIN / "sender"), "push"], env=env, check=False)
+        print("\n$ sender push   (again: nothing is pending, nothing is sent)", flush=True)
+        again = subprocess.run([str(BIN / "sender"), "push"], env=env, check=False, capture_output=True, text=True)
+        print(again.stdout.splitlines()[0] if again.stdout else again.stderr)
+
+        stats_url = url.split("/open_api/")[0] + "/_emulator/stats"
+        with urllib.request.urlopen(stats_url, timeout=5) as response:  # loopback only
+            stats = json.load(response)
+        print(f"\nemulator accepted: {json.dumps(stats, sort_keys=True)}")
+
+        path = os.environ.get("DBT_DUCKDB_PATH", "target/tiktok_outbox.duckdb")
+        with duckdb.connect(path, read_only=True) as con:
+            print("\nlatest receipts (tiktok.tiktok_delivery_receipts):")
+            con.sql(
+                """select event_id, event, status, attempt, http_status, api_code, experiment_cell,
+                          sent_at, acknowledged_at
+                   from tiktok.tiktok_delivery_receipts order by sent_at desc limit 5"""
+            ).show()
+        return push.returncode or again.returncode
+    finally:
+        emulator.terminate()
+        emulator.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

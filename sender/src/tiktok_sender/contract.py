@@ -1,0 +1,92 @@
+"""Facts of the TikTok Events API v1.3 `event/track` contract, shared by the sender and the emulator.
+
+Source: ../shared/TIKTOK_EVENTS_API.md. Everything here is data; behaviour lives elsewhere.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+DEFAULT_API_URL: Final = "https://business-api.tiktok.com/open_api/v1.3/event/track/"
+TRACK_PATH_SUFFIX: Final = "/event/track/"
+MAX_BATCH_SIZE: Final = 1000
+
+EVENT_SOURCES: Final = frozenset({"web", "app", "offline", "crm"})
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+SHA256_HEX: Final = re.compile(r"[0-9a-f]{64}")
+CUSTOM_EVENT_NAME: Final = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,49}")
+
+CURRENCIES: Final = _words(
+    """AED ARS AUD BDT BHD BIF BOB BRL CAD CHF CLP CNY COP CRC CZK DKK DZD EGP EUR GBP GTQ HKD HNL
+    HUF IDR ILS INR ISK JPY KES KHR KRW KWD KZT MAD MOP MXN MYR NGN NIO NOK NZD OMR PEN PHP PKR PLN
+    PYG QAR RON RUB SAR SEK SGD THB TRY TWD UAH USD VES VND ZAR"""
+)
+
+_WEB_EVENTS: Final = _words(
+    """AddPaymentInfo AddToCart AddToWishlist InitiateCheckout PlaceAnOrder CompletePayment Purchase
+    Download Search ViewContent ClickButton ApplicationApproval CompleteRegistration Contact
+    CustomizeProduct FindLocation Schedule SubmitForm Lead SubmitApplication Subscribe
+    StartTrial"""
+)
+_OFFLINE_EVENTS: Final = _words(
+    """CompletePayment Contact Subscribe SubmitForm AddPaymentInfo AddToCart AddToWishlist
+    ClickButton CompleteRegistration Download InitiateCheckout PlaceAnOrder Search
+    ViewContent"""
+)
+_APP_EVENTS: Final = _words(
+    """AchieveLevel AddPaymentInfo AddToCart AddToWishlist Checkout CompleteTutorial CreateGroup
+    CreateRole GenerateLead InAppADClick InAppADImpr InstallApp JoinGroup LaunchAPP
+    LoanApplication LoanApproval LoanDisbursal Login Purchase Rate Registration Search
+    SpendCredits StartTrial Subscribe UnlockAchievement ViewContent"""
+)
+
+# CRM event sets carry lead-funnel events; the shared doc lists no separate CRM names, so the
+# web names apply.
+STANDARD_EVENTS: Final = {
+    "web": _WEB_EVENTS,
+    "app": _APP_EVENTS,
+    "offline": _OFFLINE_EVENTS,
+    "crm": _WEB_EVENTS,
+}
+ALL_STANDARD_EVENTS: Final = _WEB_EVENTS | _APP_EVENTS | _OFFLINE_EVENTS
+
+
+def is_valid_event_name(event_source: str, name: str) -> bool:
+    """A standard name for the source, or a custom name that reuses no standard name."""
+    standard = STANDARD_EVENTS.get(event_source, frozenset())
+    if name in standard:
+        return True
+    return name not in ALL_STANDARD_EVENTS and CUSTOM_EVENT_NAME.fullmatch(name) is not None
+
+
+def is_sha256_hex(value: str) -> bool:
+    """True when `value` is 64 lowercase hexadecimal characters."""
+    return len(value) == 64 and SHA256_HEX.fullmatch(value) is not None
+
+
+# Response codes, by how a sender treats them (classification lives in classify.py).
+CODE_OK: Final = 0
+CODE_PARTIAL_OK: Final = 20001
+CODE_INVALID_PARAMS: Final = 40000
+CODE_PERMISSION_ERROR: Final = 40001
+CODE_PARAM_ERROR: Final = 40002
+CODE_VERSION_ERROR: Final = 40006
+CODE_DUPLICATED_REQUEST: Final = 40050
+CODE_INVALID_API_VERSION: Final = 40051
+CODE_INVALID_BATCH_SIZE: Final = 40061
+CODE_PII_NOT_HASHED: Final = 40062
+CODE_REQUEST_TOO_FREQUENT: Final = 40100
+CODE_ACCESS_TOKEN_EXPIRE: Final = 40102
+CODE_EMPTY_ACCESS_TOKEN: Final = 40104
+CODE_INVALID_ACCESS_TOKEN: Final = 40105
+CODE_REQUEST_FREQUENCY_LIMITED: Final = 40132
+CODE_SYS_ERROR: Final = 50000
+CODE_SYS_TIMEOUT: Final = 50002
+CODE_MAINTENANCE: Final = 60001
+CODE_TOO_MANY_REQUESTS_BL: Final = 61000

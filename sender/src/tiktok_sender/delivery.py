@@ -1,0 +1,482 @@
+"""A `sender push` run: stream pending rows, send batches concurrently, record every outcome.
+
+Threads: the event loop runs payload building and HTTP; every warehouse call goes through one
+dedicated thread, so the warehouse is only ever touched from that thread. Memory is bounded by
+the read chunk, one open batch per event source and a queue of `2 x concurrency` batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+import orjson
+import pyarrow as pa
+
+from tiktok_sender import __version__
+from tiktok_sender.classify import Classification, Verdict, classify
+from tiktok_sender.client import ApiClient
+from tiktok_sender.contract import (
+    CODE_REQUEST_FREQUENCY_LIMITED,
+    CODE_REQUEST_TOO_FREQUENT,
+    CODE_TOO_MANY_REQUESTS_BL,
+)
+from tiktok_sender.errors import EXIT_OK, ApiConfigError, AuthError, ConfigError
+from tiktok_sender.pacing import Pacer, backoff_delay
+from tiktok_sender.payload import Batch, Batcher, Event, Prepared, Skipped, body, prepare
+from tiktok_sender.receipts import (
+    DELIVERED,
+    EXPIRED,
+    FAILED,
+    REJECTED,
+    Outcome,
+    ReceiptFactory,
+    truncate,
+)
+from tiktok_sender.run_state import NoProgress, Progress, RunResult, utcnow
+from tiktok_sender.settings import PushSettings, redact, safe_url
+from tiktok_sender.warehouse import Warehouse
+
+log = logging.getLogger("tiktok_sender")
+
+T = TypeVar("T")
+THROTTLE_CODES = frozenset(
+    {CODE_REQUEST_TOO_FREQUENT, CODE_REQUEST_FREQUENCY_LIMITED, CODE_TOO_MANY_REQUESTS_BL}
+)
+
+
+class WarehouseThread:
+    """Runs every warehouse call on one dedicated thread, awaited from the event loop."""
+
+    def __init__(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warehouse")
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=True)
+
+
+class ReceiptSink:
+    """Appends receipt tables to the warehouse; tables that arrive during a write are written
+    together by the next one, so there is one insert per request or fewer, never one per row."""
+
+    def __init__(self, db: WarehouseThread, warehouse: Warehouse) -> None:
+        self._db = db
+        self._warehouse = warehouse
+        self._pending: list[pa.Table] = []
+        self._task: asyncio.Task[None] | None = None
+        self.rows_written = 0
+
+    def add(self, table: pa.Table) -> None:
+        if self._task is not None and self._task.done():
+            self._task.result()  # re-raise a failed write
+            self._task = None
+        self._pending.append(table)
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._write())
+
+    async def _write(self) -> None:
+        while self._pending:
+            tables, self._pending = self._pending, []
+            table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+            await self._db.call(self._warehouse.append_receipts, table)
+            self.rows_written += table.num_rows
+
+    async def drain(self) -> None:
+        while self._task is not None:
+            task = self._task
+            await asyncio.shield(task)
+            if self._task is task:
+                self._task = None
+        if self._pending:
+            self._task = asyncio.get_running_loop().create_task(self._write())
+            await self.drain()
+
+
+class Delivery:
+    """One run of `sender push` (or `--dry-run`)."""
+
+    def __init__(
+        self,
+        settings: PushSettings,
+        open_warehouse: Callable[[], Warehouse],
+        *,
+        progress: Progress | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self._open_warehouse = open_warehouse
+        self.progress = progress or NoProgress()
+        self._clock = clock
+        self.result = RunResult(
+            run_id=uuid.uuid4().hex,
+            dry_run=settings.dry_run,
+            api_url=safe_url(settings.api_url),
+            test_event_code=settings.test_event_code,
+            started_at=utcnow(),
+            max_failure_rate=settings.max_failure_rate,
+        )
+        self.receipts = ReceiptFactory(self.result.run_id, settings.test_event_code)
+        self._pacer = Pacer(settings.rate_limit)
+        self._dump: IO[bytes] | None = None
+
+    @property
+    def terminal_statuses(self) -> tuple[str, ...]:
+        return (DELIVERED, EXPIRED) if self.settings.retry_rejected else (DELIVERED, REJECTED, EXPIRED)
+
+    def run(self) -> RunResult:
+        """Run to completion; fatal API answers end up in `result.error`, setup errors raise.
+
+        SIGINT and SIGTERM stop the run: requests in flight are abandoned (their events stay
+        pending), receipts already received are committed, the run row says `interrupted`."""
+        try:
+            return asyncio.run(self._run_with_signals())
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            if self.result.outcome != "interrupted":
+                raise
+            return self.result
+
+    async def _run_with_signals(self) -> RunResult:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            return await self._run()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+    async def _run(self) -> RunResult:
+        db = WarehouseThread()
+        try:
+            warehouse = await db.call(self._open_warehouse)
+            try:
+                await self._run_with(db, warehouse)
+            finally:
+                await db.call(warehouse.close)
+        finally:
+            db.shutdown()
+        return self.result
+
+    async def _run_with(self, db: WarehouseThread, warehouse: Warehouse) -> None:
+        s, result = self.settings, self.result
+        await db.call(warehouse.check_outbox)
+        await db.call(warehouse.ensure_delivery_tables)
+        result.counts.pending = await db.call(
+            warehouse.count_pending, self.terminal_statuses, s.limit
+        )
+        await db.call(warehouse.insert_run, self._run_row(initial=True))
+        sink = ReceiptSink(db, warehouse)
+        self.progress.start(result.counts.pending)
+        log.info(
+            "run %s: %d pending event(s)%s", result.run_id, result.counts.pending,
+            " (dry run)" if s.dry_run else "",
+        )
+        try:
+            if s.dump is not None:
+                self._dump = _open_dump(s.dump)
+            if s.dry_run:
+                await self._produce(db, warehouse, sink, self._dry_send)
+            else:
+                assert s.token is not None
+                async with ApiClient(
+                    s.api_url,
+                    s.token,
+                    concurrency=s.concurrency,
+                    connect_timeout=s.connect_timeout,
+                    read_timeout=s.read_timeout,
+                ) as client:
+                    await self._send_all(db, warehouse, sink, client)
+            result.outcome = "success" if result.exit_code == EXIT_OK else "failures"
+        except AuthError as exc:
+            result.outcome, result.error = "auth_error", exc
+        except ApiConfigError as exc:
+            result.outcome, result.error = "config_error", exc
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            result.outcome, result.message = "interrupted", "interrupted by a signal"
+            raise
+        except BaseException as exc:
+            result.outcome = "error"
+            result.message = truncate(redact(str(exc), s.token))
+            raise
+        finally:
+            if self._dump is not None:
+                self._dump.close()
+            self.progress.finish()
+            try:
+                await sink.drain()
+            finally:
+                if result.error is not None:
+                    result.message = truncate(redact(str(result.error), s.token))
+                result.finished_at = utcnow()
+                await db.call(warehouse.update_run, result.run_id, self._run_row(initial=False))
+
+    def _run_row(self, *, initial: bool) -> dict[str, Any]:
+        r, c = self.result, self.result.counts
+        row: dict[str, Any] = {
+            "finished_at": r.finished_at,
+            "outcome": r.outcome,
+            "pending": c.pending,
+            "sent": c.sent,
+            "delivered": c.delivered,
+            "rejected": c.rejected,
+            "failed": c.failed,
+            "expired": c.expired,
+            "requests": c.requests,
+            "message": r.message,
+        }
+        if initial:
+            row = {
+                "run_id": r.run_id,
+                "started_at": r.started_at,
+                "settings": orjson.dumps(self.settings.to_record(), default=str).decode(),
+                "sender_version": __version__,
+                "api_url": r.api_url,
+                "test_event_code": r.test_event_code,
+                "dry_run": r.dry_run,
+                **row,
+            }
+        return row
+
+    # -- reading -----------------------------------------------------------------------------
+
+    async def _produce(
+        self,
+        db: WarehouseThread,
+        warehouse: Warehouse,
+        sink: ReceiptSink,
+        emit: Callable[[Batch], Any],
+    ) -> None:
+        s = self.settings
+        expire_before = int(self._clock() - s.max_age_days * 86400)
+        reader = await db.call(
+            warehouse.open_pending, self.terminal_statuses, s.limit, s.read_chunk_rows
+        )
+        batcher = Batcher(s.batch_size)
+        upcoming: asyncio.Future[pa.RecordBatch | None] = asyncio.get_running_loop().create_future()
+        upcoming.set_result(None)
+        try:
+            upcoming = asyncio.ensure_future(db.call(reader.next))
+            while (chunk := await upcoming) is not None:
+                upcoming = asyncio.ensure_future(db.call(reader.next))  # read ahead meanwhile
+                prepared = prepare(chunk, expire_before=expire_before)
+                self._record_skipped(prepared, sink)
+                for batch in batcher.add(prepared.groups):
+                    await emit(batch)
+            for batch in batcher.flush():
+                await emit(batch)
+        finally:
+            if not upcoming.done():
+                upcoming.cancel()
+            await asyncio.gather(upcoming, return_exceptions=True)
+            await db.call(reader.close)
+
+    def _record_skipped(self, prepared: Prepared, sink: ReceiptSink) -> None:
+        counts = self.result.counts
+        for rows, status in ((prepared.expired, EXPIRED), (prepared.invalid, REJECTED)):
+            if not rows:
+                continue
+            if status == EXPIRED:
+                counts.expired += len(rows)
+            else:
+                counts.rejected += len(rows)
+            for row in rows:
+                self.result.problems[(status, None, row.reason)] += 1
+            if not self.settings.dry_run:
+                for table in self._skipped_receipts(rows, status):
+                    sink.add(table)
+            self.progress.advance(len(rows))
+
+    def _skipped_receipts(self, rows: list[Skipped], status: str) -> list[pa.Table]:
+        by_group: dict[tuple[str, str, str], list[Skipped]] = {}
+        for row in rows:
+            by_group.setdefault((row.event_source, row.event_source_id, row.reason), []).append(row)
+        return [
+            self.receipts.build(
+                event_source=source,
+                event_source_id=source_id,
+                event_ids=[r.event_id for r in group],
+                events=[r.event for r in group],
+                event_times=[r.event_time for r in group],
+                cells=[r.experiment_cell for r in group],
+                payload_sha256=[None] * len(group),
+                statuses=status,
+                attempt=None,
+                outcome=Outcome(api_message=f"not sent: {reason}"),
+            )
+            for (source, source_id, reason), group in by_group.items()
+        ]
+
+    async def _dry_send(self, batch: Batch) -> None:
+        counts = self.result.counts
+        counts.requests += 1
+        counts.sent += len(batch)
+        self.result.groups[(batch.event_source, batch.event_source_id)] += len(batch)
+        if self._dump is not None:
+            self._dump.write(body(batch, self.settings.test_event_code) + b"\n")
+        self.progress.advance(len(batch))
+
+    # -- sending -----------------------------------------------------------------------------
+
+    async def _send_all(
+        self, db: WarehouseThread, warehouse: Warehouse, sink: ReceiptSink, client: ApiClient
+    ) -> None:
+        queue: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=2 * self.settings.concurrency)
+
+        async def produce() -> None:
+            await self._produce(db, warehouse, sink, queue.put)
+            for _ in range(self.settings.concurrency):
+                await queue.put(None)
+
+        async def work() -> None:
+            while (batch := await queue.get()) is not None:
+                self.result.counts.sent += len(batch)
+                self.result.groups[(batch.event_source, batch.event_source_id)] += len(batch)
+                if self._dump is not None:
+                    self._dump.write(body(batch, self.settings.test_event_code) + b"\n")
+                await self._deliver(client, sink, batch)
+
+        tasks = [asyncio.create_task(produce())]
+        tasks += [asyncio.create_task(work()) for _ in range(self.settings.concurrency)]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+
+    async def _deliver(self, client: ApiClient, sink: ReceiptSink, first: Batch) -> None:
+        """Send one batch until every event in it is delivered, rejected or out of attempts."""
+        s, counts = self.settings, self.result.counts
+        stack = [first]
+        while stack:
+            batch = stack.pop()
+            await self._pacer.wait()
+            batch.attempt += 1
+            sent_at = utcnow()
+            response = await client.post(body(batch, s.test_event_code))
+            verdict = classify(response)
+            counts.requests += 1
+            outcome = Outcome(
+                sent_at=sent_at,
+                acknowledged_at=utcnow() if response.status is not None else None,
+                http_status=verdict.http_status,
+                api_code=verdict.api_code,
+                api_message=redact(verdict.message, s.token),
+                request_id=verdict.request_id,
+            )
+            kind = verdict.verdict
+            if kind is Verdict.DELIVERED:
+                self._settle(sink, batch, DELIVERED, outcome)
+            elif kind is Verdict.RETRY:
+                batch.retries += 1
+                if batch.retries >= s.max_attempts:
+                    self._settle(sink, batch, FAILED, outcome)
+                    log.warning(
+                        "%d event(s) failed after %d attempt(s): %s",
+                        len(batch), batch.retries, _describe(verdict),
+                    )
+                    continue
+                sink.add(self._receipt(batch, FAILED, outcome))
+                delay = backoff_delay(
+                    batch.retries, base=s.backoff_base, cap=s.backoff_max,
+                    retry_after=verdict.retry_after,
+                )
+                log.debug("retrying %d event(s) in %.2fs: %s", len(batch), delay, _describe(verdict))
+                if verdict.http_status == 429 or verdict.api_code in THROTTLE_CODES:
+                    self._pacer.pause(delay)
+                else:
+                    await asyncio.sleep(delay)
+                stack.append(batch)
+            elif kind is Verdict.REJECT or kind is Verdict.SPLIT:
+                stack.extend(self._isolate(sink, batch, verdict, outcome))
+            else:
+                sink.add(self._receipt(batch, FAILED, outcome))
+                error = AuthError if kind is Verdict.FATAL_AUTH else ApiConfigError
+                hint = (
+                    "check TIKTOK_ACCESS_TOKEN and its access to the event source"
+                    if kind is Verdict.FATAL_AUTH
+                    else "check TIKTOK_API_URL"
+                )
+                raise error(f"the API stopped the run: {_describe(verdict)}; {hint}")
+
+    def _isolate(
+        self, sink: ReceiptSink, batch: Batch, verdict: Classification, outcome: Outcome
+    ) -> list[Batch]:
+        """Reject the events the API named (or the lone event), resend the rest or split it."""
+        bad = {i for i in verdict.event_indexes if i < len(batch)}
+        if verdict.verdict is Verdict.REJECT and bad:
+            statuses = [REJECTED if i in bad else FAILED for i in range(len(batch))]
+            sink.add(self._receipt(batch, statuses, outcome))
+            self._count_final(REJECTED, len(bad), outcome.api_code, outcome.api_message)
+            good = [e for i, e in enumerate(batch.events) if i not in bad]
+            return [batch.subset(good)] if good else []
+        if len(batch) == 1:
+            self._settle(sink, batch, REJECTED, outcome)
+            return []
+        sink.add(self._receipt(batch, FAILED, outcome))
+        first, second = batch.halves()
+        return [second, first]
+
+    def _settle(self, sink: ReceiptSink, batch: Batch, status: str, outcome: Outcome) -> None:
+        """Record the final status of every event of `batch`."""
+        sink.add(self._receipt(batch, status, outcome))
+        self._count_final(status, len(batch), outcome.api_code, outcome.api_message)
+
+    def _count_final(self, status: str, n: int, api_code: int | None, message: str | None) -> None:
+        counts = self.result.counts
+        if status == DELIVERED:
+            counts.delivered += n
+        elif status == REJECTED:
+            counts.rejected += n
+        elif status == FAILED:
+            counts.failed += n
+        if status != DELIVERED:
+            text = truncate(redact(message or "", self.settings.token), 120) or ""
+            self.result.problems[(status, api_code, text)] += n
+        self.progress.advance(n)
+
+    def _receipt(self, batch: Batch, statuses: list[str] | str, outcome: Outcome) -> pa.Table:
+        events: list[Event] = list(batch.events)
+        return self.receipts.build(
+            event_source=batch.event_source,
+            event_source_id=batch.event_source_id,
+            event_ids=[e.event_id for e in events],
+            events=[e.event for e in events],
+            event_times=[e.event_time for e in events],
+            cells=[e.experiment_cell for e in events],
+            payload_sha256=[e.payload_sha256 for e in events],
+            statuses=statuses,
+            attempt=batch.attempt,
+            outcome=outcome,
+        )
+
+
+def _describe(verdict: Classification) -> str:
+    parts = []
+    if verdict.http_status is not None and verdict.http_status != 200:
+        parts.append(f"HTTP {verdict.http_status}")
+    if verdict.api_code is not None:
+        parts.append(f"code {verdict.api_code}")
+    if verdict.message:
+        parts.append(truncate(verdict.message, 200) or "")
+    return " ".join(parts) or "no answer"
+
+
+def _open_dump(path: Path) -> IO[bytes]:
+    try:
+        return path.open("wb")
+    except OSError as exc:
+        raise ConfigError(f"cannot write the dump file {path}: {exc.strerror}") from None

@@ -1,0 +1,155 @@
+"""Schemas of the receipts and runs tables, and the bulk builder of receipt rows.
+
+Receipts are append-only: one row per event per attempt, written in bulk once per request. New
+columns are only ever appended at the end of RECEIPT_COLUMNS.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+import pyarrow as pa
+
+from tiktok_sender import __version__
+
+RECEIPTS_TABLE: Final = "tiktok_delivery_receipts"
+RUNS_TABLE: Final = "tiktok_delivery_runs"
+
+DELIVERED: Final = "delivered"
+REJECTED: Final = "rejected"
+FAILED: Final = "failed"
+EXPIRED: Final = "expired"
+STATUSES: Final = (DELIVERED, REJECTED, FAILED, EXPIRED)
+
+API_MESSAGE_MAX: Final = 500
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    arrow: pa.DataType
+    sql: str
+    description: str
+
+
+RECEIPT_COLUMNS: Final = (
+    Column("receipt_id", pa.string(), "varchar", "Unique id of this receipt row."),
+    Column("run_id", pa.string(), "varchar", "The `sender push` run that wrote it."),
+    Column("event_id", pa.string(), "varchar", "Outbox event_id (the dedup key sent)."),
+    Column("event", pa.string(), "varchar", "Event name."),
+    Column("event_time", pa.int64(), "bigint", "Event time, Unix seconds."),
+    Column("status", pa.string(), "varchar", "delivered | rejected | failed | expired."),
+    Column("attempt", pa.int32(), "integer", "1 for the first send of the event in the run."),
+    Column("http_status", pa.int32(), "integer", "HTTP status; null when nothing was answered."),
+    Column("api_code", pa.int32(), "integer", "TikTok `code` of the response; null when none."),
+    Column("api_message", pa.string(), "varchar", "Reason, truncated to 500 characters."),
+    Column("request_id", pa.string(), "varchar", "TikTok `request_id` of the response."),
+    Column("test_event_code", pa.string(), "varchar", "Set when sent to Test Events."),
+    Column("sent_at", pa.timestamp("us"), "timestamp", "When the request started (UTC)."),
+    Column("acknowledged_at", pa.timestamp("us"), "timestamp", "When the answer came (UTC)."),
+    Column("payload_sha256", pa.string(), "varchar", "SHA-256 of the event's JSON as sent."),
+    Column("experiment_cell", pa.string(), "varchar", "treatment | holdout, from the outbox."),
+    Column("sender_version", pa.string(), "varchar", "Version of the sender."),
+    Column("event_source_id", pa.string(), "varchar", "Pixel code / app id / event set id."),
+    Column("event_source", pa.string(), "varchar", "web | app | offline | crm."),
+)
+RECEIPT_SCHEMA: Final = pa.schema([pa.field(c.name, c.arrow) for c in RECEIPT_COLUMNS])
+
+RUN_COLUMNS: Final = (
+    Column("run_id", pa.string(), "varchar", "Id of the run."),
+    Column("started_at", pa.timestamp("us"), "timestamp", "Start (UTC)."),
+    Column("finished_at", pa.timestamp("us"), "timestamp", "End (UTC); null while running."),
+    Column("outcome", pa.string(), "varchar", "running | success | failures | auth_error | "
+           "config_error | interrupted | error."),
+    Column("settings", pa.string(), "varchar", "Settings as JSON (never the token)."),
+    Column("pending", pa.int64(), "bigint", "Events pending at the start (after --limit)."),
+    Column("sent", pa.int64(), "bigint", "Distinct events sent at least once."),
+    Column("delivered", pa.int64(), "bigint", "Events delivered."),
+    Column("rejected", pa.int64(), "bigint", "Events rejected (by the API or locally)."),
+    Column("failed", pa.int64(), "bigint", "Events whose attempts ran out."),
+    Column("expired", pa.int64(), "bigint", "Events too old to send."),
+    Column("requests", pa.int64(), "bigint", "HTTP requests made."),
+    Column("sender_version", pa.string(), "varchar", "Version of the sender."),
+    Column("api_url", pa.string(), "varchar", "Endpoint, without credentials or query."),
+    Column("test_event_code", pa.string(), "varchar", "Test event code of the run, if any."),
+    Column("dry_run", pa.bool_(), "boolean", "True for --dry-run (nothing was sent)."),
+    Column("message", pa.string(), "varchar", "Why the run stopped, for non-success outcomes."),
+)
+RUN_SCHEMA: Final = pa.schema([pa.field(c.name, c.arrow) for c in RUN_COLUMNS])
+
+
+def truncate(message: str | None, limit: int = API_MESSAGE_MAX) -> str | None:
+    if message is None:
+        return None
+    return message if len(message) <= limit else message[: limit - 1] + "…"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one request (or a local decision) said about a group of events."""
+
+    sent_at: datetime | None = None
+    acknowledged_at: datetime | None = None
+    http_status: int | None = None
+    api_code: int | None = None
+    api_message: str | None = None
+    request_id: str | None = None
+
+
+class ReceiptFactory:
+    """Builds Arrow tables of receipts for one run; ids are `<run_id>-<sequence>`."""
+
+    def __init__(self, run_id: str, test_event_code: str | None) -> None:
+        self.run_id = run_id
+        self.test_event_code = test_event_code
+        self._sequence = itertools.count(1)
+
+    def build(
+        self,
+        *,
+        event_source: str,
+        event_source_id: str,
+        event_ids: Sequence[str],
+        events: Sequence[str],
+        event_times: Sequence[int],
+        cells: Sequence[str | None],
+        payload_sha256: Sequence[str | None],
+        statuses: Sequence[str] | str,
+        attempt: int | None,
+        outcome: Outcome,
+    ) -> pa.Table:
+        n = len(event_ids)
+        ids = [f"{self.run_id}-{next(self._sequence):09d}" for _ in range(n)]
+
+        def const(value: object, kind: pa.DataType) -> pa.Array:
+            return pa.nulls(n, kind) if value is None else pa.repeat(pa.scalar(value, kind), n)
+
+        status_column = (
+            const(statuses, pa.string()) if isinstance(statuses, str) else pa.array(statuses, pa.string())
+        )
+        columns = [
+            pa.array(ids, pa.string()),
+            const(self.run_id, pa.string()),
+            pa.array(event_ids, pa.string()),
+            pa.array(events, pa.string()),
+            pa.array(event_times, pa.int64()),
+            status_column,
+            const(attempt, pa.int32()),
+            const(outcome.http_status, pa.int32()),
+            const(outcome.api_code, pa.int32()),
+            const(truncate(outcome.api_message), pa.string()),
+            const(outcome.request_id, pa.string()),
+            const(self.test_event_code, pa.string()),
+            const(outcome.sent_at, pa.timestamp("us")),
+            const(outcome.acknowledged_at, pa.timestamp("us")),
+            pa.array(payload_sha256, pa.string()),
+            pa.array(cells, pa.string()),
+            const(__version__, pa.string()),
+            const(event_source_id, pa.string()),
+            const(event_source, pa.string()),
+        ]
+        return pa.Table.from_arrays(columns, schema=RECEIPT_SCHEMA)

@@ -1,0 +1,177 @@
+"""What the user sees: progress on stderr (a bar on a terminal, log lines otherwise), the run
+summary and the status report on stdout, as text or JSON."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TextIO
+
+import orjson
+
+from tiktok_sender.run_state import RunResult
+from tiktok_sender.warehouse import StatusReport
+
+log = logging.getLogger("tiktok_sender")
+
+
+class BarProgress:
+    """A one-line progress bar with events/s, redrawn at most 10 times a second."""
+
+    def __init__(self, stream: TextIO, clock: Callable[[], float] = time.monotonic) -> None:
+        self._stream = stream
+        self._clock = clock
+        self._total = 0
+        self._done = 0
+        self._started = 0.0
+        self._drawn = 0.0
+
+    def start(self, total: int) -> None:
+        self._total, self._done = total, 0
+        self._started = self._clock()
+        self._draw(force=True)
+
+    def advance(self, events: int) -> None:
+        self._done += events
+        self._draw()
+
+    def finish(self) -> None:
+        self._draw(force=True)
+        self._stream.write("\n")
+        self._stream.flush()
+
+    def _draw(self, force: bool = False) -> None:
+        now = self._clock()
+        if not force and now - self._drawn < 0.1:
+            return
+        self._drawn = now
+        total = max(self._total, 1)
+        width = 30
+        filled = min(width, int(width * self._done / total))
+        rate = self._done / max(now - self._started, 1e-9)
+        self._stream.write(
+            f"\r[{'#' * filled}{'.' * (width - filled)}] {self._done:,}/{self._total:,} events"
+            f"  {rate:,.0f} events/s "
+        )
+        self._stream.flush()
+
+
+class LogProgress:
+    """Plain progress log lines (CI, pipes), at most one every `every` seconds."""
+
+    def __init__(self, every: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._every = every
+        self._clock = clock
+        self._total = self._done = 0
+        self._started = self._logged = 0.0
+
+    def start(self, total: int) -> None:
+        self._total, self._done = total, 0
+        self._started = self._logged = self._clock()
+
+    def advance(self, events: int) -> None:
+        self._done += events
+        now = self._clock()
+        if now - self._logged >= self._every:
+            self._logged = now
+            rate = self._done / max(now - self._started, 1e-9)
+            log.info("progress: %d/%d events, %.0f events/s", self._done, self._total, rate)
+
+    def finish(self) -> None:
+        pass
+
+
+def progress_for(stream: TextIO = sys.stderr) -> BarProgress | LogProgress:
+    return BarProgress(stream) if stream.isatty() else LogProgress()
+
+
+def _json(data: Any) -> str:
+    return orjson.dumps(data, default=str, option=orjson.OPT_INDENT_2).decode()
+
+
+def render_run(result: RunResult, *, as_json: bool) -> str:
+    data = result.to_dict()
+    if as_json:
+        return _json(data)
+    title = "sender push --dry-run" if result.dry_run else "sender push"
+    lines = [f"{title}: {data['outcome']} (exit {data['exit_code']})"]
+    if data["message"]:
+        lines.append(f"  {data['message']}")
+    verb = "would send" if result.dry_run else "sent"
+    rows = [
+        ("run_id", data["run_id"]),
+        ("api_url", data["api_url"]),
+        ("test_event_code", data["test_event_code"] or "-"),
+        ("pending", f"{data['pending']:,}"),
+        (verb, f"{data['sent']:,} events in {data['requests']:,} request(s)"),
+        ("delivered", f"{data['delivered']:,}"),
+        ("rejected", f"{data['rejected']:,}"),
+        ("failed", f"{data['failed']:,}"),
+        ("expired", f"{data['expired']:,}"),
+        ("failure rate", f"{data['failure_rate']:.4f} (max {data['max_failure_rate']})"),
+        ("elapsed", f"{data['elapsed_s']:.2f} s, {data['events_per_s']:,.0f} events/s"),
+    ]
+    lines += [f"  {k:<16}{v}" for k, v in rows]
+    if data["groups"]:
+        lines.append("  by event source:")
+        lines += [
+            f"    {g['event_source']:<8}{g['event_source_id']:<28}{g['events']:>10,}"
+            for g in data["groups"]
+        ]
+    if data["problems"]:
+        lines.append("  problems:")
+        lines += [
+            f"    {p['events']:>8,}  {p['status']:<9}{p['api_code'] if p['api_code'] is not None else '-':<7}"
+            f"{p['message']}"
+            for p in data["problems"]
+        ]
+    return "\n".join(lines)
+
+
+def status_dict(report: StatusReport) -> dict[str, Any]:
+    last = dict(report.last_run) if report.last_run else None
+    if last is not None:
+        last.pop("settings", None)
+        for key, value in last.items():
+            if isinstance(value, datetime):
+                last[key] = value.isoformat() + "Z"
+    return {
+        "outbox": report.outbox,
+        "pending": report.pending,
+        "never_sent": report.never_sent,
+        "failed": report.failed,
+        "delivered": report.delivered,
+        "rejected": report.rejected,
+        "expired": report.expired,
+        "test_events": report.test_events,
+        "last_run": last,
+        "top_errors": list(report.top_errors),
+    }
+
+
+def render_status(report: StatusReport, *, as_json: bool) -> str:
+    data = status_dict(report)
+    if as_json:
+        return _json(data)
+    lines = ["outbox delivery status (production receipts)"]
+    for key in ("outbox", "pending", "never_sent", "failed", "delivered", "rejected", "expired"):
+        lines.append(f"  {key:<14}{data[key]:>12,}")
+    lines.append(f"  {'test events':<14}{data['test_events']:>12,}  (sent with a test event code)")
+    last = data["last_run"]
+    if last:
+        lines.append(
+            f"last run {last['run_id']}: {last['outcome']}, started {last['started_at']}, "
+            f"delivered {last['delivered']}, rejected {last['rejected']}, failed {last['failed']}, "
+            f"expired {last['expired']}{' (dry run)' if last['dry_run'] else ''}"
+        )
+    else:
+        lines.append("last run: none")
+    if data["top_errors"]:
+        lines.append("top errors (receipts):")
+        for e in data["top_errors"]:
+            code = e["api_code"] if e["api_code"] is not None else "-"
+            lines.append(f"  {e['receipts']:>10,}  {e['status']:<9}{code!s:<7}{e['example'] or ''}")
+    return "\n".join(lines)

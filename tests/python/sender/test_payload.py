@@ -1,0 +1,161 @@
+"""Payload building: the exact v1.3 event shape, local validation, batching and bodies."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import orjson
+import pyarrow as pa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tiktok_sender.emulator.validate import validate_body
+from tiktok_sender.payload import (
+    Batch,
+    Batcher,
+    Event,
+    _suspects,
+    body,
+    build_event,
+    invalid_reason,
+    prepare,
+)
+from tiktok_sender.warehouse import OUTBOX_COLUMNS
+
+H = hashlib.sha256(b"x").hexdigest()
+NOW = 1_760_000_000
+
+SCHEMA = pa.schema(
+    [(c, pa.int64() if c == "event_time" else pa.float64() if c == "value" else pa.string())
+     for c in OUTBOX_COLUMNS]
+)
+
+
+def row(**overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {c: None for c in OUTBOX_COLUMNS}
+    base.update(event_source="web", event_source_id="CPIXEL", event_id="e1", event="Purchase",
+                event_time=NOW, experiment_cell="treatment")
+    base.update(overrides)
+    return base
+
+
+def batch_of(rows: list[dict[str, Any]]) -> pa.RecordBatch:
+    return pa.RecordBatch.from_pylist(rows, schema=SCHEMA)
+
+
+def test_full_event_shape() -> None:
+    event = build_event("CompletePayment", NOW, "ord-1", H, H, H, "clk", "ttp1", "1.2.3.4", "UA",
+                        "https://x/y", 12.5, "EUR", "ord-1")
+    assert event == {
+        "event": "CompletePayment",
+        "event_time": NOW,
+        "event_id": "ord-1",
+        "user": {"email": H, "phone": H, "external_id": H, "ttclid": "clk", "ttp": "ttp1",
+                 "ip": "1.2.3.4", "user_agent": "UA"},
+        "properties": {"value": 12.5, "currency": "EUR", "order_id": "ord-1"},
+        "page": {"url": "https://x/y"},
+    }
+
+
+def test_nulls_and_empty_objects_are_left_out() -> None:
+    assert build_event("Lead", NOW, "e1") == {"event": "Lead", "event_time": NOW, "event_id": "e1"}
+    assert build_event("Lead", NOW, "e1", ttclid="", page_url="") == {
+        "event": "Lead", "event_time": NOW, "event_id": "e1"}
+    assert build_event("Lead", NOW, "e1", value=0.0) == {
+        "event": "Lead", "event_time": NOW, "event_id": "e1", "properties": {"value": 0.0}}
+
+
+def test_types_are_forced() -> None:
+    event = build_event("Lead", NOW + 0, 12345)  # type: ignore[arg-type]
+    assert event["event_id"] == "12345" and isinstance(event["event_time"], int)
+
+
+def test_invalid_reasons() -> None:
+    assert invalid_reason(row()) is None
+    assert "email_sha256" in (invalid_reason(row(email_sha256="a@b.com")) or "")
+    assert "phone_sha256" in (invalid_reason(row(phone_sha256=H.upper())) or "")
+    assert "external_id_sha256" in (invalid_reason(row(external_id_sha256=H[:-1])) or "")
+    assert "event_source" in (invalid_reason(row(event_source="email")) or "")
+    assert "event_id" in (invalid_reason(row(event_id=None)) or "")
+    assert "event_id" in (invalid_reason(row(event_id="")) or "")
+    assert "currency" in (invalid_reason(row(currency="XXX")) or "")
+    assert "value" in (invalid_reason(row(value=float("nan"))) or "")
+    assert "not a standard" in (invalid_reason(row(event="Checkout")) or "")  # app-only name
+    assert invalid_reason(row(event="Checkout", event_source="app")) is None
+    assert invalid_reason(row(event="my_custom-event1")) is None
+    assert invalid_reason(row(event="1bad")) is not None
+
+
+def test_prepare_groups_encodes_and_hashes() -> None:
+    rows = [row(event_id=f"e{i}", event_source_id="P1" if i % 2 else "P2", email_sha256=H,
+                value=9.99, currency="USD") for i in range(6)]
+    rows.append(row(event_id="old", event_time=NOW - 100))
+    rows.append(row(event_id="bad", email_sha256="raw@example.com"))
+    prepared = prepare(batch_of(rows), expire_before=NOW - 10)
+    assert sorted(prepared.groups) == [("web", "P1"), ("web", "P2")]
+    assert [e.event_id for e in prepared.groups[("web", "P1")]] == ["e1", "e3", "e5"]
+    event = prepared.groups[("web", "P1")][0]
+    assert orjson.loads(event.payload)["user"] == {"email": H}
+    assert event.payload_sha256 == hashlib.sha256(event.payload).hexdigest()
+    assert [s.event_id for s in prepared.expired] == ["old"]
+    assert [s.event_id for s in prepared.invalid] == ["bad"]
+    assert "email_sha256" in prepared.invalid[0].reason
+    assert prepared.rows == 8
+
+
+def test_body_is_the_exact_track_request() -> None:
+    prepared = prepare(batch_of([row(event_id=f"e{i}") for i in range(3)]), expire_before=0)
+    events = prepared.groups[("web", "CPIXEL")]
+    parsed = orjson.loads(body(Batch("web", "CPIXEL", events), "TEST1"))
+    assert list(parsed) == ["event_source", "event_source_id", "test_event_code", "data"]
+    assert parsed["test_event_code"] == "TEST1" and len(parsed["data"]) == 3
+    assert "test_event_code" not in orjson.loads(body(Batch("web", "CPIXEL", events), None))
+    validate_body(parsed)
+
+
+def test_batcher_caps_batches_per_group() -> None:
+    def ev(i: int) -> Event:
+        return Event(f"e{i}", "Lead", NOW, None, b"{}", "h")
+
+    batcher = Batcher(2)
+    out = list(batcher.add({("web", "A"): [ev(1), ev(2), ev(3)], ("app", "B"): [ev(4)]}))
+    assert [(b.event_source_id, len(b)) for b in out] == [("A", 2)]
+    out = list(batcher.add({("web", "A"): [ev(5)]})) + list(batcher.flush())
+    assert sorted((b.event_source_id, len(b)) for b in out) == [("A", 2), ("B", 1)]
+    first, second = Batch("web", "A", [ev(i) for i in range(5)], attempt=2).halves()
+    assert (len(first), len(second), first.attempt) == (2, 3, 2)
+
+
+hashish = st.one_of(st.none(), st.just(H), st.just(H.upper()), st.text(max_size=70))
+names = st.one_of(st.sampled_from(["Purchase", "Checkout", "Lead", "CompletePayment", "x", "",
+                                   "InstallApp", "my-event", "9lives"]), st.text(max_size=60))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    source=st.one_of(st.none(), st.sampled_from(["web", "app", "offline", "crm", "WEB", ""])),
+    source_id=st.one_of(st.none(), st.just(""), st.just("P")),
+    event_id=st.one_of(st.none(), st.just(""), st.text(min_size=1, max_size=8)),
+    event=st.one_of(st.none(), names),
+    event_time=st.one_of(st.none(), st.integers(min_value=-5, max_value=2**40), st.just(0)),
+    email=hashish, phone=hashish, external_id=hashish,
+    value=st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True)),
+    currency=st.one_of(st.none(), st.sampled_from(["USD", "EUR", "usd", "XXX", ""])),
+)
+def test_vector_prefilter_flags_every_row_the_check_rejects(**values: Any) -> None:
+    r = row(event_source=values["source"], event_source_id=values["source_id"],
+            event_id=values["event_id"], event=values["event"], event_time=values["event_time"],
+            email_sha256=values["email"], phone_sha256=values["phone"],
+            external_id_sha256=values["external_id"], value=values["value"],
+            currency=values["currency"])
+    (flagged,) = _suspects(batch_of([r]))
+    if invalid_reason(r) is not None:
+        assert flagged
+    prepared = prepare(batch_of([r]), expire_before=-1)
+    sendable = sum(len(v) for v in prepared.groups.values())
+    assert sendable == (1 if invalid_reason(r) is None else 0)
+    if sendable:
+        (event,) = next(iter(prepared.groups.values()))
+        validate_body({"event_source": r["event_source"], "event_source_id": "P",
+                       "data": [orjson.loads(event.payload)]})
