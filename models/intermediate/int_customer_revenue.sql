@@ -1,0 +1,82 @@
+{#- Realised revenue, one row per payment, in the reporting currency: ecommerce orders (net
+    revenue less refunds; cancelled orders pay nothing) and subscription billing periods (monthly
+    every 30 days, annual every 365 days, from subscribed_at until cancelled or the build). The
+    readout and calibration models compare predictions and cells against it. -#}
+{%- set reporting_currency = var('tiktok_reporting_currency') | upper -%}
+
+with orders as (
+    select * from {{ ref('stg_first_party__orders') }}
+),
+
+subscriptions as (
+    select * from {{ ref('stg_first_party__subscriptions') }}
+),
+
+fx as (
+    select currency_code, usd_per_unit / (
+        select usd_per_unit from {{ ref('fx_rates') }} where currency_code = '{{ reporting_currency }}'
+    ) as to_reporting
+    from {{ ref('fx_rates') }}
+),
+
+digits as (
+    {% for d in range(10) %}select {{ d }} as digit{% if not loop.last %} union all {% endif %}{% endfor %}
+),
+
+period_numbers as (
+    -- billing periods 0..199: 16 years of monthly periods
+    select tens.digit * 10 + ones.digit + hundreds.digit * 100 as period_number
+    from digits as ones
+    cross join digits as tens
+    cross join (select digit from digits where digit < 2) as hundreds
+),
+
+order_payments as (
+    select
+        'order:' || order_id as payment_id,
+        customer_id,
+        'ecommerce' as business_model,
+        ordered_at as paid_at,
+        cast(net_revenue - refunded_amount as {{ tiktok_outbox.type_double() }}) as amount,
+        currency
+    from orders
+    where customer_id is not null
+      and order_status <> 'cancelled'
+      and ordered_at <= {{ tiktok_outbox.tiktok_as_of() }}
+),
+
+subscription_payments as (
+    select
+        'subscription:' || subscriptions.subscription_id || ':' || cast(period_numbers.period_number as {{ dbt.type_string() }}) as payment_id,
+        subscriptions.customer_id,
+        'subscription_app' as business_model,
+        {{ dbt.dateadd('day', "period_numbers.period_number * case when subscriptions.plan = 'annual' then 365 else 30 end", 'subscriptions.subscribed_at') }} as paid_at,
+        cast(subscriptions.price as {{ tiktok_outbox.type_double() }}) as amount,
+        subscriptions.currency
+    from subscriptions
+    cross join period_numbers
+    where subscriptions.subscribed_at is not null
+      and subscriptions.customer_id is not null
+      and {{ dbt.dateadd('day', "period_numbers.period_number * case when subscriptions.plan = 'annual' then 365 else 30 end", 'subscriptions.subscribed_at') }}
+          <= least(coalesce(subscriptions.cancelled_at, {{ tiktok_outbox.tiktok_as_of() }}), {{ tiktok_outbox.tiktok_as_of() }})
+),
+
+payments as (
+    select * from order_payments
+    union all
+    select * from subscription_payments
+),
+
+final as (
+    select
+        payments.payment_id,
+        payments.customer_id,
+        payments.business_model,
+        payments.paid_at,
+        payments.amount * fx.to_reporting as amount_reporting
+    from payments
+    inner join fx
+        on payments.currency = fx.currency_code
+)
+
+select * from final

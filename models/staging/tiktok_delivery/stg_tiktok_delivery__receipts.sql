@@ -1,0 +1,58 @@
+{#- Delivery receipts written by `sender push`, one row per event per attempt. Empty (with the
+    same columns) until the first push has created the table. -#}
+{%- set receipts = source('tiktok_delivery', 'tiktok_delivery_receipts') -%}
+
+with source as (
+    {% if tiktok_outbox.source_relation_exists(receipts) %}
+    select * from {{ receipts }}
+    {% else %}
+    select
+        cast(null as {{ dbt.type_string() }}) as receipt_id,
+        cast(null as {{ dbt.type_string() }}) as run_id,
+        cast(null as {{ dbt.type_string() }}) as event_id,
+        cast(null as {{ dbt.type_string() }}) as event,
+        cast(null as {{ dbt.type_bigint() }}) as event_time,
+        cast(null as {{ dbt.type_string() }}) as status,
+        cast(null as {{ dbt.type_int() }}) as attempt,
+        cast(null as {{ dbt.type_int() }}) as http_status,
+        cast(null as {{ dbt.type_int() }}) as api_code,
+        cast(null as {{ dbt.type_string() }}) as api_message,
+        cast(null as {{ dbt.type_string() }}) as request_id,
+        cast(null as {{ dbt.type_string() }}) as test_event_code,
+        cast(null as {{ dbt.type_timestamp() }}) as sent_at,
+        cast(null as {{ dbt.type_timestamp() }}) as acknowledged_at,
+        cast(null as {{ dbt.type_string() }}) as payload_sha256,
+        cast(null as {{ dbt.type_string() }}) as experiment_cell,
+        cast(null as {{ dbt.type_string() }}) as sender_version,
+        cast(null as {{ dbt.type_string() }}) as event_source_id,
+        cast(null as {{ dbt.type_string() }}) as event_source
+    where 1 = 0
+    {% endif %}
+),
+
+renamed as (
+    select
+        receipt_id,
+        run_id,
+        event_id,
+        event,
+        event_source,
+        event_source_id,
+        event_time,
+        status,
+        attempt,
+        http_status,
+        api_code,
+        api_message,
+        request_id,
+        test_event_code,
+        test_event_code is not null as is_test_event,
+        sent_at,
+        acknowledged_at,
+        payload_sha256,
+        experiment_cell,
+        sender_version
+    from source
+)
+
+select * from renamed
