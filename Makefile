@@ -18,7 +18,7 @@ export TIKTOK_APP_ID                 ?= 7000000000000000001
 export TIKTOK_OFFLINE_EVENT_SET_ID   ?= 7100000000000000001
 export TIKTOK_CRM_EVENT_SET_ID       ?= 7200000000000000001
 
-.PHONY: help setup demo-data build audit monitor demo test test-dbt test-python lint clean
+.PHONY: help setup system-deps demo-data build audit monitor demo test test-dbt test-python lint clean
 
 help:
 	@echo "make demo   - set up, generate demo data, build the outbox, deliver it to the local emulator"
@@ -35,6 +35,20 @@ $(STAMP): requirements.txt sender/pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e sender
 	touch $@
+
+# Debian packages some tests drive: Chromium (the report renders in it). Installed when missing
+# and run as root (CI, these machines); elsewhere the command to run is printed, and those tests
+# skip, except under CI=true, where a skip is a failure.
+SYSTEM_PACKAGES := chromium
+system-deps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else \
+		echo "missing system packages:$$missing (sudo apt-get install$$missing); tests that need them will skip"; \
+	fi
 
 profiles.yml: | profiles.example.yml
 	cp profiles.example.yml profiles.yml
@@ -77,7 +91,7 @@ test-python: setup
 	@$(PYTEST) tests/python; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
-test: setup
+test: setup system-deps
 	$(MAKE) --no-print-directory test-dbt
 	$(MAKE) --no-print-directory test-python
 
