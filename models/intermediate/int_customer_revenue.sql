@@ -2,8 +2,6 @@
     revenue less refunds; cancelled orders pay nothing) and subscription billing periods (monthly
     every 30 days, annual every 365 days, from subscribed_at until cancelled or the build). The
     readout and calibration models compare predictions and cells against it. -#}
-{%- set reporting_currency = var('tiktok_reporting_currency') | upper -%}
-
 with orders as (
     select * from {{ ref('stg_first_party__orders') }}
 ),
@@ -13,10 +11,7 @@ subscriptions as (
 ),
 
 fx as (
-    select currency_code, usd_per_unit / (
-        select usd_per_unit from {{ ref('fx_rates') }} where currency_code = '{{ reporting_currency }}'
-    ) as to_reporting
-    from {{ ref('fx_rates') }}
+    select * from {{ ref('int_fx_to_reporting') }}
 ),
 
 digits as (

@@ -56,11 +56,7 @@ cells as (
 ),
 
 fx as (
-    select * from {{ ref('fx_rates') }}
-),
-
-reporting_fx as (
-    select usd_per_unit from fx where currency_code = '{{ reporting_currency }}'
+    select * from {{ ref('int_fx_to_reporting') }}
 ),
 
 calibration as (
@@ -85,11 +81,10 @@ joined as (
         scores.scored_at,
         scores.is_valid_score,
         cells.experiment_cell,
-        observed_fx.usd_per_unit / reporting_fx.usd_per_unit as observed_fx_rate,
-        score_fx.usd_per_unit / reporting_fx.usd_per_unit as score_fx_rate,
+        observed_fx.to_reporting as observed_fx_rate,
+        score_fx.to_reporting as score_fx_rate,
         coalesce(conversions.captured_event_id, conversions.canonical_event || '-' || conversions.source_record_id) as event_id
     from conversions
-    cross join reporting_fx
     left join mapping
         on conversions.canonical_event = mapping.canonical_event
         and conversions.business_model = mapping.business_model

@@ -17,7 +17,7 @@ import duckdb
 import phonenumbers
 import pytest
 
-from dbt_harness import PROJECT_ROOT, dbt_env, run_dbt
+from dbt_harness import PROJECT_ROOT, build_demo_warehouse, dbt_env, run_dbt
 
 SCHEMA = "tiktok"
 SOURCE_SCHEMA = "raw_first_party"
@@ -28,12 +28,7 @@ EMAIL_LIKE = re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}")
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("build") / "warehouse.duckdb"
-    subprocess.run(
-        [sys.executable, "scripts/generate_demo_data.py", "--out", "seeds/demo"],
-        cwd=PROJECT_ROOT, env=dbt_env(path), check=True, capture_output=True,
-    )
-    run_dbt(["seed"], path)
-    run_dbt(["build"], path)
+    build_demo_warehouse(path)
     return path
 
 

@@ -8,7 +8,6 @@
     Customers with a SaaS signup are left out: the sources carry no SaaS billing, so their
     realised value cannot be observed (add a payments source to int_customer_revenue to include
     them). -#}
-{%- set reporting_currency = var('tiktok_reporting_currency') | upper -%}
 {%- set as_of = tiktok_outbox.tiktok_as_of() -%}
 
 with predictions as (
@@ -20,10 +19,7 @@ with predictions as (
 ),
 
 fx as (
-    select currency_code, usd_per_unit / (
-        select usd_per_unit from {{ ref('fx_rates') }} where currency_code = '{{ reporting_currency }}'
-    ) as to_reporting
-    from {{ ref('fx_rates') }}
+    select * from {{ ref('int_fx_to_reporting') }}
 ),
 
 first_score as (
