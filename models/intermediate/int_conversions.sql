@@ -27,11 +27,29 @@ app_events as (
 ),
 
 subscriptions as (
-    select * from {{ ref('stg_first_party__subscriptions') }}
+    -- a subscription loaded twice keeps its most recently updated row (no fan-out in the join)
+    select *
+    from (
+        select
+            subscriptions.*,
+            row_number() over (partition by subscription_id order by updated_at desc) as row_rank
+        from {{ ref('stg_first_party__subscriptions') }} as subscriptions
+        where subscription_id is not null
+    ) as ranked
+    where row_rank = 1
 ),
 
 signups as (
-    select * from {{ ref('stg_first_party__signups') }}
+    -- a signup loaded twice keeps its most recently updated row; a null id is not a conversion
+    select *
+    from (
+        select
+            signups.*,
+            row_number() over (partition by signup_id order by updated_at desc) as row_rank
+        from {{ ref('stg_first_party__signups') }} as signups
+        where signup_id is not null
+    ) as ranked
+    where row_rank = 1
 ),
 
 pixel_event_ids as (

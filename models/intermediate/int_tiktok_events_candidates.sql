@@ -176,10 +176,10 @@ finalized as (
         valued.*,
         valued.value_basis = 'pltv' and valued.blended_value > valued.value_cap as is_value_capped,
         case valued.value_basis
-            when 'pltv' then round(greatest(least(valued.blended_value, valued.value_cap), {{ floor_value }}), 2)
-            when 'observed_fallback' then round(greatest(valued.observed_value_reporting, {{ floor_value }}), 2)
-            when 'observed' then round(valued.observed_value_reporting, 2)
-        end as value,
+            when 'pltv' then greatest(least(valued.blended_value, valued.value_cap), {{ floor_value }})
+            when 'observed_fallback' then greatest(valued.observed_value_reporting, {{ floor_value }})
+            when 'observed' then valued.observed_value_reporting
+        end as raw_value,
         row_number() over (
             partition by valued.event_source_id, valued.event, valued.event_id
             order by valued.converted_at, valued.conversion_id
@@ -204,8 +204,8 @@ checked as (
             when observed_value is not null and observed_fx_rate is null then 'invalid_currency'
             when predicted_ltv is not null and is_valid_score and score_fx_rate is null then 'invalid_currency'
             when is_value_anchor and experiment_cell = 'treatment' and predicted_ltv is not null and not is_valid_score then 'invalid_value'
-            when value is not null and not ({{ tiktok_outbox.is_finite_number('cast(value as ' ~ tiktok_outbox.type_double() ~ ')') }} and value >= 0 and value < {{ max_value }}) then 'invalid_value'
-            when is_value_anchor and value is null and not (experiment_cell = 'holdout') then 'missing_value'
+            when raw_value is not null and not ({{ tiktok_outbox.is_finite_number('raw_value') }} and raw_value >= 0 and raw_value < {{ max_value }}) then 'invalid_value'
+            when is_value_anchor and raw_value is null and not (experiment_cell = 'holdout') then 'missing_value'
             when email_sha256 is null and phone_sha256 is null and external_id_sha256 is null
                 and ttclid is null and ttp is null and (ip is null or user_agent is null) then 'no_match_key'
         end as exclusion_reason
@@ -232,8 +232,8 @@ final as (
         ip,
         user_agent,
         page_url,
-        value,
-        case when value is not null then '{{ reporting_currency }}' end as currency,
+        {{ tiktok_outbox.round_money('raw_value') }} as value,
+        case when raw_value is not null then '{{ reporting_currency }}' end as currency,
         order_id,
         experiment_cell,
         -- provenance only carries scores that could be used (NaN and the like are not numbers to ship)
@@ -244,7 +244,7 @@ final as (
         calibration_factor,
         coalesce(is_value_capped, false) as is_value_capped,
         value_basis,
-        round(observed_value_reporting, 2) as observed_value,
+        {{ tiktok_outbox.round_money('observed_value_reporting') }} as observed_value,
         is_value_anchor,
         exclusion_reason
     from checked
