@@ -2,15 +2,18 @@
     most frequent error. Grain: (delivery_date, run_id); a run that crosses midnight has a row per
     day. Production receipts only. -#}
 
-with events as (
-    select
-        events.*,
-        cast({{ dbt.date_trunc('day', 'events.first_sent_at') }} as date) as delivery_date
-    from {{ ref('int_delivery_events_by_run') }} as events
+with runs as (
+    select * from {{ ref('stg_tiktok_delivery__runs') }}
 ),
 
-runs as (
-    select * from {{ ref('stg_tiktok_delivery__runs') }}
+events as (
+    -- an event that was never sent (expired, rejected before sending) counts on its run's day
+    select
+        events.*,
+        cast({{ dbt.date_trunc('day', 'coalesce(events.first_sent_at, runs.started_at)') }} as date) as delivery_date
+    from {{ ref('int_delivery_events_by_run') }} as events
+    left join runs
+        on events.run_id = runs.run_id
 ),
 
 counts as (
