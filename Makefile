@@ -56,10 +56,8 @@ profiles.yml: | profiles.example.yml
 demo-data: setup
 	$(PY) scripts/generate_demo_data.py --out seeds/demo
 
-# The demo seeds are the sources' tables, so they load before the build reads them.
 build: demo-data
 	mkdir -p $(dir $(DBT_DUCKDB_PATH))
-	$(DBT) seed
 	$(DBT) build
 
 # Audit models read the receipts: rebuild them after a push. Monitors gate on their own.
@@ -82,7 +80,6 @@ demo: setup
 test-dbt: export DBT_DUCKDB_PATH = $(CURDIR)/target/test/tiktok_outbox.duckdb
 test-dbt: demo-data
 	rm -rf $(dir $(DBT_DUCKDB_PATH)) && mkdir -p $(dir $(DBT_DUCKDB_PATH))
-	$(DBT) seed
 	$(DBT) build --full-refresh
 	$(DBT) test --select tag:monitor
 

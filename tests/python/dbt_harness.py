@@ -54,11 +54,10 @@ def run_dbt(args: list[str], duckdb_path: Path, extra_env: dict[str, str] | None
 
 
 def build_demo_warehouse(path: Path) -> Path:
-    """Generate fresh demo data and `dbt seed` + `dbt build` it into the DuckDB file at path."""
+    """Generate fresh demo data and `dbt build` it (seeds included) into the DuckDB file at path."""
     subprocess.run(
         [sys.executable, "scripts/generate_demo_data.py", "--out", "seeds/demo"],
         cwd=PROJECT_ROOT, env=dbt_env(path), check=True, capture_output=True,
     )
-    run_dbt(["seed"], path)
     run_dbt(["build"], path)
     return path

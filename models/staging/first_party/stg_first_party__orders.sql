@@ -1,3 +1,8 @@
+{#- With demo data on, the seed is this source's table: the edge makes dbt load it first. -#}
+{%- if var('tiktok_load_demo_data') | as_bool %}
+-- depends_on: {{ ref('orders') }}
+{%- endif %}
+
 with source as (
     select * from {{ source('first_party', 'orders') }}
 ),
