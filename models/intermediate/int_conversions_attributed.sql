@@ -14,26 +14,35 @@ sessions as (
     select * from {{ ref('stg_first_party__web_sessions') }}
 ),
 
+linked_sessions as (
+    -- sessions that completed an order or a signup, keyed like the conversion they belong to
+    -- (one equality key, so the join below is a hash join, not a nested loop)
+    select 'purchase' as canonical_event, order_id as source_record_id, sessions.*
+    from sessions
+    where order_id is not null
+    union all
+    select 'signup' as canonical_event, signup_id as source_record_id, sessions.*
+    from sessions
+    where signup_id is not null
+),
+
 candidate_sessions as (
     -- the session the conversion happened in (linked by order or signup id) ...
     select
         conversions.conversion_id,
         conversions.converted_at,
-        sessions.session_id,
-        sessions.started_at,
-        sessions.ttclid,
-        sessions.ttp,
-        sessions.ip,
-        sessions.user_agent,
-        sessions.page_url,
+        linked_sessions.session_id,
+        linked_sessions.started_at,
+        linked_sessions.ttclid,
+        linked_sessions.ttp,
+        linked_sessions.ip,
+        linked_sessions.user_agent,
+        linked_sessions.page_url,
         true as is_linked_session
     from conversions
-    inner join sessions
-        on (
-            conversions.canonical_event = 'purchase' and sessions.order_id = conversions.source_record_id
-        ) or (
-            conversions.canonical_event = 'signup' and sessions.signup_id = conversions.source_record_id
-        )
+    inner join linked_sessions
+        on conversions.canonical_event = linked_sessions.canonical_event
+        and conversions.source_record_id = linked_sessions.source_record_id
 
     union all
 
