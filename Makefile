@@ -18,7 +18,7 @@ export TIKTOK_APP_ID                 ?= 7000000000000000001
 export TIKTOK_OFFLINE_EVENT_SET_ID   ?= 7100000000000000001
 export TIKTOK_CRM_EVENT_SET_ID       ?= 7200000000000000001
 
-.PHONY: help setup system-deps demo-data build audit monitor demo test test-dbt test-python lint clean
+.PHONY: help setup system-deps demo-data build audit monitor demo test test-dbt test-python lint clean fault-matrix bench
 
 help:
 	@echo "make demo   - set up, generate demo data, build the outbox, deliver it to the local emulator"
@@ -27,6 +27,8 @@ help:
 	@echo "make audit  - rebuild the audit models after a push; make monitor - run the monitors"
 	@echo "make setup  - create .venv with the pinned dependencies and profiles.yml"
 	@echo "make lint   - ruff over the Python code"
+	@echo "make fault-matrix - every delivery fault scenario against the emulator, with the reconciliation table"
+	@echo "make bench  - benchmark (BENCH_EVENTS=N, default 1,000,000): generate, dbt build, +1% rebuild, push vs one-event-per-request"
 
 setup: $(STAMP) profiles.yml
 
@@ -75,6 +77,8 @@ demo: setup
 	$(MAKE) --no-print-directory audit
 	@echo "Monitors (the first push delivers up to 28 days of history, so latency is expected to fail):"
 	-@$(DBT) test --select tag:monitor --quiet && echo "all monitors pass"
+	$(SENDER) report --out target/report.html
+	@echo "open target/report.html (self-contained, works offline)"
 
 # The dbt suite gets a warehouse of its own, so receipts of an earlier demo do not leak in.
 test-dbt: export DBT_DUCKDB_PATH = $(CURDIR)/target/test/tiktok_outbox.duckdb
@@ -92,8 +96,15 @@ test: setup system-deps
 	$(MAKE) --no-print-directory test-dbt
 	$(MAKE) --no-print-directory test-python
 
+fault-matrix: setup
+	$(PY) scripts/fault_matrix.py
+
+BENCH_EVENTS ?= 1000000
+bench: setup
+	$(PY) scripts/bench.py --events $(BENCH_EVENTS)
+
 lint: setup
-	$(VENV)/bin/ruff check sender scripts tests
+	$(VENV)/bin/ruff check sender scripts tests/python
 
 clean:
 	rm -rf target logs $(VENV) seeds/demo/*.csv

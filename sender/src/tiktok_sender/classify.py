@@ -49,6 +49,7 @@ AUTH_CODES = frozenset(
 # Version errors would reject every event of every batch: a wrong URL, not bad events.
 CONFIG_CODES = frozenset({c.CODE_VERSION_ERROR, c.CODE_INVALID_API_VERSION})
 
+SNIPPET_BYTES = 2000
 _EVENT_INDEX = re.compile(r"\bdata(?:\.(\d+)|\[(\d+)\])")
 
 
@@ -137,7 +138,9 @@ def classify(response: Response) -> Classification:
 
 def _classify_http(status: int, body: bytes, retry_after: float | None) -> Classification:
     """A response without a TikTok `code` (gateway pages, proxies, a wrong URL)."""
-    snippet = body[:200].decode("utf-8", "replace").strip()
+    # Longer than anything downstream keeps (500 characters), so the cut never splits a secret
+    # that the delivery loop redacts before truncating.
+    snippet = body[:SNIPPET_BYTES].decode("utf-8", "replace").strip()
     message = f"HTTP {status} without an API code" + (f": {snippet}" if snippet else "")
     if status in (401, 403):
         return Classification(Verdict.FATAL_AUTH, status, None, message, None, retry_after)

@@ -5,15 +5,17 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import click
 import typer
 
 from tiktok_sender import __version__
 from tiktok_sender.contract import DEFAULT_API_URL, MAX_BATCH_SIZE
-from tiktok_sender.errors import EXIT_INTERRUPTED, SenderError
+from tiktok_sender.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, SenderError
 from tiktok_sender.settings import PushSettings, Secret, load_token, redact
 
 app = typer.Typer(
@@ -47,7 +49,8 @@ def _setup_logging(verbose: bool, secret: Secret | None = None) -> None:
 
 
 def _guard(fn: Callable[[], T], secret: Secret | None = None) -> T:
-    """Run `fn`; a SenderError becomes one line on stderr and its exit code, no traceback."""
+    """Run `fn`; a SenderError becomes one line on stderr and its exit code, no traceback. Any
+    other exception is a bug: one line too (exit 70), the traceback only with --verbose."""
     try:
         return fn()
     except SenderError as exc:
@@ -56,6 +59,19 @@ def _guard(fn: Callable[[], T], secret: Secret | None = None) -> T:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    except (click.exceptions.Exit, click.exceptions.ClickException):
+        raise
+    except Exception as exc:  # noqa: BLE001  (the last resort: a bug still prints one line)
+        if logging.getLogger("tiktok_sender").isEnabledFor(logging.DEBUG):
+            trace = "".join(traceback.format_exception(exc))
+            typer.echo(redact(trace, secret).rstrip(), err=True)
+        detail = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else "", secret)
+        typer.echo(
+            f"error: internal error ({exc.__class__.__name__}: {detail[:300]}); "
+            "run with --verbose for the traceback and report it",
+            err=True,
+        )
+        raise typer.Exit(EXIT_INTERNAL) from None
 
 
 def _version(value: bool) -> None:
@@ -167,6 +183,11 @@ def push(
         typer.Option("--allow-insecure-http", envvar="TIKTOK_ALLOW_INSECURE_HTTP",
                      help="Allow http:// to a non-loopback host."),
     ] = False,
+    lock_timeout: Annotated[
+        float,
+        typer.Option(envvar="TIKTOK_LOCK_TIMEOUT", min=0,
+                     help="Seconds to wait while another run holds the warehouse (else exit 5)."),
+    ] = 0.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Send every outbox event that has no terminal receipt yet, and record receipts."""
@@ -197,9 +218,14 @@ def push(
             limit=limit,
             dump=dump,
             allow_insecure_http=allow_insecure_http,
+            lock_timeout=lock_timeout,
         )
         target = _target(ctx)
-        return Delivery(settings, lambda: open_warehouse(target), progress=progress_for(sys.stderr))
+        return Delivery(
+            settings,
+            lambda abort: open_warehouse(target, lock_timeout=settings.lock_timeout, abort=abort),
+            progress=progress_for(sys.stderr),
+        )
 
     delivery = _guard(build, token)
     result = _guard(delivery.run, token)
@@ -214,20 +240,38 @@ def status(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
 ) -> None:
-    """Pending, delivered, rejected, failed and expired counts, the last run, top errors."""
-    from tiktok_sender.report import render_status
+    """Delivery counts, the last run, top errors, and the audit figures once `dbt build` made them."""
+    from tiktok_sender.audit import audit_json, audit_section
+    from tiktok_sender.report import render_json, render_status, status_dict
     from tiktok_sender.warehouse import open_warehouse
 
     _setup_logging(ctx.obj["verbose"])
 
     def report() -> str:
-        warehouse = open_warehouse(_target(ctx), read_only=True)
+        target = _target(ctx)
+        warehouse = open_warehouse(target, read_only=True)
         try:
-            return render_status(warehouse.status(), as_json=as_json)
+            state = warehouse.status()
         finally:
             warehouse.close()
+        if as_json:
+            return render_json({**status_dict(state), "audit": audit_json(target)})
+        return render_status(state, as_json=False) + "\n\n" + audit_section(target)
 
     typer.echo(_guard(report))
+
+
+@app.command("report")
+def report_command(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")] = Path("report.html"),
+) -> None:
+    """Write the audit report: one self-contained HTML file with charts that opens offline."""
+    from tiktok_sender.report_html import write_report
+
+    _setup_logging(ctx.obj["verbose"])
+    path = _guard(lambda: write_report(_target(ctx), out))
+    typer.echo(f"report written to {path}")
 
 
 @app.command()

@@ -8,8 +8,10 @@ the read chunk, one open batch per event source and a queue of `2 x concurrency`
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -29,7 +31,7 @@ from tiktok_sender.contract import (
     CODE_TOO_MANY_REQUESTS_BL,
 )
 from tiktok_sender.errors import EXIT_OK, ApiConfigError, AuthError, ConfigError
-from tiktok_sender.pacing import Pacer, backoff_delay
+from tiktok_sender.pacing import Pacer, backoff_delay, sleep_unless
 from tiktok_sender.payload import Batch, Batcher, Event, Prepared, Skipped, body, prepare
 from tiktok_sender.receipts import (
     DELIVERED,
@@ -50,6 +52,7 @@ T = TypeVar("T")
 THROTTLE_CODES = frozenset(
     {CODE_REQUEST_TOO_FREQUENT, CODE_REQUEST_FREQUENCY_LIMITED, CODE_TOO_MANY_REQUESTS_BL}
 )
+IN_FLIGHT_MESSAGE = "interrupted while the request was in flight: outcome unknown, sent again next run"
 
 
 class WarehouseThread:
@@ -108,7 +111,7 @@ class Delivery:
     def __init__(
         self,
         settings: PushSettings,
-        open_warehouse: Callable[[], Warehouse],
+        open_warehouse: Callable[[threading.Event], Warehouse],
         *,
         progress: Progress | None = None,
         clock: Callable[[], float] = time.time,
@@ -126,7 +129,13 @@ class Delivery:
             max_failure_rate=settings.max_failure_rate,
         )
         self.receipts = ReceiptFactory(self.result.run_id, settings.test_event_code)
-        self._pacer = Pacer(settings.rate_limit)
+        # Set by the first SIGINT/SIGTERM once sending started: no new request goes out, the
+        # requests in flight finish and are recorded. A second signal cancels them.
+        self._stopping = asyncio.Event()
+        self._sending = False
+        self._fatal: AuthError | ApiConfigError | None = None
+        self._abort_open = threading.Event()  # a signal while waiting for the delivery lease
+        self._pacer = Pacer(settings.rate_limit, stop=self._stopping)
         self._dump: IO[bytes] | None = None
 
     @property
@@ -136,21 +145,38 @@ class Delivery:
     def run(self) -> RunResult:
         """Run to completion; fatal API answers end up in `result.error`, setup errors raise.
 
-        SIGINT and SIGTERM stop the run: requests in flight are abandoned (their events stay
-        pending), receipts already received are committed, the run row says `interrupted`."""
+        The first SIGINT or SIGTERM stops the run cleanly: no new request is sent, the requests
+        in flight finish (within the read timeout) and get their receipts, every receipt is
+        committed, and the run row says `interrupted`. A second signal (or a first one before
+        sending started) stops at once: requests still in flight get a `failed` receipt saying
+        their outcome is unknown, and their events stay pending for the next run."""
         try:
             return asyncio.run(self._run_with_signals())
         except (asyncio.CancelledError, KeyboardInterrupt):
-            if self.result.outcome != "interrupted":
-                raise
-            return self.result
+            # stopped before sending started (or a second signal): nothing is in flight
+            result = self.result
+            if result.outcome != "interrupted":
+                result.outcome, result.message = "interrupted", "interrupted before sending started"
+            result.finished_at = result.finished_at or utcnow()
+            return result
 
     async def _run_with_signals(self) -> RunResult:
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         assert task is not None
+
+        def on_signal(signum: int) -> None:
+            if self._sending and not self._stopping.is_set():
+                log.warning(
+                    "%s: finishing the requests in flight, then stopping "
+                    "(send the signal again to stop at once)", signal.Signals(signum).name,
+                )
+                self._stopping.set()
+            else:
+                task.cancel()
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)
+            loop.add_signal_handler(sig, on_signal, sig)
         try:
             return await self._run()
         finally:
@@ -160,7 +186,11 @@ class Delivery:
     async def _run(self) -> RunResult:
         db = WarehouseThread()
         try:
-            warehouse = await db.call(self._open_warehouse)
+            try:
+                warehouse = await db.call(self._open_warehouse, self._abort_open)
+            except asyncio.CancelledError:
+                self._abort_open.set()  # stop waiting for the lease
+                raise
             try:
                 await self._run_with(db, warehouse)
             finally:
@@ -186,6 +216,7 @@ class Delivery:
         try:
             if s.dump is not None:
                 self._dump = _open_dump(s.dump)
+            self._sending = True
             if s.dry_run:
                 await self._produce(db, warehouse, sink, self._dry_send)
             else:
@@ -198,7 +229,14 @@ class Delivery:
                     read_timeout=s.read_timeout,
                 ) as client:
                     await self._send_all(db, warehouse, sink, client)
-            result.outcome = "success" if result.exit_code == EXIT_OK else "failures"
+            if self._fatal is not None:
+                raise self._fatal
+            if self._stopping.is_set():
+                result.outcome, result.message = "interrupted", (
+                    "stopped by a signal; requests in flight finished, unsent events stay pending"
+                )
+            else:
+                result.outcome = "success" if result.exit_code == EXIT_OK else "failures"
         except AuthError as exc:
             result.outcome, result.error = "auth_error", exc
         except ApiConfigError as exc:
@@ -268,13 +306,15 @@ class Delivery:
         upcoming.set_result(None)
         try:
             upcoming = asyncio.ensure_future(db.call(reader.next))
-            while (chunk := await upcoming) is not None:
+            while (chunk := await upcoming) is not None and not self._stopping.is_set():
                 upcoming = asyncio.ensure_future(db.call(reader.next))  # read ahead meanwhile
                 prepared = prepare(chunk, expire_before=expire_before)
                 self._record_skipped(prepared, sink)
                 for batch in batcher.add(prepared.groups):
                     await emit(batch)
             for batch in batcher.flush():
+                if self._stopping.is_set():
+                    break
                 await emit(batch)
         finally:
             if not upcoming.done():
@@ -341,40 +381,77 @@ class Delivery:
 
         async def work() -> None:
             while (batch := await queue.get()) is not None:
+                if self._stopping.is_set():
+                    continue  # not sent: stays pending
                 self.result.counts.sent += len(batch)
                 self.result.groups[(batch.event_source, batch.event_source_id)] += len(batch)
                 if self._dump is not None:
                     self._dump.write(body(batch, self.settings.test_event_code) + b"\n")
                 await self._deliver(client, sink, batch)
 
-        tasks = [asyncio.create_task(produce())]
-        tasks += [asyncio.create_task(work()) for _ in range(self.settings.concurrency)]
+        async def stop_when_asked() -> None:
+            await self._stopping.wait()
+            producer.cancel()  # it only reads the outbox and queues batches
+            while not queue.empty():  # queued batches were never sent: they stay pending
+                queue.get_nowait()
+            for _ in range(self.settings.concurrency):
+                queue.put_nowait(None)
+
+        producer = asyncio.create_task(produce())
+        tasks = [producer] + [asyncio.create_task(work()) for _ in range(self.settings.concurrency)]
+        watcher = asyncio.create_task(stop_when_asked())
+        workers = tasks[1:]
         try:
-            await asyncio.gather(*tasks)
+            try:
+                await asyncio.gather(*tasks)
+            except asyncio.CancelledError:
+                stopped_on_purpose = (
+                    self._stopping.is_set()
+                    and producer.cancelled()
+                    and not any(w.cancelled() for w in workers)
+                )
+                if not stopped_on_purpose:
+                    raise
+                await asyncio.gather(*workers)  # they finish the requests in flight
         except BaseException:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
+        finally:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
 
     async def _deliver(self, client: ApiClient, sink: ReceiptSink, first: Batch) -> None:
         """Send one batch until every event in it is delivered, rejected or out of attempts."""
         s, counts = self.settings, self.result.counts
         stack = [first]
-        while stack:
+        while stack and not self._stopping.is_set():
             batch = stack.pop()
             await self._pacer.wait()
+            if self._stopping.is_set():
+                break
             batch.attempt += 1
             sent_at = utcnow()
-            response = await client.post(body(batch, s.test_event_code))
-            verdict = classify(response)
             counts.requests += 1
+            try:
+                response = await client.post(body(batch, s.test_event_code))
+            except asyncio.CancelledError:
+                # Stopped at once: the API may or may not have these events. Say so; the next
+                # run sends them again with the same event_id, which TikTok deduplicates.
+                sink.add(self._receipt(batch, FAILED, Outcome(
+                    sent_at=sent_at, api_message=IN_FLIGHT_MESSAGE)))
+                raise
+            # Redact before anything truncates the message: a cut through the token would
+            # leave a piece of it that redaction no longer recognises.
+            verdict = classify(response)
+            verdict = dataclasses.replace(verdict, message=redact(verdict.message, s.token))
             outcome = Outcome(
                 sent_at=sent_at,
                 acknowledged_at=utcnow() if response.status is not None else None,
                 http_status=verdict.http_status,
                 api_code=verdict.api_code,
-                api_message=redact(verdict.message, s.token),
+                api_message=verdict.message,
                 request_id=verdict.request_id,
             )
             kind = verdict.verdict
@@ -398,7 +475,7 @@ class Delivery:
                 if verdict.http_status == 429 or verdict.api_code in THROTTLE_CODES:
                     self._pacer.pause(delay)
                 else:
-                    await asyncio.sleep(delay)
+                    await sleep_unless(self._stopping, delay)
                 stack.append(batch)
             elif kind is Verdict.REJECT or kind is Verdict.SPLIT:
                 stack.extend(self._isolate(sink, batch, verdict, outcome))
@@ -410,7 +487,15 @@ class Delivery:
                     if kind is Verdict.FATAL_AUTH
                     else "check TIKTOK_API_URL"
                 )
-                raise error(f"the API stopped the run: {_describe(verdict)}; {hint}")
+                # Stop like a signal does: no new request, the ones in flight finish and are
+                # recorded (their events are not sent twice for nothing), then the error ends
+                # the run.
+                if self._fatal is None:
+                    self._fatal = error(f"the API stopped the run: {_describe(verdict)}; {hint}")
+                self._stopping.set()
+                break
+        if first.attempt == 0:  # stopped before its first send: it was never sent
+            counts.sent -= len(first)
 
     def _isolate(
         self, sink: ReceiptSink, batch: Batch, verdict: Classification, outcome: Outcome

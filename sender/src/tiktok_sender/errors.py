@@ -7,6 +7,8 @@ EXIT_FAILURES = 1
 EXIT_USAGE = 2
 EXIT_AUTH = 3
 EXIT_CONFIG = 4
+EXIT_BUSY = 5
+EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 
 
@@ -26,6 +28,12 @@ class WarehouseError(SenderError):
     """The warehouse cannot be opened or lacks the outbox table or columns."""
 
     exit_code = EXIT_CONFIG
+
+
+class WarehouseBusyError(WarehouseError):
+    """Another process holds the delivery lease (for DuckDB: the file lock) past the wait."""
+
+    exit_code = EXIT_BUSY
 
 
 class AuthError(SenderError):

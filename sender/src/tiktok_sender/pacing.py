@@ -10,6 +10,17 @@ from collections.abc import Callable
 MAX_RETRY_AFTER = 900.0
 
 
+async def sleep_unless(stop: asyncio.Event | None, seconds: float) -> None:
+    """Sleep `seconds`, or less when `stop` is set meanwhile."""
+    if stop is None:
+        await asyncio.sleep(seconds)
+        return
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        pass
+
+
 def backoff_delay(
     retries: int,
     *,
@@ -35,10 +46,14 @@ class Pacer:
     """
 
     def __init__(
-        self, rate_limit: float | None, clock: Callable[[], float] = time.monotonic
+        self,
+        rate_limit: float | None,
+        clock: Callable[[], float] = time.monotonic,
+        stop: asyncio.Event | None = None,
     ) -> None:
         self._interval = 1.0 / rate_limit if rate_limit else 0.0
         self._clock = clock
+        self._stop = stop
         self._next_slot = 0.0
         self._paused_until = 0.0
 
@@ -46,14 +61,15 @@ class Pacer:
         self._paused_until = max(self._paused_until, self._clock() + seconds)
 
     async def wait(self) -> None:
-        while True:
+        """Return when the next request may go, or as soon as `stop` is set."""
+        while self._stop is None or not self._stop.is_set():
             now = self._clock()
             if self._paused_until > now:
-                await asyncio.sleep(self._paused_until - now)
+                await sleep_unless(self._stop, self._paused_until - now)
                 continue
             if self._interval:
                 slot = max(self._next_slot, now)
                 self._next_slot = slot + self._interval
                 if slot > now:
-                    await asyncio.sleep(slot - now)
+                    await sleep_unless(self._stop, slot - now)
             return

@@ -88,14 +88,14 @@ def progress_for(stream: TextIO = sys.stderr) -> BarProgress | LogProgress:
     return BarProgress(stream) if stream.isatty() else LogProgress()
 
 
-def _json(data: Any) -> str:
+def render_json(data: Any) -> str:
     return orjson.dumps(data, default=str, option=orjson.OPT_INDENT_2).decode()
 
 
 def render_run(result: RunResult, *, as_json: bool) -> str:
     data = result.to_dict()
     if as_json:
-        return _json(data)
+        return render_json(data)
     title = "sender push --dry-run" if result.dry_run else "sender push"
     lines = [f"{title}: {data['outcome']} (exit {data['exit_code']})"]
     if data["message"]:
@@ -155,7 +155,7 @@ def status_dict(report: StatusReport) -> dict[str, Any]:
 def render_status(report: StatusReport, *, as_json: bool) -> str:
     data = status_dict(report)
     if as_json:
-        return _json(data)
+        return render_json(data)
     lines = ["outbox delivery status (production receipts)"]
     for key in ("outbox", "pending", "never_sent", "failed", "delivered", "rejected", "expired"):
         lines.append(f"  {key:<14}{data[key]:>12,}")

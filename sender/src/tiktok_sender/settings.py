@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,17 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+_HOSTNAME = re.compile(r"[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*\.?")
+
+
+def _valid_host(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return len(host) <= 253 and _HOSTNAME.fullmatch(host) is not None
+
+
 def validate_api_url(url: str, *, allow_insecure_http: bool = False) -> str:
     """The API URL, checked: http(s), a host, no credentials; http only on loopback or if allowed."""
     try:
@@ -96,7 +108,7 @@ def validate_api_url(url: str, *, allow_insecure_http: bool = False) -> str:
         parts.port  # noqa: B018  (raises ValueError on a malformed port)
     except ValueError:
         raise ConfigError(f"malformed API URL: {safe_url(url)}") from None
-    if parts.scheme not in ("http", "https") or not host:
+    if parts.scheme not in ("http", "https") or not host or not _valid_host(host):
         raise ConfigError(f"malformed API URL (need http(s)://host/path): {safe_url(url)}")
     if parts.username or parts.password or parts.query or parts.fragment:
         raise ConfigError(
@@ -143,6 +155,7 @@ class PushSettings:
     dump: Path | None = None
     allow_insecure_http: bool = False
     read_chunk_rows: int = 10_000
+    lock_timeout: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(
@@ -161,6 +174,7 @@ class PushSettings:
         _check(0.0 <= self.max_failure_rate <= 1.0, "--max-failure-rate must be within 0..1")
         _check(self.limit is None or self.limit >= 0, "--limit must be >= 0")
         _check(self.read_chunk_rows >= 1, "read chunk must be >= 1 row")
+        _check(self.lock_timeout >= 0, "--lock-timeout must be >= 0")
         _check(not math.isnan(self.max_age_days), "--max-age-days must be a number")
         if not self.dry_run and self.token is None:
             raise ConfigError(

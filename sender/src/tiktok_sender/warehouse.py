@@ -3,20 +3,31 @@
 Only DuckDB is implemented; `open_warehouse` is the one place that picks an implementation, so a
 Postgres one can be added beside it. Table and schema names are validated and quoted; no SQL is
 built from row data (values travel as parameters or Arrow tables).
+
+The delivery lease: a warehouse opened for writing holds it until `close()`, so two `sender push`
+runs against the same warehouse never select the same pending events. DuckDB's lease is the
+exclusive file lock of the read-write connection (released by the OS when the process dies, even
+on SIGKILL). A PostgreSQL implementation would take a session advisory lock,
+`pg_try_advisory_lock(hashtext('tiktok_outbox.sender:' || schema))`, through the same
+`poll_lease` loop. Either waits up to `lock_timeout` seconds, then raises WarehouseBusyError.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import re
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 import duckdb
 import pyarrow as pa
 
-from tiktok_sender.errors import ConfigError, WarehouseError
+from tiktok_sender.errors import ConfigError, WarehouseBusyError, WarehouseError
 from tiktok_sender.profiles import WarehouseTarget
 from tiktok_sender.receipts import (
     RECEIPT_COLUMNS,
@@ -48,6 +59,10 @@ OUTBOX_COLUMNS: tuple[str, ...] = (
     "order_id",
     "experiment_cell",
 )
+
+log = logging.getLogger("tiktok_sender")
+P = ParamSpec("P")
+T = TypeVar("T")
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,127}")
 
@@ -85,7 +100,10 @@ class PendingReader(Protocol):
 
 
 class Warehouse(Protocol):
-    """What the sender needs from a warehouse. Every call happens on one thread."""
+    """What the sender needs from a warehouse. Every call happens on one thread.
+
+    An instance opened for writing holds the delivery lease (see the module docstring) from
+    `open_warehouse` until `close()`."""
 
     target: WarehouseTarget
 
@@ -110,10 +128,72 @@ class Warehouse(Protocol):
     def close(self) -> None: ...
 
 
-def open_warehouse(target: WarehouseTarget, *, read_only: bool = False) -> Warehouse:
+def open_warehouse(
+    target: WarehouseTarget,
+    *,
+    read_only: bool = False,
+    lock_timeout: float = 0.0,
+    abort: threading.Event | None = None,
+) -> Warehouse:
+    """The warehouse of `target`; opened for writing, it holds the delivery lease (waiting up to
+    `lock_timeout` seconds for another holder to let go, or until `abort` is set)."""
     if target.type == "duckdb":
-        return DuckDBWarehouse(target, read_only=read_only)
+        return DuckDBWarehouse(target, read_only=read_only, lock_timeout=lock_timeout, abort=abort)
     raise ConfigError(f"warehouse type '{target.type}' is not supported yet")
+
+
+class LeaseHeld(Exception):
+    """Raised by a lease attempt when another process holds the lease; carries who, if known."""
+
+
+def poll_lease(
+    attempt: Callable[[], T],
+    *,
+    timeout: float,
+    describe: str,
+    abort: threading.Event | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> T:
+    """Call `attempt` until it stops raising LeaseHeld, `timeout` seconds have passed or `abort`
+    is set (a signal while waiting)."""
+    deadline = clock() + max(timeout, 0.0)
+    delay = 0.05
+    abort = abort or threading.Event()
+    announced = False
+    while True:
+        try:
+            return attempt()
+        except LeaseHeld as held:
+            remaining = deadline - clock()
+            if not announced and remaining > 0 and not abort.is_set():
+                log.info("%s is in use by another process (%s); waiting up to %g s",
+                         describe, held, timeout)
+                announced = True
+            if remaining <= 0 or abort.is_set():
+                waited = f"; waited {timeout:g} s" if timeout > 0 else ""
+                raise WarehouseBusyError(
+                    f"{describe} is in use by another process ({held}){waited}: another "
+                    "`sender push` is running, or a dbt build or DuckDB session holds it; "
+                    "try again later or wait with --lock-timeout"
+                ) from None
+            abort.wait(min(delay, remaining))
+            delay = min(delay * 2, 1.0)
+
+
+def _wrap_errors(what: str) -> Callable[[Callable[P, T]], Callable[P, T]]:
+    """Turn a DuckDB error escaping a warehouse call into one clear WarehouseError."""
+
+    def decorate(fn: Callable[P, T]) -> Callable[P, T]:
+        @functools.wraps(fn)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+            try:
+                return fn(*args, **kwargs)
+            except duckdb.Error as exc:
+                raise WarehouseError(f"{what} failed: {_first_line(exc)}") from None
+
+        return wrapper
+
+    return decorate
 
 
 class _DuckDBPendingReader:
@@ -142,7 +222,14 @@ def _first_line(exc: BaseException) -> str:
 class DuckDBWarehouse:
     """The DuckDB file dbt builds into; receipts and runs live in the outbox's schema."""
 
-    def __init__(self, target: WarehouseTarget, *, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        target: WarehouseTarget,
+        *,
+        read_only: bool = False,
+        lock_timeout: float = 0.0,
+        abort: threading.Event | None = None,
+    ) -> None:
         self.target = target
         path = target.path
         if path is None or not Path(path).is_file():
@@ -154,13 +241,20 @@ class DuckDBWarehouse:
         self.outbox = f"{self._schema}.{quote_identifier(OUTBOX_TABLE)}"
         self.receipts = f"{self._schema}.{quote_identifier(RECEIPTS_TABLE)}"
         self.runs = f"{self._schema}.{quote_identifier(RUNS_TABLE)}"
-        try:
-            self._con = duckdb.connect(str(path), read_only=read_only)
-        except duckdb.Error as exc:
-            message = _first_line(exc)
-            if "lock" in message.lower():
-                message = f"the warehouse file {path} is in use by another process ({message})"
-            raise WarehouseError(f"cannot open the warehouse: {message}") from None
+
+        def connect() -> duckdb.DuckDBPyConnection:
+            try:
+                return duckdb.connect(str(path), read_only=read_only)
+            except duckdb.Error as exc:
+                message = _first_line(exc)
+                if "lock" in message.lower():
+                    holder = re.search(r"\(PID (\d+)\)", message)
+                    raise LeaseHeld(f"PID {holder.group(1)}" if holder else "file lock") from None
+                raise WarehouseError(f"cannot open the warehouse {path}: {message}") from None
+
+        self._con = poll_lease(
+            connect, timeout=lock_timeout, describe=f"the warehouse file {path}", abort=abort
+        )
 
     # -- schema -----------------------------------------------------------------------------
 
@@ -172,6 +266,7 @@ class DuckDBWarehouse:
         ).fetchall()
         return [r[0] for r in rows] or None
 
+    @_wrap_errors("checking the outbox")
     def check_outbox(self) -> None:
         columns = self._columns(OUTBOX_TABLE)
         if columns is None:
@@ -199,6 +294,7 @@ class DuckDBWarehouse:
                     f"alter table {quoted} add column {quote_identifier(column.name)} {column.sql}"
                 )
 
+    @_wrap_errors("creating the delivery tables")
     def ensure_delivery_tables(self) -> None:
         try:
             self._ensure_table(RECEIPTS_TABLE, self.receipts, RECEIPT_COLUMNS)
@@ -229,6 +325,7 @@ class DuckDBWarehouse:
             params.append(limit)
         return sql, params
 
+    @_wrap_errors("counting pending events")
     def count_pending(self, terminal: Sequence[str], limit: int | None) -> int:
         sql, params = self._pending_sql(terminal, limit)
         try:
@@ -237,6 +334,7 @@ class DuckDBWarehouse:
             raise WarehouseError(f"counting pending events failed: {_first_line(exc)}") from None
         return int(row[0]) if row else 0
 
+    @_wrap_errors("reading the outbox")
     def open_pending(
         self, terminal: Sequence[str], limit: int | None, chunk_rows: int
     ) -> PendingReader:
@@ -284,6 +382,7 @@ class DuckDBWarehouse:
 
     # -- status ------------------------------------------------------------------------------
 
+    @_wrap_errors("reading the delivery status")
     def status(self) -> StatusReport:
         self.check_outbox()
         has_receipts = self._columns(RECEIPTS_TABLE) is not None
@@ -356,5 +455,6 @@ class DuckDBWarehouse:
             ],
         )
 
+    @_wrap_errors("closing the warehouse")
     def close(self) -> None:
         self._con.close()

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from sender_harness import Project
 
+from tiktok_sender.emulator import EmulatorThread
+
 
 def one_line_error(result_stderr: str) -> str:
     lines = [line for line in result_stderr.splitlines() if line.strip()]
@@ -102,3 +104,98 @@ def test_version(project: Project) -> None:
 
     result = project.sender("--version")
     assert result.returncode == 0 and result.stdout.strip() == __version__
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://", "http://[::1", "https://exa..mple.com/x/", "https://exa mple.com/x/", "https://example.com:port/x/",
+     "javascript:alert(1)", "//business-api.tiktok.com/open_api/v1.3/event/track/"],
+)
+def test_malformed_api_urls_exit_4(project: Project, url: str) -> None:
+    result = project.sender("push", env={"TIKTOK_API_URL": url})
+    assert result.returncode == 4, result.stderr
+    assert "API URL" in one_line_error(result.stderr)
+
+
+def test_plain_http_needs_loopback_or_the_flag(project: Project) -> None:
+    for host in ("example.com", "10.0.0.1", "localhost.example.com", "127.0.0.1.nip.io"):
+        result = project.sender("push", env={"TIKTOK_API_URL": f"http://{host}/open_api/v1.3/event/track/"})
+        assert result.returncode == 4 and "plain http" in one_line_error(result.stderr), host
+    allowed = project.sender(
+        "push", "--allow-insecure-http", "--dry-run",
+        env={"TIKTOK_API_URL": "http://10.0.0.1/open_api/v1.3/event/track/"})
+    assert allowed.returncode == 0, allowed.stderr
+
+
+def test_warehouse_problems_exit_4(project: Project, tmp_path: Path) -> None:
+    corrupt = tmp_path / "corrupt.duckdb"
+    corrupt.write_bytes(b"this is not a database" * 100)
+    result = project.sender("push", env={"DBT_DUCKDB_PATH": str(corrupt)})
+    assert result.returncode == 4 and "not a valid DuckDB" in one_line_error(result.stderr)
+    result = project.sender("push", env={"DBT_DUCKDB_PATH": str(tmp_path)})  # a directory
+    assert result.returncode == 4 and "warehouse file not found" in one_line_error(result.stderr)
+    result = project.sender("status", env={"DBT_DUCKDB_PATH": str(tmp_path / "missing" / "w.duckdb")})
+    assert result.returncode == 4 and "warehouse file not found" in one_line_error(result.stderr)
+
+
+@pytest.mark.parametrize(
+    ("schema", "needle"),
+    [
+        ("analytics", "analytics.tiktok_events_outbox not found"),
+        ('tiktok\\"; drop table tiktok.tiktok_events_outbox; --', "invalid schema or table name"),
+        ("tik-tok", "invalid schema or table name"),
+    ],
+)
+def test_wrong_or_unsafe_schema_exit_4(project: Project, schema: str, needle: str) -> None:
+    (project.root / "profiles.yml").write_text(
+        "tiktok_outbox:\n  target: d\n  outputs:\n    d:\n      type: duckdb\n"
+        f"      path: {project.outbox.path}\n      schema: \"{schema}\"\n"
+    )
+    for command in ("push", "status"):
+        result = project.sender(command)
+        assert result.returncode == 4 and needle in one_line_error(result.stderr)
+    assert project.outbox.execute("select count(*) from tiktok.tiktok_events_outbox") == [(200,)]
+
+
+def test_token_problems_exit_4(project: Project, tmp_path: Path) -> None:
+    result = project.sender("push", "--token-file", str(tmp_path))  # a directory
+    assert result.returncode == 4 and "token file" in one_line_error(result.stderr)
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    result = project.sender("push", "--token-file", str(empty))
+    assert result.returncode == 4 and "is empty" in one_line_error(result.stderr)
+    result = project.sender("push", env={"TIKTOK_ACCESS_TOKEN": "two words"})
+    assert result.returncode == 4 and "whitespace" in one_line_error(result.stderr)
+    assert "two words" not in result.stderr
+
+
+def test_broken_profiles_and_dump_path_exit_4(project: Project) -> None:
+    (project.root / "profiles.yml").write_text("tiktok_outbox: [unclosed\n")
+    result = project.sender("push")
+    assert result.returncode == 4 and "cannot read" in one_line_error(result.stderr)
+
+
+def test_unwritable_dump_file_exits_4(project: Project) -> None:
+    result = project.sender("push", "--dump", "/nonexistent/dir/bodies.jsonl")
+    assert result.returncode == 4
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: cannot write the dump file") and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("path", "needle"),
+    [("/open_api/v1.3/event/wrong/", "HTTP 404"), ("/open_api/v1.2/event/track/", "40051")],
+)
+def test_wrong_endpoint_stops_the_run_with_exit_4(
+    project: Project, emulator: EmulatorThread, path: str, needle: str
+) -> None:
+    result = project.sender("push", env={"TIKTOK_API_URL": emulator.base_url + path})
+    assert result.returncode == 4, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: the API stopped the run") and needle in last
+    assert "TIKTOK_API_URL" in last and "Traceback" not in result.stderr
+    assert emulator.events() == []
+
+
+def test_lock_timeout_must_not_be_negative(project: Project) -> None:
+    assert project.sender("push", "--lock-timeout", "-1").returncode == 2

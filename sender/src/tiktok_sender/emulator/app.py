@@ -8,6 +8,7 @@ POST /_emulator/reset, GET /_emulator/health.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hmac
 import re
 import time
@@ -20,7 +21,7 @@ import orjson
 
 from tiktok_sender import contract as c
 from tiktok_sender.emulator.faults import FaultInjector, FaultSpec
-from tiktok_sender.emulator.http import DROP, Drop, Reply, Request
+from tiktok_sender.emulator.http import DROP, RESET, Drop, Reply, Request
 from tiktok_sender.emulator.validate import Invalid, validate_body
 from tiktok_sender.errors import ConfigError
 from tiktok_sender.settings import Secret
@@ -30,6 +31,9 @@ API_VERSION = "v1.3"
 DEDUP_WINDOW_S = 48 * 3600
 
 Key = tuple[str, str, str]  # (event_source_id, event, event_id)
+
+# Per request (each connection is its own task): the token sent, for `verbose_errors`.
+_request_token: contextvars.ContextVar[str] = contextvars.ContextVar("request_token", default="")
 
 
 @dataclass
@@ -76,6 +80,11 @@ class EmulatorApp:
 
     def _answer(self, code: int, message: str, status: int = 200, **headers: str) -> Reply:
         self.codes[code] += 1
+        if code != c.CODE_OK and self.faults.spec.verbose_errors:
+            # a gateway that echoes the request headers at the end of messages of about N chars
+            echo = f"; request headers: Access-Token={_request_token.get()})"
+            pad = max(self.faults.spec.verbose_errors - len(message) - len(echo) - 8, 0)
+            message += " (trace=" + "x" * pad + echo
         self._request_seq += 1
         data = {"code": code, "message": message, "request_id": f"emu{self._request_seq:012d}",
                 "data": {}}
@@ -92,6 +101,16 @@ class EmulatorApp:
         return None
 
     async def track(self, request: Request, version: str) -> Reply | Drop:
+        _request_token.set(request.headers.get("access-token", ""))
+        ack_fault: list[str] = []
+        reply = await self._track(request, version, ack_fault)
+        if "lost_ack" in ack_fault:
+            return RESET
+        if "garbage" in ack_fault and isinstance(reply, Reply):
+            return Reply(200, reply.body[: len(reply.body) // 2], "application/json")
+        return reply
+
+    async def _track(self, request: Request, version: str, ack_fault: list[str]) -> Reply | Drop:
         self.requests += 1
         problem = self._token_problem(request)
         if problem is not None:
@@ -104,6 +123,10 @@ class EmulatorApp:
             return self._answer(c.CODE_INVALID_ACCESS_TOKEN, "Access token is invalid (revoked)")
         if fault == "drop":
             return DROP
+        if fault == "reset":
+            return RESET
+        if fault in ("lost_ack", "garbage"):
+            ack_fault.append(fault)  # answered normally, then the answer is lost or mangled
         if fault == "timeout":
             await asyncio.sleep(spec.hang)
             return DROP

@@ -9,6 +9,10 @@ capped with `*N` (`http5xx=1*3`: the first three requests answer 503). Keys:
     latency_ms=X    added to every track request    retry_after=S Retry-After seconds (default 1)
     hang=S          seconds a timeout hangs (30)    revoke_after=N  requests after N get 40105
     reject=ID|ID    40002 naming the event's index  reject_noindex=ID|ID  40002 with no index
+    reset=P         TCP reset before any answer; the events are not stored
+    lost_ack=P      the events are stored, then the connection is reset (the answer is lost)
+    garbage=P       the events are stored, the answer is HTTP 200 with a truncated, non-JSON body
+    verbose_errors=N  error messages padded to about N characters, ending with the Access-Token
 
 Decisions come from one `random.Random(seed)` drawn in request order, so a seed replays the
 same faults for the same sequence of requests.
@@ -24,7 +28,9 @@ from typing import Any
 
 from tiktok_sender.errors import ConfigError
 
-RATE_KINDS = ("drop", "timeout", "http5xx", "http429", "throttle", "sys_error")
+RATE_KINDS = (
+    "drop", "timeout", "http5xx", "http429", "throttle", "sys_error", "reset", "lost_ack", "garbage",
+)
 
 
 @dataclass(frozen=True)
@@ -63,10 +69,14 @@ class FaultSpec:
     http429: Rate = Rate()
     throttle: Rate = Rate()
     sys_error: Rate = Rate()
+    reset: Rate = Rate()
+    lost_ack: Rate = Rate()
+    garbage: Rate = Rate()
     latency_ms: float = 0.0
     retry_after: float = 1.0
     hang: float = 30.0
     revoke_after: int | None = None
+    verbose_errors: int = 0
     reject: frozenset[str] = field(default_factory=frozenset)
     reject_noindex: frozenset[str] = field(default_factory=frozenset)
 
@@ -94,6 +104,8 @@ class FaultSpec:
                 values[key] = frozenset(str(v) for v in items if str(v))
             elif key == "revoke_after":
                 values[key] = None if value in (None, "") else _number(key, value, int)
+            elif key == "verbose_errors":
+                values[key] = _number(key, value, int)
             else:
                 values[key] = _number(key, value, float)
         return replace(cls(), **values)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -36,11 +38,25 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
 class Drop:
-    """Close the connection without answering."""
+    """Close the connection without answering; with `reset`, abort it with a TCP RST."""
+
+    reset: bool = False
 
 
 DROP = Drop()
+RESET = Drop(reset=True)
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        try:  # linger 0: close() sends RST instead of FIN
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+    writer.transport.abort()
 Handler = Callable[[Request], Awaitable[Reply | Drop]]
 
 
@@ -100,6 +116,8 @@ async def serve_connection(
                 break
             reply = await handler(request)
             if isinstance(reply, Drop):
+                if reply.reset:
+                    _reset(writer)
                 break
             keep_alive = request.headers.get("connection", "").lower() != "close"
             writer.write(_head(reply, keep_alive) + reply.body)

@@ -1,0 +1,78 @@
+"""Secrets and hostile input: an API that echoes the token into long error messages, row data
+that looks like SQL, and every place text leaves the sender."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+from sender_harness import TOKEN, Project
+
+from tiktok_sender.emulator import EmulatorThread
+from tiktok_sender.receipts import API_MESSAGE_MAX
+
+
+@pytest.mark.parametrize("length", [215, 510, 3000])
+def test_token_echoed_by_the_api_is_redacted_and_messages_are_truncated(
+    project: Project, emulator: EmulatorThread, tmp_path: Path, length: int
+) -> None:
+    """The API echoes the token at the end of error messages of `length` characters: 215 and 510
+    put it across the 200-character cut of log lines and the 500-character cut of receipts."""
+    emulator.set_faults(
+        f"verbose_errors={length},throttle=0.2,sys_error=0.2,reject=evt-00000004|evt-00000009,"
+        "reject_noindex=evt-00000013,retry_after=0.01", seed=2)
+    dump = tmp_path / "bodies.jsonl"
+    first = project.sender("-v", "push", "--json", "--batch-size", "20", "--max-attempts", "10",
+                           "--dump", str(dump))
+    assert first.returncode == 1, first.stderr  # three rejected events
+    assert first.json()["rejected"] == 3 and first.json()["delivered"] == 197
+    emulator.set_faults(f"verbose_errors={length},revoke_after=0")
+    project.outbox.add(20, start=200)
+    revoked = project.sender("-v", "push", "--json")
+    assert revoked.returncode == 3
+    outputs = [first, revoked, project.sender("status"), project.sender("status", "--json")]
+
+    receipts = project.outbox.receipts("status <> 'delivered'")
+    messages = [r["api_message"] for r in receipts if r["api_message"]]
+    if length <= 510:  # the echo survives the 500-character cut once redacted
+        assert any("Access-Token=***" in m for m in messages)
+    assert all(len(m) <= API_MESSAGE_MAX for m in messages)
+    if length > API_MESSAGE_MAX + len(TOKEN):
+        assert max(len(m) for m in messages) == API_MESSAGE_MAX
+    runs = project.outbox.runs()
+    assert runs[-1]["outcome"] == "auth_error" and len(runs[-1]["message"]) <= API_MESSAGE_MAX
+    piece = TOKEN[:8]  # not even a piece of it survives a cut
+    for out in outputs:
+        assert piece not in out.stdout and piece not in out.stderr
+        assert "Traceback" not in out.stderr
+    if length <= 215:  # debug log lines keep 200 characters of the message
+        assert "Access-Token=***" in first.stderr
+    assert piece.encode() not in dump.read_bytes()
+    assert piece not in project.outbox.all_text()
+    assert piece not in str(orjson.loads(revoked.stdout))
+
+
+def test_row_data_never_becomes_sql(project: Project, emulator: EmulatorThread) -> None:
+    hostile = [
+        "o'brien-1",
+        "x'); drop table tiktok.tiktok_delivery_receipts; --",
+        'quote"d',
+        "ünïcødé-☃-订单",
+        "semi;colon -- comment /* block */",
+    ]
+    for i, event_id in enumerate(hostile):
+        project.outbox.execute(
+            "update tiktok.tiktok_events_outbox set event_id = ?, order_id = ? where event_id = ?",
+            [event_id, event_id, f"evt-{i:08d}"],
+        )
+    result = project.sender("push", "--json")
+    assert result.returncode == 0, result.stderr
+    assert result.json()["delivered"] == 200
+    accepted = {e["payload"]["event_id"] for e in emulator.events()}
+    assert set(hostile) <= accepted
+    receipts = {r["event_id"] for r in project.outbox.receipts()}
+    assert set(hostile) <= receipts and len(receipts) == 200
+    again = project.sender("push", "--json")  # the anti-join matches them exactly
+    assert again.json()["pending"] == 0
+    assert project.sender("status", "--json").json()["delivered"] == 200
