@@ -1,4 +1,7 @@
-{#- Click-id persistence: each conversion carries the ttclid of the customer's latest ad click
+{#- Incremental: conversions already here keep their attribution (sessions precede the conversions
+    they lend keys to); `dbt build --full-refresh` recomputes everything.
+
+    Click-id persistence: each conversion carries the ttclid of the customer's latest ad click
     inside tiktok_click_window_days before it, and the browser context (ttp, ip, user agent, page
     url) of its checkout session, or else of the customer's latest session inside
     tiktok_session_window_hours. App conversions keep the ip and user agent of the app event. -#}
@@ -8,6 +11,10 @@
 
 with conversions as (
     select * from {{ ref('int_conversions') }}
+    {% if is_incremental() %}
+    -- a conversion is attributed once, when it first appears: a rebuild costs what is new
+    where conversion_id not in (select conversion_id from {{ this }})
+    {% endif %}
 ),
 
 sessions as (

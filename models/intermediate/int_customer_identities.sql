@@ -1,4 +1,7 @@
-{#- One row per customer with hashed match keys. Normalisation and hashing happen in one step so
+{#- Incremental (delete+insert on customer_id): a build re-hashes only customers whose row changed
+    since the last one.
+
+    One row per customer with hashed match keys. Normalisation and hashing happen in one step so
     that no raw or merely normalised email or phone leaves this model. -#}
 {%- set default_country = var('tiktok_default_country_code') -%}
 
@@ -21,6 +24,13 @@ latest_customer_row as (
             ) as row_rank
         from customers
         where customer_id is not null
+        {% if is_incremental() %}
+        -- only customers changed since the last build are normalised and hashed again
+          and customer_id in (
+              select customer_id from customers
+              where coalesce(updated_at, created_at) >= (select max(source_updated_at) from {{ this }})
+          )
+        {% endif %}
     ) as ranked
     where row_rank = 1
 ),
@@ -28,6 +38,7 @@ latest_customer_row as (
 prepared as (
     select
         c.customer_id,
+        coalesce(c.updated_at, c.created_at) as source_updated_at,
         coalesce(c.country_code, {{ "'" ~ default_country ~ "'" if default_country else "cast(null as " ~ dbt.type_string() ~ ")" }}) as country_code,
         {{ tiktok_outbox.normalize_email('c.email') }} as email_normalized,
         {{ tiktok_outbox.trim_whitespace('c.email') }} is not null as has_email_input,
@@ -39,6 +50,7 @@ prepared as (
 normalized as (
     select
         prepared.customer_id,
+        prepared.source_updated_at,
         prepared.country_code,
         prepared.email_normalized,
         prepared.has_email_input,
@@ -56,6 +68,7 @@ final as (
     select
         customer_id,
         country_code,
+        source_updated_at,
         {{ tiktok_outbox.hash_identifier('email_normalized') }} as email_sha256,
         {{ tiktok_outbox.hash_identifier('phone_normalized') }} as phone_sha256,
         {{ tiktok_outbox.hash_identifier('external_id_normalized') }} as external_id_sha256,
