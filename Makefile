@@ -18,7 +18,7 @@ export TIKTOK_APP_ID                 ?= 7000000000000000001
 export TIKTOK_OFFLINE_EVENT_SET_ID   ?= 7100000000000000001
 export TIKTOK_CRM_EVENT_SET_ID       ?= 7200000000000000001
 
-.PHONY: help setup system-deps demo-data build audit monitor demo test test-dbt test-python lint clean fault-matrix bench
+.PHONY: help setup system-deps demo-data build audit monitor demo test test-dbt test-python lint clean fault-matrix bench test-postgres
 
 help:
 	@echo "make demo   - set up, generate demo data, build the outbox, deliver it to the local emulator"
@@ -27,6 +27,7 @@ help:
 	@echo "make audit  - rebuild the audit models after a push; make monitor - run the monitors"
 	@echo "make setup  - create .venv with the pinned dependencies and profiles.yml"
 	@echo "make lint   - ruff over the Python code"
+	@echo "make test-postgres - the dbt project on a throwaway PostgreSQL 15 cluster, and the cloud SQL renders"
 	@echo "make fault-matrix - every delivery fault scenario against the emulator, with the reconciliation table"
 	@echo "make bench  - benchmark (BENCH_EVENTS=N, default 1,000,000): generate, dbt build, +1% rebuild, push vs one-event-per-request"
 
@@ -38,12 +39,12 @@ $(STAMP): requirements.txt sender/pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e sender
 	touch $@
 
-# Debian packages some tests drive: Chromium (the report renders in it). Installed when missing
-# and run as root (CI, these machines); elsewhere the command to run is printed, and those tests
-# skip, except under CI=true, where a skip is a failure.
-SYSTEM_PACKAGES := chromium
+# Debian packages some tests drive: Chromium (the report renders in it) and the PostgreSQL server
+# (a throwaway cluster). Installed when missing and run as root (CI, these machines); elsewhere
+# the command to run is printed, and those tests skip, except under CI=true, where a skip fails.
 system-deps:
-	@missing=""; for p in $(SYSTEM_PACKAGES); do command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ]; then \
 		echo "installing:$$missing"; \
@@ -102,6 +103,11 @@ fault-matrix: setup
 BENCH_EVENTS ?= 1000000
 bench: setup
 	$(PY) scripts/bench.py --events $(BENCH_EVENTS)
+
+# PostgreSQL 15 and the cross-warehouse SQL; the tests start (and stop) their own throwaway cluster.
+test-postgres: setup system-deps
+	@$(PYTEST) tests/python/test_postgres_build.py tests/python/test_cross_db_rendering.py; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
 lint: setup
 	$(VENV)/bin/ruff check sender scripts tests/python

@@ -17,10 +17,14 @@ import pytest
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 
-# Event-source ids the demo build needs; real deployments set these in their environment.
+# Event-source ids the demo build needs; real deployments set these in their environment. All
+# four are set, offline and CRM to empty, so a test sees the same ids whatever the shell (or
+# `make`) exported.
 DEMO_ENV = {
     "TIKTOK_PIXEL_CODE": "CDEMOPIXEL00000000001",
     "TIKTOK_APP_ID": "7000000000000000001",
+    "TIKTOK_OFFLINE_EVENT_SET_ID": "",
+    "TIKTOK_CRM_EVENT_SET_ID": "",
 }
 
 

@@ -1,0 +1,230 @@
+"""The dbt project built end to end on a real PostgreSQL 15 server (scripts/pg_cluster.py).
+
+`dbt build --target postgres` on the demo data must pass every model, data test and unit test.
+The same CSVs are built into DuckDB at the same time with the same `tiktok_as_of`, and the two
+warehouses must agree cell for cell on the outbox, the exclusions, the hashed identifiers and the
+experiment cells: ids, hashes, values and cells do not depend on the engine. Then the outbox
+checks of test_outbox_build.py that concern the engine: every business model present, hashed
+keys only, outbox + exclusions = conversions, a rebuild appends nothing, a new conversion is
+appended alone, and a static value fails the build.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from dbt_harness import PROJECT_ROOT, VENV_BIN, dbt_env
+
+pytest_plugins = ["pg_fixtures"]
+
+SCHEMA = "tiktok"
+SOURCE_SCHEMA = "raw_first_party"
+HEX64 = re.compile(r"[0-9a-f]{64}")
+# The demo data and every build are pinned to one instant, so both engines see the same "now".
+AS_OF = datetime.now(UTC).replace(minute=0, second=0, microsecond=0, tzinfo=None).isoformat(sep=" ")
+VARS = {"tiktok_as_of": AS_OF}
+
+
+class Builds:
+    def __init__(self, cluster: Any, work: Path) -> None:
+        self.cluster = cluster
+        self.work = work
+        self.duckdb_path = work / "duckdb" / "warehouse.duckdb"
+        self.duckdb_path.parent.mkdir()
+        self.runs: dict[str, Path] = {}
+
+    def env(self, database: str | None = None) -> dict[str, str]:
+        env = {**dbt_env(self.duckdb_path), **self.cluster.env}
+        if database:
+            env["TIKTOK_PG_DATABASE"] = database
+        return env
+
+    def dbt(self, name: str, args: list[str], target: str = "postgres", database: str | None = None,
+            variables: dict | None = None) -> subprocess.Popen[str]:
+        """Start `dbt ARGS` with a target and log directory of its own (no clash with other dbt runs)."""
+        out = self.work / name
+        out.mkdir(exist_ok=True)
+        self.runs[name] = out
+        return subprocess.Popen(
+            [str(VENV_BIN / "dbt"), *args, "--target", target, "--vars", json.dumps({**VARS, **(variables or {})}),
+             "--target-path", str(out / "target"), "--log-path", str(out / "logs"),
+             "--project-dir", str(PROJECT_ROOT)],
+            cwd=PROJECT_ROOT, env=self.env(database), stdout=(out / "stdout.txt").open("w"),
+            stderr=subprocess.STDOUT, text=True,
+        )
+
+    def output(self, name: str) -> str:
+        return (self.runs[name] / "stdout.txt").read_text()
+
+    def run_results(self, name: str) -> list[dict]:
+        return json.loads((self.runs[name] / "target" / "run_results.json").read_text())["results"]
+
+
+def wait(builds: Builds, procs: dict[str, subprocess.Popen[str]], timeout: float = 900) -> None:
+    deadline = time.monotonic() + timeout
+    for name, proc in procs.items():
+        try:
+            rc = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            pytest.fail(f"dbt ({name}) did not finish in {timeout:.0f}s:\n{builds.output(name)[-4000:]}")
+        if rc != 0:
+            pytest.fail(f"dbt ({name}) failed ({rc}):\n{builds.output(name)[-6000:]}")
+
+
+@pytest.fixture(scope="module")
+def built(postgres_cluster, tmp_path_factory: pytest.TempPathFactory) -> Builds:
+    """Demo data for AS_OF, then `dbt build` into PostgreSQL and DuckDB side by side."""
+    builds = Builds(postgres_cluster, tmp_path_factory.mktemp("pg-build"))
+    subprocess.run(
+        [sys.executable, "scripts/generate_demo_data.py", "--out", "seeds/demo", "--as-of", AS_OF],
+        cwd=PROJECT_ROOT, env=builds.env(), check=True, capture_output=True,
+    )
+    # `dbt build` loads the seeds itself, ordered before the staging models that read them.
+    wait(builds, {
+        "postgres": builds.dbt("postgres", ["build"]),
+        "duckdb": builds.dbt("duckdb", ["build"], target="duckdb"),
+    })
+    return builds
+
+
+def pg(built: Builds, sql: str, database: str | None = None) -> list[tuple]:
+    return built.cluster.query(sql, dbname=database)
+
+
+def dk(built: Builds, sql: str) -> list[tuple]:
+    with duckdb.connect(str(built.duckdb_path), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def test_cluster_stops_and_leaves_nothing_behind(postgres_cluster, new_postgres_cluster):
+    """The helper the suite relies on: a second cluster starts next to the first, then is gone."""
+    with new_postgres_cluster() as other:
+        assert other.port != postgres_cluster.port
+        assert other.query("select current_setting('fsync'), current_database()") == [("off", "tiktok_outbox")]
+        assert other.query("select lower('ÉÑ')") == [("éñ",)]
+        pid, base = other.server_pid(), other.base_dir
+        assert pid and base.is_dir()
+    assert not base.exists()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_build_passes_every_model_data_test_and_unit_test(built):
+    results = built.run_results("postgres")
+    by_kind: dict[str, list[str]] = {}
+    for result in results:
+        by_kind.setdefault(result["unique_id"].split(".")[0], []).append(result["status"])
+    assert {s for statuses in by_kind.values() for s in statuses} <= {"success", "pass", "no-op"}, by_kind
+    assert len(by_kind["model"]) >= 25 and len(by_kind["seed"]) >= 13
+    assert len(by_kind["test"]) >= 100 and len(by_kind["unit_test"]) >= 7
+    assert len(results) == len(built.run_results("duckdb"))
+
+
+def test_outbox_holds_every_business_model(built):
+    rows = dict(pg(built, f"select business_model, count(*) from {SCHEMA}.tiktok_events_outbox group by 1"))
+    assert set(rows) == {"ecommerce", "subscription_app", "saas"}
+    assert all(n > 50 for n in rows.values()), rows
+    events = {e for (e,) in pg(built, f"select distinct event from {SCHEMA}.tiktok_events_outbox")}
+    assert {"CompletePayment", "Subscribe", "StartTrial", "SubmitForm"} <= events
+
+
+def test_hashed_columns_are_hex_or_null(built):
+    for column in ("email_sha256", "phone_sha256", "external_id_sha256"):
+        values = pg(built, f"select {column} from {SCHEMA}.tiktok_events_outbox where {column} is not null")
+        assert values, f"no {column} at all"
+        assert all(HEX64.fullmatch(v) for (v,) in values), column
+
+
+def test_every_conversion_is_outboxed_or_excluded_with_a_reason(built):
+    (conversions,) = pg(built, f"select count(*) from {SCHEMA}.int_conversions")[0]
+    (outboxed,) = pg(built, f"select count(*) from {SCHEMA}.tiktok_events_outbox")[0]
+    reasons = dict(pg(built, f"select exclusion_reason, count(*) from {SCHEMA}.tiktok_events_excluded group by 1"))
+    assert outboxed + sum(reasons.values()) == conversions
+    assert None not in reasons
+    deliberate = {"event_too_old", "not_completed", "invalid_currency", "event_in_future", "duplicate_event_id"}
+    assert deliberate <= set(reasons)
+
+
+def outbox_columns(built: Builds) -> list[str]:
+    return [c for (c,) in pg(built, f"""select column_name from information_schema.columns
+                                      where table_schema = '{SCHEMA}' and table_name = 'tiktok_events_outbox'
+                                      order by ordinal_position""")]
+
+
+def normalised(rows: list[tuple]) -> set[tuple]:
+    """Rows as comparable tuples: numbers as floats rounded to 9 digits (decimal vs double)."""
+    def cell(v):
+        if isinstance(v, bool) or v is None or isinstance(v, str | datetime):
+            return v
+        return round(float(v), 9)
+    return {tuple(cell(v) for v in row) for row in rows}
+
+
+@pytest.mark.parametrize(
+    "relation",
+    ["tiktok_events_outbox", "tiktok_events_excluded", "int_customer_identities", "int_experiment_assignments"],
+)
+def test_postgres_and_duckdb_agree_cell_for_cell(built, relation):
+    """Same CSVs, same tiktok_as_of: every row of these relations is identical on both engines."""
+    columns = [c for (c,) in pg(built, f"""select column_name from information_schema.columns
+                                         where table_schema = '{SCHEMA}' and table_name = '{relation}'
+                                         order by ordinal_position""")]
+    assert columns, relation
+    select = ", ".join(f'"{c}"' for c in columns)
+    on_pg = normalised(pg(built, f"select {select} from {SCHEMA}.{relation}"))
+    on_duckdb = normalised(dk(built, f"select {select} from {SCHEMA}.{relation}"))
+    assert len(on_pg) > 100
+    only_pg, only_duckdb = sorted(on_pg - on_duckdb, key=str), sorted(on_duckdb - on_pg, key=str)
+    assert not only_pg and not only_duckdb, (
+        f"{relation}: {len(only_pg)} rows only on PostgreSQL, {len(only_duckdb)} only on DuckDB; columns {columns}\n"
+        f"postgres: {only_pg[:3]}\nduckdb:   {only_duckdb[:3]}"
+    )
+
+
+def snapshot(built: Builds, database: str) -> dict[str, tuple]:
+    return {row[0]: row[1:] for row in pg(
+        built, f"select event_id, conversion_id, value, outboxed_at from {SCHEMA}.tiktok_events_outbox", database)}
+
+
+def test_rebuild_appends_nothing_and_a_new_conversion_is_appended_alone(built):
+    database = built.cluster.clone_database(built.cluster.dbname, "rebuild")
+    before = snapshot(built, database)
+    wait(built, {"rerun": built.dbt("rerun", ["run", "--select", "+tiktok_events_outbox"], database=database)})
+    assert snapshot(built, database) == before
+
+    (customer,) = pg(built, f"""select customer_id from {SCHEMA}.int_customer_identities
+                               where email_sha256 is not null order by customer_id limit 1""", database)[0]
+    pg(built, f"""insert into {SOURCE_SCHEMA}.orders
+                  select 'ORD-NEW-1', '{customer}', timestamp '{AS_OF}' - interval '1 hour', 'completed', 'USD',
+                         120, 0, 100, 0, timestamp '{AS_OF}'""", database)
+    wait(built, {"increment": built.dbt("increment", ["run", "--select", "+tiktok_events_outbox"], database=database)})
+    after = snapshot(built, database)
+    assert set(after) - set(before) == {"purchase-ORD-NEW-1"}
+    assert {k: after[k] for k in before} == before
+
+
+def test_a_static_value_fails_the_build(built):
+    """A floor above every score makes every value the same: value_varies must catch it here too."""
+    database = built.cluster.clone_database(built.cluster.dbname, "static_value")
+    static = {"tiktok_value_floor": 1000000}
+    # the candidates view first, then the outbox from it with its tests (the view's own tests are
+    # not what this is about)
+    wait(built, {"static-view": built.dbt("static-view", ["run", "--select", "int_tiktok_events_candidates"],
+                                          database=database, variables=static)})
+    proc = built.dbt("static", ["build", "--full-refresh", "--select", "tiktok_events_outbox",
+                                "--exclude", "resource_type:unit_test"], database=database, variables=static)
+    assert proc.wait(timeout=900) != 0
+    failed = [line for line in built.output("static").splitlines() if "FAIL" in line]
+    assert any("value_varies" in line for line in failed), built.output("static")[-3000:]
