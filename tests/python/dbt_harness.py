@@ -8,6 +8,7 @@ test writes itself. Tests that need the whole project build it into a temporary 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -65,3 +66,29 @@ def build_demo_warehouse(path: Path) -> Path:
     )
     run_dbt(["build"], path)
     return path
+
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def raw_identifiers(path: Path, source_schema: str = "raw_first_party") -> set[str]:
+    """Every raw email and phone of the source customers: as written, trimmed, lowercased, and in
+    E.164 (phonenumbers). Values that already were SHA-256 upstream, and fragments shorter than 5
+    characters, are not identifying and are left out."""
+    import duckdb
+    import phonenumbers
+
+    found: set[str] = set()
+    with duckdb.connect(str(path), read_only=True) as con:
+        rows = con.execute(f"select email, phone, country_code from {source_schema}.customers").fetchall()
+    for email, phone, country in rows:
+        for value in (email, phone):
+            if value and value.strip():
+                found |= {value, value.strip(), value.strip().lower()}
+        if phone:
+            try:
+                number = phonenumbers.parse(phone, (country or "").strip().upper() or None)
+                found.add(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+            except phonenumbers.NumberParseException:
+                pass
+    return {v for v in found if not _HEX64.fullmatch(v.lower()) and len(v) >= 5}

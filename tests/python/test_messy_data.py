@@ -19,10 +19,9 @@ from pathlib import Path
 
 import duckdb
 import orjson
-import phonenumbers
 import pytest
 
-from dbt_harness import PROJECT_ROOT, dbt_env, run_dbt
+from dbt_harness import PROJECT_ROOT, dbt_env, raw_identifiers, run_dbt
 
 SCHEMA = "tiktok"
 SOURCE = "raw_first_party"
@@ -150,20 +149,6 @@ def test_the_outbox_stays_within_its_contract(warehouse):
         assert event_time > 0 and event_id
 
 
-def raw_identifiers(path: Path) -> set[str]:
-    """Every raw email and phone of the source customers, as written, trimmed, lowercased and E.164."""
-    found: set[str] = set()
-    for email, phone, country in query(path, f"select email, phone, country_code from {SOURCE}.customers"):
-        for value in (email, phone):
-            if value and value.strip():
-                found |= {value, value.strip(), value.strip().lower()}
-        if phone:
-            try:
-                number = phonenumbers.parse(phone, (country or "").strip().upper() or None)
-                found.add(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
-            except phonenumbers.NumberParseException:
-                pass
-    return {v for v in found if not HEX64.fullmatch(v.lower()) and len(v) >= 5}
 
 
 def text_values(path: Path, tables: list[str]) -> dict[str, set[str]]:

@@ -14,10 +14,9 @@ import sys
 from pathlib import Path
 
 import duckdb
-import phonenumbers
 import pytest
 
-from dbt_harness import PROJECT_ROOT, build_demo_warehouse, dbt_env, run_dbt
+from dbt_harness import PROJECT_ROOT, build_demo_warehouse, dbt_env, raw_identifiers, run_dbt
 
 SCHEMA = "tiktok"
 SOURCE_SCHEMA = "raw_first_party"
@@ -52,21 +51,6 @@ def test_hashed_columns_are_hex_or_null(warehouse):
         assert all(HEX64.fullmatch(v) for (v,) in values), column
 
 
-def raw_identifiers(path: Path) -> set[str]:
-    """Every raw email and phone of the source, as written, trimmed, lowercased and in E.164."""
-    found: set[str] = set()
-    for email, phone, country in query(path, f"select email, phone, country_code from {SOURCE_SCHEMA}.customers"):
-        for value in (email, phone):
-            if value and value.strip():
-                found |= {value, value.strip(), value.strip().lower()}
-        if phone:
-            try:
-                number = phonenumbers.parse(phone, (country or "").strip().upper() or None)
-                found.add(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
-            except phonenumbers.NumberParseException:
-                pass
-    # a value that already was a SHA-256 upstream is not raw PII
-    return {v for v in found if not HEX64.fullmatch(v.lower())}
 
 
 def test_no_raw_email_or_phone_downstream_of_staging(warehouse):
