@@ -1,8 +1,10 @@
 """A `sender push` run: stream pending rows, send batches concurrently, record every outcome.
 
 Threads: the event loop runs payload building and HTTP; every warehouse call goes through one
-dedicated thread, so the warehouse is only ever touched from that thread. Memory is bounded by
-the read chunk, one open batch per event source and a queue of `2 x concurrency` batches.
+dedicated thread, so the warehouse is only ever touched from that thread. Memory does not grow
+with the outbox: it is bounded by the read chunk, one open batch per event source, a queue of
+`2 x concurrency` batches, the receipts waiting for the warehouse (`ReceiptSink`) and the
+warehouse connection's own limit; the run keeps counters, never per-event state.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from tiktok_sender.contract import (
 )
 from tiktok_sender.errors import EXIT_OK, ApiConfigError, AuthError, ConfigError
 from tiktok_sender.pacing import Pacer, backoff_delay, sleep_unless
-from tiktok_sender.payload import Batch, Batcher, Event, Prepared, Skipped, body, prepare
+from tiktok_sender.payload import Batch, Batcher, Prepared, Skipped, body, prepare
 from tiktok_sender.receipts import (
     DELIVERED,
     EXPIRED,
@@ -52,6 +54,7 @@ T = TypeVar("T")
 THROTTLE_CODES = frozenset(
     {CODE_REQUEST_TOO_FREQUENT, CODE_REQUEST_FREQUENCY_LIMITED, CODE_TOO_MANY_REQUESTS_BL}
 )
+RECEIPT_LINGER_S = 0.05  # longest wait for receipts to gather before a write
 IN_FLIGHT_MESSAGE = "interrupted while the request was in flight: outcome unknown, sent again next run"
 
 
@@ -69,13 +72,35 @@ class WarehouseThread:
 
 
 class ReceiptSink:
-    """Appends receipt tables to the warehouse; tables that arrive during a write are written
-    together by the next one, so there is one insert per request or fewer, never one per row."""
+    """Appends receipt tables to the warehouse, in bulk and promptly.
 
-    def __init__(self, db: WarehouseThread, warehouse: Warehouse) -> None:
+    Tables that arrive during a write are written together by the next one, so there is one
+    insert per request or fewer, never one per row. Each insert has a fixed cost (milliseconds
+    in DuckDB, whatever its size), so a write also waits up to `linger_s` for `flush_rows`
+    receipts to gather. `flush_rows` is half a round of requests (`concurrency x batch_size / 2`),
+    which keeps the answers received but not yet written within the documented bound.
+
+    Bounded: once `max_rows` receipts wait for the warehouse, `room()` blocks the senders until
+    the running write is done, so a slow warehouse slows sending instead of filling memory."""
+
+    def __init__(
+        self,
+        db: WarehouseThread,
+        warehouse: Warehouse,
+        *,
+        flush_rows: int = 1,
+        linger_s: float = 0.0,
+        max_rows: int = 200_000,
+    ) -> None:
         self._db = db
         self._warehouse = warehouse
         self._pending: list[pa.Table] = []
+        self._pending_rows = 0
+        self._flush_rows = max(flush_rows, 1)
+        self._linger_s = linger_s
+        self._max_rows = max(max_rows, self._flush_rows)
+        self._gathered = asyncio.Event()
+        self._draining = False
         self._task: asyncio.Task[None] | None = None
         self.rows_written = 0
 
@@ -84,17 +109,36 @@ class ReceiptSink:
             self._task.result()  # re-raise a failed write
             self._task = None
         self._pending.append(table)
+        self._pending_rows += table.num_rows
+        if self._pending_rows >= self._flush_rows:
+            self._gathered.set()
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._write())
 
+    async def room(self) -> None:
+        """Wait while too many receipts wait for the warehouse."""
+        while self._pending_rows >= self._max_rows and self._task is not None:
+            await asyncio.shield(self._task)
+
     async def _write(self) -> None:
         while self._pending:
+            if self._linger_s > 0 and self._pending_rows < self._flush_rows and not self._draining:
+                try:
+                    await asyncio.wait_for(self._gathered.wait(), self._linger_s)
+                except TimeoutError:
+                    pass
+            self._gathered.clear()
             tables, self._pending = self._pending, []
             table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
-            await self._db.call(self._warehouse.append_receipts, table)
+            try:
+                await self._db.call(self._warehouse.append_receipts, table)
+            finally:
+                self._pending_rows -= table.num_rows
             self.rows_written += table.num_rows
 
     async def drain(self) -> None:
+        self._draining = True  # the last writes do not linger
+        self._gathered.set()
         while self._task is not None:
             task = self._task
             await asyncio.shield(task)
@@ -204,13 +248,15 @@ class Delivery:
         await db.call(warehouse.check_outbox)
         await db.call(warehouse.ensure_delivery_tables)
         result.counts.pending = await db.call(
-            warehouse.count_pending, self.terminal_statuses, s.limit
+            warehouse.count_pending, self.terminal_statuses, s.limit, s.shard
         )
         await db.call(warehouse.insert_run, self._run_row(initial=True))
-        sink = ReceiptSink(db, warehouse)
+        sink = ReceiptSink(db, warehouse, flush_rows=s.concurrency * s.batch_size // 2,
+                           linger_s=RECEIPT_LINGER_S)
         self.progress.start(result.counts.pending)
         log.info(
-            "run %s: %d pending event(s)%s", result.run_id, result.counts.pending,
+            "run %s: %d pending event(s)%s%s", result.run_id, result.counts.pending,
+            f" in shard {s.shard}" if s.shard is not None else "",
             " (dry run)" if s.dry_run else "",
         )
         try:
@@ -283,6 +329,7 @@ class Delivery:
                 "api_url": r.api_url,
                 "test_event_code": r.test_event_code,
                 "dry_run": r.dry_run,
+                "shard": str(self.settings.shard) if self.settings.shard is not None else None,
                 **row,
             }
         return row
@@ -299,7 +346,7 @@ class Delivery:
         s = self.settings
         expire_before = int(self._clock() - s.max_age_days * 86400)
         reader = await db.call(
-            warehouse.open_pending, self.terminal_statuses, s.limit, s.read_chunk_rows
+            warehouse.open_pending, self.terminal_statuses, s.limit, s.read_chunk_rows, s.shard
         )
         batcher = Batcher(s.batch_size)
         upcoming: asyncio.Future[pa.RecordBatch | None] = asyncio.get_running_loop().create_future()
@@ -387,6 +434,7 @@ class Delivery:
                 self.result.groups[(batch.event_source, batch.event_source_id)] += len(batch)
                 if self._dump is not None:
                     self._dump.write(body(batch, self.settings.test_event_code) + b"\n")
+                await sink.room()
                 await self._deliver(client, sink, batch)
 
         async def stop_when_asked() -> None:
@@ -506,8 +554,8 @@ class Delivery:
             statuses = [REJECTED if i in bad else FAILED for i in range(len(batch))]
             sink.add(self._receipt(batch, statuses, outcome))
             self._count_final(REJECTED, len(bad), outcome.api_code, outcome.api_message)
-            good = [e for i, e in enumerate(batch.events) if i not in bad]
-            return [batch.subset(good)] if good else []
+            good = [i for i in range(len(batch)) if i not in bad]
+            return [batch.subset(batch.events.take(good))] if good else []
         if len(batch) == 1:
             self._settle(sink, batch, REJECTED, outcome)
             return []
@@ -534,15 +582,15 @@ class Delivery:
         self.progress.advance(n)
 
     def _receipt(self, batch: Batch, statuses: list[str] | str, outcome: Outcome) -> pa.Table:
-        events: list[Event] = list(batch.events)
+        events = batch.events
         return self.receipts.build(
             event_source=batch.event_source,
             event_source_id=batch.event_source_id,
-            event_ids=[e.event_id for e in events],
-            events=[e.event for e in events],
-            event_times=[e.event_time for e in events],
-            cells=[e.experiment_cell for e in events],
-            payload_sha256=[e.payload_sha256 for e in events],
+            event_ids=events.event_id,
+            events=events.event,
+            event_times=events.event_time,
+            cells=events.experiment_cell,
+            payload_sha256=events.payload_sha256,
             statuses=statuses,
             attempt=batch.attempt,
             outcome=outcome,

@@ -1,8 +1,9 @@
 """Outbox rows to `event/track` payloads: validation, the event JSON, batching per event source.
 
-Each event is encoded once (orjson) and kept as bytes; a request body is the shared envelope plus
-the events joined, so splitting a batch never re-encodes anything. `payload_sha256` is the SHA-256
-of an event's bytes as sent inside `data`.
+Events stay columnar (`Events`: Arrow arrays) from the outbox read to the receipts. Each event is
+encoded once (`render.render_events`, orjson for the rare rows it cannot do) and kept as a
+string; a request body is the shared envelope plus the events joined, so splitting a batch never
+re-encodes anything. `payload_sha256` is the SHA-256 of an event's bytes as sent inside `data`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import hashlib
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Self
 
 import orjson
 import pyarrow as pa
@@ -27,6 +28,7 @@ from tiktok_sender.contract import (
     is_sha256_hex,
     is_valid_event_name,
 )
+from tiktok_sender.render import needs_orjson, render_events
 
 HASHED_FIELDS = (
     ("email_sha256", "email"),
@@ -44,6 +46,81 @@ class Event(NamedTuple):
     experiment_cell: str | None
     payload: bytes
     payload_sha256: str
+
+
+class Events:
+    """Events of one group, columnar: one Arrow array per `Event` field (payloads as strings).
+
+    Slicing, filtering and concatenating never copy a payload into Python; `joined` gives the
+    payloads separated by commas, the inside of a request's `data` array."""
+
+    __slots__ = ("event", "event_id", "event_time", "experiment_cell", "payload", "payload_sha256")
+
+    def __init__(
+        self,
+        event_id: pa.Array,
+        event: pa.Array,
+        event_time: pa.Array,
+        experiment_cell: pa.Array,
+        payload: pa.Array,
+        payload_sha256: pa.Array,
+    ) -> None:
+        self.event_id = event_id
+        self.event = event
+        self.event_time = event_time
+        self.experiment_cell = experiment_cell
+        self.payload = payload
+        self.payload_sha256 = payload_sha256
+
+    def _columns(self) -> tuple[pa.Array, ...]:
+        return (self.event_id, self.event, self.event_time, self.experiment_cell, self.payload,
+                self.payload_sha256)
+
+    @classmethod
+    def of(cls, events: Sequence[Event]) -> Self:
+        """Columnar events from `Event` tuples."""
+        return cls(
+            pa.array([e.event_id for e in events], pa.string()),
+            pa.array([e.event for e in events], pa.string()),
+            pa.array([e.event_time for e in events], pa.int64()),
+            pa.array([e.experiment_cell for e in events], pa.string()),
+            pa.array([e.payload.decode() for e in events], pa.string()),
+            pa.array([e.payload_sha256 for e in events], pa.string()),
+        )
+
+    @classmethod
+    def concat(cls, parts: Sequence[Events]) -> Events:
+        if len(parts) == 1:
+            return parts[0]
+        columns = zip(*(p._columns() for p in parts), strict=True)
+        return Events(*(pa.concat_arrays(list(c)) for c in columns))
+
+    def __len__(self) -> int:
+        return len(self.event_id)
+
+    def __getitem__(self, index: int) -> Event:
+        e_id, name, time, cell, payload, digest = (c[index].as_py() for c in self._columns())
+        return Event(e_id, name, time, cell, payload.encode(), digest)
+
+    def __iter__(self) -> Iterator[Event]:
+        for index in range(len(self)):
+            yield self[index]
+
+    def slice(self, start: int, stop: int) -> Events:
+        return Events(*(c.slice(start, stop - start) for c in self._columns()))
+
+    def filter(self, mask: pa.Array) -> Events:
+        return Events(*(c.filter(mask) for c in self._columns()))
+
+    def take(self, indices: Sequence[int]) -> Events:
+        positions = pa.array(indices, pa.int64())
+        return Events(*(c.take(positions) for c in self._columns()))
+
+    def joined(self) -> bytes:
+        """The payloads separated by commas."""
+        as_list = pa.ListArray.from_arrays(pa.array([0, len(self)], pa.int32()), self.payload)
+        joined: bytes = pc.binary_join(as_list.cast(pa.list_(pa.binary())), b",")[0].as_py()
+        return joined
 
 
 class Skipped(NamedTuple):
@@ -65,7 +142,7 @@ GroupKey = tuple[str, str]  # (event_source, event_source_id)
 class Prepared:
     """One chunk of outbox rows, sorted into sendable events per group, expired and invalid."""
 
-    groups: dict[GroupKey, list[Event]] = field(default_factory=dict)
+    groups: dict[GroupKey, Events] = field(default_factory=dict)
     expired: list[Skipped] = field(default_factory=list)
     invalid: list[Skipped] = field(default_factory=list)
 
@@ -172,6 +249,11 @@ def _missing(column: pa.Array) -> pa.Array:
 
 def _suspects(batch: pa.RecordBatch) -> list[bool]:
     """Vectorised pre-filter: True for every row `invalid_reason` might reject (a superset)."""
+    return _suspect_mask(batch).to_pylist()  # type: ignore[no-any-return]
+
+
+def _suspect_mask(batch: pa.RecordBatch) -> pa.Array:
+    """`_suspects` as an Arrow boolean array."""
     col = batch.column
     source, event = col("event_source"), col("event")
     checks = [
@@ -203,45 +285,83 @@ def _suspects(batch: pa.RecordBatch) -> list[bool]:
     flagged = pc.fill_null(checks[0], False)
     for check in checks[1:]:
         flagged = pc.or_(flagged, pc.fill_null(check, False))
-    return flagged.to_pylist()  # type: ignore[no-any-return]
+    return flagged
 
 
 def prepare(batch: pa.RecordBatch, *, expire_before: int) -> Prepared:
-    """Validate and encode one chunk of pending outbox rows."""
+    """Validate and encode one chunk of pending outbox rows.
+
+    Columnar: `render_events` builds every event's JSON with Arrow compute. Python only touches
+    the rare rows that are expired, suspect (`_suspect_mask`) or need orjson's escaping, and
+    hashes each payload (SHA-256)."""
     prepared = Prepared()
-    names = batch.schema.names
     if batch.num_rows == 0:
         return prepared
-    times = batch.column("event_time")
-    expired = pc.fill_null(pc.less(times, expire_before), False).to_pylist()
-    suspects = _suspects(batch)
-    sources = batch.column("event_source").to_pylist()
-    source_ids = batch.column("event_source_id").to_pylist()
-    cells = batch.column("experiment_cell").to_pylist()
-    fields = [batch.column(c).to_pylist() for c in EVENT_COLUMNS]
-    groups = prepared.groups
-    dumps, sha256 = orjson.dumps, hashlib.sha256
-    for i, values in enumerate(zip(*fields, strict=True)):
-        if expired[i] or suspects[i]:
-            row = {name: batch.column(name)[i].as_py() for name in names}
-            if expired[i]:
-                prepared.expired.append(_skipped(row, "event is older than the maximum age"))
-                continue
-            reason = invalid_reason(row)
-            if reason is not None:
-                prepared.invalid.append(_skipped(row, reason))
-                continue
-        # bytes(memoryview(...)) copies: orjson's own buffer keeps a 4 KiB allocation.
-        encoded = bytes(memoryview(dumps(build_event(*values))))
-        event = Event(values[2], values[0], values[1], cells[i], encoded,
-                      sha256(encoded).hexdigest())
-        key = (sources[i], source_ids[i])
-        bucket = groups.get(key)
-        if bucket is None:
-            groups[key] = [event]
+    expired = pc.fill_null(pc.less(batch.column("event_time"), expire_before), False)
+    slow = pc.or_(pc.or_(expired, _suspect_mask(batch)), needs_orjson(batch))
+    payloads = render_events(batch)
+    keep = pc.invert(slow)
+    slow_rows = pc.indices_nonzero(slow).to_pylist()
+    if slow_rows:
+        keep, payloads = _encode_slow_rows(batch, slow_rows, expired, keep, payloads, prepared)
+    kept = batch.filter(keep)
+    if kept.num_rows == 0:
+        return prepared
+    payloads = payloads.filter(keep)
+    sha256 = hashlib.sha256
+    digests = pa.array(
+        [sha256(p).hexdigest() for p in payloads.cast(pa.binary()).to_pylist()], pa.string()
+    )
+    events = Events(kept.column("event_id"), kept.column("event"), kept.column("event_time"),
+                    kept.column("experiment_cell"), payloads, digests)
+    keys = pc.binary_join_element_wise(
+        kept.column("event_source"), kept.column("event_source_id"), "\x1f"
+    ).dictionary_encode()
+    for code, key in enumerate(keys.dictionary.to_pylist()):
+        source, source_id = key.split("\x1f", 1)
+        if len(keys.dictionary) == 1:
+            prepared.groups[(source, source_id)] = events
         else:
-            bucket.append(event)
+            prepared.groups[(source, source_id)] = events.filter(pc.equal(keys.indices, code))
     return prepared
+
+
+def _encode_slow_rows(
+    batch: pa.RecordBatch,
+    rows: list[int],
+    expired: pa.Array,
+    keep: pa.Array,
+    payloads: pa.Array,
+    prepared: Prepared,
+) -> tuple[pa.Array, pa.Array]:
+    """Sort the flagged rows into expired, invalid and sendable ones (encoded with orjson);
+    returns the updated keep mask and payloads."""
+    names = batch.schema.names
+    subset = batch.take(pa.array(rows, pa.int64())).to_pylist()
+    is_expired = expired.take(pa.array(rows, pa.int64())).to_pylist()
+    sendable: list[int] = []
+    encoded: list[str] = []
+    for index, row, old in zip(rows, subset, is_expired, strict=True):
+        row = {name: row.get(name) for name in names}
+        if old:
+            prepared.expired.append(_skipped(row, "event is older than the maximum age"))
+            continue
+        reason = invalid_reason(row)
+        if reason is not None:
+            prepared.invalid.append(_skipped(row, reason))
+            continue
+        values = [row.get(c) for c in EVENT_COLUMNS]
+        sendable.append(index)
+        encoded.append(orjson.dumps(build_event(*values)).decode())
+    if not sendable:
+        return keep, payloads
+    flags = [False] * batch.num_rows
+    for index in sendable:
+        flags[index] = True
+    mask_array = pa.array(flags, pa.bool_())
+    keep = pc.or_(keep, mask_array)
+    payloads = pc.replace_with_mask(payloads, mask_array, pa.array(encoded, pa.string()))
+    return keep, payloads
 
 
 def _skipped(row: dict[str, Any], reason: str) -> Skipped:
@@ -262,19 +382,20 @@ class Batch:
 
     event_source: str
     event_source_id: str
-    events: Sequence[Event]
+    events: Events
     attempt: int = 0
     retries: int = 0
 
     def __len__(self) -> int:
         return len(self.events)
 
-    def subset(self, events: Sequence[Event]) -> Batch:
+    def subset(self, events: Events) -> Batch:
         return Batch(self.event_source, self.event_source_id, events, self.attempt, self.retries)
 
     def halves(self) -> tuple[Batch, Batch]:
         middle = len(self.events) // 2
-        return self.subset(self.events[:middle]), self.subset(self.events[middle:])
+        return (self.subset(self.events.slice(0, middle)),
+                self.subset(self.events.slice(middle, len(self.events))))
 
 
 def envelope(event_source: str, event_source_id: str, test_event_code: str | None) -> bytes:
@@ -288,7 +409,7 @@ def envelope(event_source: str, event_source_id: str, test_event_code: str | Non
 def body(batch: Batch, test_event_code: str | None) -> bytes:
     """The exact request body of `batch`."""
     head = envelope(batch.event_source, batch.event_source_id, test_event_code)
-    return head + b",".join(e.payload for e in batch.events) + b"]}"
+    return head + batch.events.joined() + b"]}"
 
 
 class Batcher:
@@ -296,18 +417,23 @@ class Batcher:
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._open: dict[GroupKey, list[Event]] = {}
+        self._open: dict[GroupKey, list[Events]] = {}
 
-    def add(self, groups: dict[GroupKey, list[Event]]) -> Iterator[Batch]:
+    def add(self, groups: dict[GroupKey, Events]) -> Iterator[Batch]:
         for key, events in groups.items():
-            bucket = self._open.setdefault(key, [])
-            bucket.extend(events)
-            while len(bucket) >= self.size:
-                yield Batch(key[0], key[1], bucket[: self.size])
-                del bucket[: self.size]
+            parts = self._open.setdefault(key, [])
+            parts.append(events)
+            total = sum(len(p) for p in parts)
+            if total < self.size:
+                continue
+            merged = Events.concat(parts)
+            full = total - total % self.size
+            for start in range(0, full, self.size):
+                yield Batch(key[0], key[1], merged.slice(start, start + self.size))
+            self._open[key] = [merged.slice(full, total)] if full < total else []
 
     def flush(self) -> Iterator[Batch]:
-        for key, bucket in self._open.items():
-            if bucket:
-                yield Batch(key[0], key[1], list(bucket))
+        for key, parts in self._open.items():
+            if parts:
+                yield Batch(key[0], key[1], Events.concat(parts))
         self._open.clear()

@@ -6,13 +6,13 @@ columns are only ever appended at the end of RECEIPT_COLUMNS.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from tiktok_sender import __version__
 
@@ -78,6 +78,7 @@ RUN_COLUMNS: Final = (
     Column("test_event_code", pa.string(), "varchar", "Test event code of the run, if any."),
     Column("dry_run", pa.bool_(), "boolean", "True for --dry-run (nothing was sent)."),
     Column("message", pa.string(), "varchar", "Why the run stopped, for non-success outcomes."),
+    Column("shard", pa.string(), "varchar", "K/N of `--shard K/N`; null for an unsharded run."),
 )
 RUN_SCHEMA: Final = pa.schema([pa.field(c.name, c.arrow) for c in RUN_COLUMNS])
 
@@ -100,54 +101,85 @@ class Outcome:
     request_id: str | None = None
 
 
+Values = Sequence[Any] | pa.Array  # a column of receipts: Python values or an Arrow array
+
+
+def _column(values: Values, kind: pa.DataType) -> pa.Array:
+    if isinstance(values, pa.Array):
+        return values if values.type == kind else values.cast(kind)
+    return pa.array(values, kind)
+
+
 class ReceiptFactory:
-    """Builds Arrow tables of receipts for one run; ids are `<run_id>-<sequence>`."""
+    """Builds Arrow tables of receipts for one run; ids are `<run_id>-<sequence>` (the sequence
+    zero-padded to 9 digits, wider past a billion receipts)."""
 
     def __init__(self, run_id: str, test_event_code: str | None) -> None:
         self.run_id = run_id
         self.test_event_code = test_event_code
-        self._sequence = itertools.count(1)
+        self._next = 1
+        self._constants: dict[tuple[object, pa.DataType, int], pa.Array] = {}
+
+    def _const(self, value: object, kind: pa.DataType, n: int) -> pa.Array:
+        """`n` copies of `value`; the run-wide ones (run id, version, event source, status...)
+        are cached per length: most requests have the same batch size."""
+        if value is None:
+            return pa.nulls(n, kind)
+        key = (value, kind, n)
+        cached = self._constants.get(key)
+        if cached is None:
+            cached = pa.repeat(pa.scalar(value, kind), n)
+            if len(self._constants) < 256:
+                self._constants[key] = cached
+        return cached
+
+    def _ids(self, n: int) -> pa.Array:
+        first, self._next = self._next, self._next + n
+        numbers = pc.cast(pa.array(range(first, first + n), pa.int64()), pa.string())
+        return pc.binary_join_element_wise(f"{self.run_id}-", pc.utf8_lpad(numbers, 9, "0"), "")
 
     def build(
         self,
         *,
         event_source: str,
         event_source_id: str,
-        event_ids: Sequence[str],
-        events: Sequence[str],
-        event_times: Sequence[int],
-        cells: Sequence[str | None],
-        payload_sha256: Sequence[str | None],
-        statuses: Sequence[str] | str,
+        event_ids: Values,
+        events: Values,
+        event_times: Values,
+        cells: Values,
+        payload_sha256: Values,
+        statuses: Values | str,
         attempt: int | None,
         outcome: Outcome,
     ) -> pa.Table:
         n = len(event_ids)
-        ids = [f"{self.run_id}-{next(self._sequence):09d}" for _ in range(n)]
 
         def const(value: object, kind: pa.DataType) -> pa.Array:
+            return self._const(value, kind, n)
+
+        def varying(value: object, kind: pa.DataType) -> pa.Array:  # differs per request
             return pa.nulls(n, kind) if value is None else pa.repeat(pa.scalar(value, kind), n)
 
         status_column = (
-            const(statuses, pa.string()) if isinstance(statuses, str) else pa.array(statuses, pa.string())
+            const(statuses, pa.string()) if isinstance(statuses, str) else _column(statuses, pa.string())
         )
         columns = [
-            pa.array(ids, pa.string()),
+            self._ids(n),
             const(self.run_id, pa.string()),
-            pa.array(event_ids, pa.string()),
-            pa.array(events, pa.string()),
-            pa.array(event_times, pa.int64()),
+            _column(event_ids, pa.string()),
+            _column(events, pa.string()),
+            _column(event_times, pa.int64()),
             status_column,
             const(attempt, pa.int32()),
             const(outcome.http_status, pa.int32()),
             const(outcome.api_code, pa.int32()),
             const(truncate(outcome.api_message), pa.string()),
-            const(outcome.request_id, pa.string()),
+            varying(outcome.request_id, pa.string()),
             const(self.test_event_code, pa.string()),
-            const(outcome.sent_at, pa.timestamp("us")),
-            const(outcome.acknowledged_at, pa.timestamp("us")),
-            pa.array(payload_sha256, pa.string()),
-            pa.array(cells, pa.string()),
+            varying(outcome.sent_at, pa.timestamp("us")),
+            varying(outcome.acknowledged_at, pa.timestamp("us")),
+            _column(payload_sha256, pa.string()),
+            _column(cells, pa.string()),
             const(__version__, pa.string()),
             const(event_source_id, pa.string()),
             const(event_source, pa.string()),

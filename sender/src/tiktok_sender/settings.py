@@ -16,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from tiktok_sender.contract import MAX_BATCH_SIZE
 from tiktok_sender.errors import ConfigError
+from tiktok_sender.shard import Shard
 
 REDACTED = "***"
 
@@ -154,8 +155,9 @@ class PushSettings:
     limit: int | None = None
     dump: Path | None = None
     allow_insecure_http: bool = False
-    read_chunk_rows: int = 10_000
+    read_chunk_rows: int = 2048  # rows per outbox read: bounds the memory of a chunk's payloads
     lock_timeout: float = 0.0
+    shard: Shard | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(
@@ -187,6 +189,7 @@ class PushSettings:
         record["api_url"] = safe_url(self.api_url)
         record["dump"] = str(self.dump) if self.dump is not None else None
         record["token_set"] = self.token is not None
+        record["shard"] = str(self.shard) if self.shard is not None else None
         return record
 
 

@@ -36,8 +36,12 @@ from tiktok_sender.receipts import (
     RUNS_TABLE,
     Column,
 )
+from tiktok_sender.shard import Shard
 
 OUTBOX_TABLE = "tiktok_events_outbox"
+# DuckDB memory limit of a `sender push` connection (not of dbt's, nor of `sender status`):
+# the sender's memory must not grow with the outbox or the receipts history.
+DUCKDB_MEMORY_LIMIT = "64MB"
 
 # Outbox columns the sender reads, in the order of the pending query (value cast to double).
 OUTBOX_COLUMNS: tuple[str, ...] = (
@@ -111,10 +115,13 @@ class Warehouse(Protocol):
 
     def ensure_delivery_tables(self) -> None: ...
 
-    def count_pending(self, terminal: Sequence[str], limit: int | None) -> int: ...
+    def count_pending(
+        self, terminal: Sequence[str], limit: int | None, shard: Shard | None = None
+    ) -> int: ...
 
     def open_pending(
-        self, terminal: Sequence[str], limit: int | None, chunk_rows: int
+        self, terminal: Sequence[str], limit: int | None, chunk_rows: int,
+        shard: Shard | None = None,
     ) -> PendingReader: ...
 
     def append_receipts(self, table: pa.Table) -> None: ...
@@ -255,6 +262,15 @@ class DuckDBWarehouse:
         self._con = poll_lease(
             connect, timeout=lock_timeout, describe=f"the warehouse file {path}", abort=abort
         )
+        try:
+            # Bounded memory whatever the outbox and receipts sizes: beyond it DuckDB spills to
+            # its temp directory (the receipts hash table of the pending query, receipts not
+            # checkpointed yet: no checkpoint runs while the outbox is being read).
+            if not read_only:
+                self._con.execute(f"set memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
+        except duckdb.Error as exc:
+            self._con.close()
+            raise WarehouseError(f"cannot configure the warehouse: {_first_line(exc)}") from None
 
     # -- schema -----------------------------------------------------------------------------
 
@@ -304,30 +320,45 @@ class DuckDBWarehouse:
 
     # -- pending events -----------------------------------------------------------------------
 
-    def _pending_sql(self, terminal: Sequence[str], limit: int | None) -> tuple[str, list[Any]]:
+    def _pending_sql(
+        self, terminal: Sequence[str], limit: int | None, shard: Shard | None = None
+    ) -> tuple[str, list[Any]]:
+        """The pending rows: outbox rows without a terminal production receipt.
+
+        An explicit anti join, not a correlated `not exists`: DuckDB decorrelates the latter
+        with a join that materialises the whole outbox side before the first row comes out,
+        so memory grew with the outbox. The anti join streams the outbox and holds only the
+        hash table of terminal receipt keys."""
         select = ", ".join(
             "cast(o.value as double) as value" if c == "value" else f"o.{c}" for c in OUTBOX_COLUMNS
         )
         params: list[Any] = []
-        where = ""
+        join = ""
         if terminal and self._columns(RECEIPTS_TABLE) is not None:
             marks = ", ".join("?" for _ in terminal)
-            where = (
-                f" where not exists (select 1 from {self.receipts} r"
-                " where r.event_source_id = o.event_source_id and r.event = o.event"
-                " and r.event_id = o.event_id and r.test_event_code is null"
-                f" and r.status in ({marks}))"
+            join = (
+                " anti join (select event_source_id, event, event_id"
+                f" from {self.receipts} where test_event_code is null and status in ({marks})) r"
+                " on r.event_source_id = o.event_source_id and r.event = o.event"
+                " and r.event_id = o.event_id"
             )
             params.extend(terminal)
-        sql = f"select {select} from {self.outbox} o{where}"
+        sql = f"select {select} from {self.outbox} o{join}"
+        if shard is not None:  # the hash of tiktok_sender.shard, in SQL
+            sql += (
+                " where ('0x' || substr(sha256(coalesce(o.event_id, '')), 1, 8))::bigint % ? = ?"
+            )
+            params.extend([shard.count, shard.index - 1])
         if limit is not None:
             sql += " order by o.event_time, o.event_id limit ?"
             params.append(limit)
         return sql, params
 
     @_wrap_errors("counting pending events")
-    def count_pending(self, terminal: Sequence[str], limit: int | None) -> int:
-        sql, params = self._pending_sql(terminal, limit)
+    def count_pending(
+        self, terminal: Sequence[str], limit: int | None, shard: Shard | None = None
+    ) -> int:
+        sql, params = self._pending_sql(terminal, limit, shard)
         try:
             row = self._con.execute(f"select count(*) from ({sql})", params).fetchone()
         except duckdb.Error as exc:
@@ -336,9 +367,10 @@ class DuckDBWarehouse:
 
     @_wrap_errors("reading the outbox")
     def open_pending(
-        self, terminal: Sequence[str], limit: int | None, chunk_rows: int
+        self, terminal: Sequence[str], limit: int | None, chunk_rows: int,
+        shard: Shard | None = None,
     ) -> PendingReader:
-        sql, params = self._pending_sql(terminal, limit)
+        sql, params = self._pending_sql(terminal, limit, shard)
         cursor = self._con.cursor()  # its own connection: receipts are written meanwhile
         try:
             reader = cursor.execute(sql, params).fetch_record_batch(chunk_rows)

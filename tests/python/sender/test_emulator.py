@@ -196,3 +196,20 @@ def test_emulator_command_runs_as_a_process(tmp_path: Path) -> None:
 def test_emulator_does_not_reveal_its_token() -> None:
     app = EmulatorApp(token=Secret(TOKEN))
     assert TOKEN not in repr(app.__dict__)
+
+
+def test_lean_mode_checks_the_envelope_and_first_event_and_keeps_only_keys() -> None:
+    with EmulatorThread(token=Secret(TOKEN), lean=True) as emu, httpx.Client(
+        headers={"Access-Token": TOKEN}, timeout=5
+    ) as c:
+        ok = c.post(emu.url, json=request([event(1), event(2), event(1)])).json()
+        assert ok["code"] == 0
+        # only the first event is validated in lean mode: a bad second one is let through
+        assert c.post(emu.url, json=request([event(3), event(4, event_time="x")])).json()["code"] == 0
+        bad_first = c.post(emu.url, json=request([event(5, event_time="x")])).json()
+        assert bad_first["code"] != 0 and "data.0.event_time" in bad_first["message"]
+        assert c.post(emu.url, json=request([])).json()["code"] != 0  # the envelope still is
+        stats = emu.stats()
+        assert stats["lean"] is True and stats["events_received"] == 5
+        assert stats["events_accepted"] == 4 and stats["duplicates"] == 1
+        assert emu.events() == []  # no event is stored

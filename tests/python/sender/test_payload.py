@@ -12,9 +12,11 @@ from hypothesis import strategies as st
 
 from tiktok_sender.emulator.validate import validate_body
 from tiktok_sender.payload import (
+    EVENT_COLUMNS,
     Batch,
     Batcher,
     Event,
+    Events,
     _suspects,
     body,
     build_event,
@@ -119,12 +121,16 @@ def test_batcher_caps_batches_per_group() -> None:
         return Event(f"e{i}", "Lead", NOW, None, b"{}", "h")
 
     batcher = Batcher(2)
-    out = list(batcher.add({("web", "A"): [ev(1), ev(2), ev(3)], ("app", "B"): [ev(4)]}))
+    out = list(batcher.add({("web", "A"): Events.of([ev(1), ev(2), ev(3)]),
+                            ("app", "B"): Events.of([ev(4)])}))
     assert [(b.event_source_id, len(b)) for b in out] == [("A", 2)]
-    out = list(batcher.add({("web", "A"): [ev(5)]})) + list(batcher.flush())
+    assert [e.event_id for e in out[0].events] == ["e1", "e2"]
+    out = list(batcher.add({("web", "A"): Events.of([ev(5)])})) + list(batcher.flush())
     assert sorted((b.event_source_id, len(b)) for b in out) == [("A", 2), ("B", 1)]
-    first, second = Batch("web", "A", [ev(i) for i in range(5)], attempt=2).halves()
+    assert [e.event_id for e in out[0].events] == ["e3", "e5"]
+    first, second = Batch("web", "A", Events.of([ev(i) for i in range(5)]), attempt=2).halves()
     assert (len(first), len(second), first.attempt) == (2, 3, 2)
+    assert [e.event_id for e in second.events] == ["e2", "e3", "e4"]
 
 
 hashish = st.one_of(st.none(), st.just(H), st.just(H.upper()), st.text(max_size=70))
@@ -159,3 +165,26 @@ def test_vector_prefilter_flags_every_row_the_check_rejects(**values: Any) -> No
         (event,) = next(iter(prepared.groups.values()))
         validate_body({"event_source": r["event_source"], "event_source_id": "P",
                        "data": [orjson.loads(event.payload)]})
+
+
+texts = st.one_of(st.none(), st.just(""), st.text(max_size=30))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    event_id=st.text(min_size=1, max_size=12), ttclid=texts, ttp=texts, ip=texts, user_agent=texts,
+    page_url=texts, order_id=texts, email=st.one_of(st.none(), st.just(H)),
+    value=st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False),
+                    st.integers(-10**6, 10**6).map(float)),
+    currency=st.one_of(st.none(), st.just("USD")),
+)
+def test_columnar_payloads_are_the_bytes_orjson_makes(**values: Any) -> None:
+    r = row(event_id=values["event_id"], ttclid=values["ttclid"], ttp=values["ttp"],
+            ip=values["ip"], user_agent=values["user_agent"], page_url=values["page_url"],
+            order_id=values["order_id"], email_sha256=values["email"], value=values["value"],
+            currency=values["currency"])
+    prepared = prepare(batch_of([r]), expire_before=0)
+    (event,) = prepared.groups[("web", "CPIXEL")]
+    expected = orjson.dumps(build_event(*(r[c] for c in EVENT_COLUMNS)))
+    assert event.payload == expected
+    assert event.payload_sha256 == hashlib.sha256(expected).hexdigest()

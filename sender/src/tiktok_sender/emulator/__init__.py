@@ -55,8 +55,9 @@ class EmulatorThread:
         faults: FaultSpec | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        lean: bool = False,
     ) -> None:
-        self.app = EmulatorApp(token=token, seed=seed, faults=faults)
+        self.app = EmulatorApp(token=token, seed=seed, faults=faults, lean=lean)
         self.host = host
         self._port = port
         self._loop = asyncio.new_event_loop()
@@ -144,11 +145,12 @@ def serve_forever(
     seed: int = 0,
     faults: FaultSpec | None = None,
     on_ready: Callable[[str], None] | None = None,
+    lean: bool = False,
 ) -> None:
     """Serve until SIGINT or SIGTERM; `on_ready` gets the track URL once listening."""
 
     async def main() -> None:
-        app = EmulatorApp(token=token, seed=seed, faults=faults)
+        app = EmulatorApp(token=token, seed=seed, faults=faults, lean=lean)
         try:
             server = await start_server(app.handle, host, port)
         except OSError as exc:
