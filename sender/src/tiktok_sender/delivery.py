@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -311,13 +312,7 @@ class Delivery:
         row: dict[str, Any] = {
             "finished_at": r.finished_at,
             "outcome": r.outcome,
-            "pending": c.pending,
-            "sent": c.sent,
-            "delivered": c.delivered,
-            "rejected": c.rejected,
-            "failed": c.failed,
-            "expired": c.expired,
-            "requests": c.requests,
+            **asdict(c),
             "message": r.message,
         }
         if initial:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -104,13 +104,7 @@ class RunResult:
             "finished_at": self.finished_at.isoformat() + "Z" if self.finished_at else None,
             "elapsed_s": round(self.elapsed_s, 3),
             "events_per_s": round(self.events_done / self.elapsed_s, 1),
-            "pending": c.pending,
-            "sent": c.sent,
-            "delivered": c.delivered,
-            "rejected": c.rejected,
-            "failed": c.failed,
-            "expired": c.expired,
-            "requests": c.requests,
+            **asdict(c),
             "failure_rate": round(self.failure_rate, 6),
             "max_failure_rate": self.max_failure_rate,
             "groups": [
