@@ -10,8 +10,9 @@ In a fresh directory (``--dir``, default ``target/bench``):
 
 1. ``scripts/bench_generate.py`` fills the seven source tables so that about ``--events``
    conversions reach the outbox;
-2. a full ``dbt build`` (models, seeds and data tests; unit tests and monitors excluded, demo
-   seeds off: ``--vars '{tiktok_load_demo_data: false}'``), timed;
+2. a full ``dbt build`` of what a plain ``dbt build`` selects (models, seeds and data tests that
+   feed the outbox; the audit, the monitors and the unit tests excluded, demo seeds off:
+   ``--vars '{tiktok_load_demo_data: false}'``), timed;
 3. ``--append-share`` (1 %) new conversions are appended and ``dbt build`` runs again with the
    same selection: the incremental rebuild (the outbox appends; the other models rebuild as
    their materialisation says; every data test runs again), timed;
@@ -25,7 +26,9 @@ In a fresh directory (``--dir``, default ``target/bench``):
    client below (keep-alive, ``--concurrency`` requests in flight, like the sender's default),
    on the first ``--baseline-sample`` events, against the same emulator (reset first, so it
    does the same dedup work); its events/s is the sample's;
-6. a table on stdout and ``bench/results.json``.
+6. ``dbt build --selector audit``: the audit models over the receipts of that push (not part of
+   the build that feeds the push), timed;
+7. a table on stdout and ``bench/results.json``.
 
 ``--pending-only N`` measures the sender alone at N pending events: it copies the outbox of a
 finished run (``--dir``) into a new warehouse, replicated with fresh ``event_id`` and
@@ -66,8 +69,12 @@ BIN = Path(sys.executable).parent
 TOKEN = "bench-access-token"  # the emulator's token; never a real one
 SCHEMA = "tiktok"  # the target schema of profiles.yml
 OUTBOX = f"{SCHEMA}.tiktok_events_outbox"
-DBT_SELECTION = ["--vars", "{tiktok_load_demo_data: false}",
-                 "--exclude", "resource_type:unit_test", "tag:monitor"]
+DBT_VARS = ["--vars", "{tiktok_load_demo_data: false}"]
+# What a plain `dbt build` selects (selectors.yml: everything but the audit and the monitors),
+# without the unit tests, whose cost does not depend on the data.
+DBT_SELECTION = [*DBT_VARS, "--exclude", "resource_type:unit_test", "tag:monitor", "tag:audit"]
+# The audit after the push (`make audit`).
+DBT_AUDIT_SELECTION = [*DBT_VARS, "--selector", "audit"]
 EVENT_SOURCE_IDS = {
     "TIKTOK_PIXEL_CODE": "CBENCHPIXEL0000000001",
     "TIKTOK_APP_ID": "7000000000000000001",
@@ -153,9 +160,10 @@ def append(work: Path, db: Path, share: float, as_of: str, env: dict[str, str]) 
     return checked("append", run_measured(cmd, env, work / "generate.log"), work / "generate.log")
 
 
-def dbt_build(work: Path, env: dict[str, str], name: str) -> tuple[Measured, list[dict[str, Any]]]:
+def dbt_build(work: Path, env: dict[str, str], name: str,
+              selection: Sequence[str] = DBT_SELECTION) -> tuple[Measured, list[dict[str, Any]]]:
     log = work / f"{name}.log"
-    cmd = [str(BIN / "dbt"), "build", *DBT_SELECTION, "--project-dir", str(ROOT)]
+    cmd = [str(BIN / "dbt"), "build", *selection, "--project-dir", str(ROOT)]
     result = checked(name, run_measured(cmd, env, log), log)
     log.write_text(result.stdout)
     run_results = work / "dbt_target" / "run_results.json"
@@ -351,6 +359,7 @@ def print_table(results: dict[str, Any]) -> None:
                                        f" (sample of {results['baseline_sample']:,})"),
         ("push / baseline", f"{results['push_vs_baseline']:.1f}x"),
         ("emulator CPU per pushed event", f"{results['emulator_cpu_us_per_event']:.1f} us"),
+        ("dbt build --selector audit", f"{results['dbt_audit_s']:.1f} s"),
     ]
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
@@ -422,6 +431,11 @@ def full_run(args: argparse.Namespace) -> dict[str, Any]:
         step(f"baseline: one event per request, {args.baseline_sample:,} events")
         results.update(baseline(db, url, args.baseline_sample, args.concurrency))
     results["push_vs_baseline"] = round(results["push_events_per_s"] / results["baseline_events_per_s"], 1)
+
+    step("dbt build --selector audit (the audit of the push)")
+    audited, timings = dbt_build(work, env, "dbt_audit", DBT_AUDIT_SELECTION)
+    results["dbt_audit_s"] = round(audited.seconds, 2)
+    results["dbt_audit_slowest_nodes"] = timings[:5]
     results["finished_at"] = datetime.now(UTC).isoformat()
     results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     results["notes"] = NOTES
@@ -429,8 +443,9 @@ def full_run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 NOTES = {
-    "dbt": "dbt build --vars '{tiktok_load_demo_data: false}' --exclude resource_type:unit_test tag:monitor;"
-           " the incremental rebuild is the same command after the append (outbox appends, data tests rerun)",
+    "dbt": "dbt build --vars '{tiktok_load_demo_data: false}' --exclude resource_type:unit_test tag:monitor"
+           " tag:audit; the incremental rebuild is the same command after the append (incremental models"
+           " take the new conversions, data tests rerun); the audit is timed apart, after the push",
     "push": "sender push --json to sender emulator (own process) on 127.0.0.1; peak RSS of the sender"
             " process from wait4; events/s = delivered / wall time of the process (start-up included)",
     "baseline": "httpx.AsyncClient, one event per POST, keep-alive, same concurrency as the sender's"

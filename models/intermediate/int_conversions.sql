@@ -1,5 +1,12 @@
 {#- The network-neutral conversion layer: one row per real-world conversion of any business
-    model, with a canonical event name. Ad-network mapping happens downstream. -#}
+    model, with a canonical event name. Ad-network mapping happens downstream.
+
+    Incremental (append): a conversion is taken when it first appears, like its attribution
+    downstream; a build reads the source rows of conversions it does not hold yet (a signup's
+    activation arrives after the signup, so signups without a held activation are read again).
+    A later change to a taken conversion's source row (status, revenue) reaches the outbox with
+    `dbt build --full-refresh`. -#}
+
 
 with orders as (
     select *
@@ -9,6 +16,7 @@ with orders as (
             row_number() over (partition by order_id order by updated_at desc) as row_rank
         from {{ ref('stg_first_party__orders') }} as orders
         where order_id is not null
+          and {{ tiktok_outbox.not_yet_in_this('conversion_id', "'order:' || orders.order_id") }}
     ) as ranked
     where row_rank = 1
 ),
@@ -22,6 +30,7 @@ app_events as (
         from {{ ref('stg_first_party__app_events') }} as app_events
         where app_event_id is not null
           and event_name in ('trial_started', 'subscription_started')
+          and {{ tiktok_outbox.not_yet_in_this('conversion_id', "'app_event:' || app_events.app_event_id") }}
     ) as ranked
     where row_rank = 1
 ),
@@ -48,25 +57,44 @@ signups as (
             row_number() over (partition by signup_id order by updated_at desc) as row_rank
         from {{ ref('stg_first_party__signups') }} as signups
         where signup_id is not null
+          and (
+              {{ tiktok_outbox.not_yet_in_this('conversion_id', "'signup:' || signups.signup_id") }}
+              or {{ tiktok_outbox.not_yet_in_this('conversion_id', "'activation:' || signups.signup_id") }}
+          )
     ) as ranked
     where row_rank = 1
 ),
 
-pixel_event_ids as (
-    -- the event_id the pixel sent at checkout / signup, captured on the session
-    select order_id, signup_id, pixel_event_id
+order_pixel_event_ids as (
+    -- the event_id the pixel sent at checkout, captured on the order's latest session
+    select order_id, pixel_event_id
     from (
         select
             order_id,
+            pixel_event_id,
+            row_number() over (partition by order_id order by started_at desc, session_id) as row_rank
+        from {{ ref('stg_first_party__web_sessions') }}
+        where pixel_event_id is not null and order_id is not null
+          {%- if is_incremental() %}
+          and order_id in (select order_id from orders)
+          {%- endif %}
+    ) as ranked
+    where row_rank = 1
+),
+
+signup_pixel_event_ids as (
+    -- the same for a signup
+    select signup_id, pixel_event_id
+    from (
+        select
             signup_id,
             pixel_event_id,
-            row_number() over (
-                partition by coalesce(order_id, ''), coalesce(signup_id, '')
-                order by started_at desc, session_id
-            ) as row_rank
+            row_number() over (partition by signup_id order by started_at desc, session_id) as row_rank
         from {{ ref('stg_first_party__web_sessions') }}
-        where pixel_event_id is not null
-          and (order_id is not null or signup_id is not null)
+        where pixel_event_id is not null and signup_id is not null
+          {%- if is_incremental() %}
+          and signup_id in (select signup_id from signups)
+          {%- endif %}
     ) as ranked
     where row_rank = 1
 ),
@@ -83,12 +111,12 @@ purchases as (
         cast(orders.net_revenue as {{ tiktok_outbox.type_double() }}) as observed_value,
         orders.currency as observed_currency,
         orders.order_status <> 'cancelled' as is_completed,
-        pixel_event_ids.pixel_event_id as captured_event_id,
+        order_pixel_event_ids.pixel_event_id as captured_event_id,
         cast(null as {{ dbt.type_string() }}) as source_ip,
         cast(null as {{ dbt.type_string() }}) as source_user_agent
     from orders
-    left join pixel_event_ids
-        on orders.order_id = pixel_event_ids.order_id
+    left join order_pixel_event_ids
+        on orders.order_id = order_pixel_event_ids.order_id
 ),
 
 app_conversions as (
@@ -126,12 +154,12 @@ signup_conversions as (
         cast(null as {{ tiktok_outbox.type_double() }}) as observed_value,
         cast(null as {{ dbt.type_string() }}) as observed_currency,
         true as is_completed,
-        pixel_event_ids.pixel_event_id as captured_event_id,
+        signup_pixel_event_ids.pixel_event_id as captured_event_id,
         cast(null as {{ dbt.type_string() }}) as source_ip,
         cast(null as {{ dbt.type_string() }}) as source_user_agent
     from signups
-    left join pixel_event_ids
-        on signups.signup_id = pixel_event_ids.signup_id
+    left join signup_pixel_event_ids
+        on signups.signup_id = signup_pixel_event_ids.signup_id
 ),
 
 activations as (
@@ -164,3 +192,4 @@ unioned as (
 )
 
 select * from unioned
+where {{ tiktok_outbox.not_yet_in_this('conversion_id', 'unioned.conversion_id') }}

@@ -10,41 +10,47 @@
 {%- set lookback_hours = [click_window_days * 24, session_window_hours] | max -%}
 
 with conversions as (
-    select * from {{ ref('int_conversions') }}
-    {% if is_incremental() %}
+    select * from {{ ref('int_conversions') }} as new_conversions
     -- a conversion is attributed once, when it first appears: a rebuild costs what is new
-    where conversion_id not in (select conversion_id from {{ this }})
-    {% endif %}
+    where {{ tiktok_outbox.not_yet_in_this('conversion_id', 'new_conversions.conversion_id') }}
 ),
 
 sessions as (
-    select * from {{ ref('stg_first_party__web_sessions') }}
+    select * from {{ ref('stg_first_party__web_sessions') }} as sessions
+    {% if is_incremental() %}
+    -- only the sessions of the customers converting now
+    where customer_id in (select customer_id from conversions)
+    {% endif %}
 ),
 
 linked_sessions as (
     -- sessions that completed an order or a signup, keyed like the conversion they belong to
     -- (one equality key, so the join below is a hash join, not a nested loop)
     select 'purchase' as canonical_event, order_id as source_record_id, sessions.*
-    from sessions
+    from {{ ref('stg_first_party__web_sessions') }} as sessions
     where order_id is not null
+    {% if is_incremental() %}
+      and order_id in (select source_record_id from conversions where canonical_event = 'purchase')
+    {% endif %}
     union all
     select 'signup' as canonical_event, signup_id as source_record_id, sessions.*
-    from sessions
+    from {{ ref('stg_first_party__web_sessions') }} as sessions
     where signup_id is not null
+    {% if is_incremental() %}
+      and signup_id in (select source_record_id from conversions where canonical_event = 'signup')
+    {% endif %}
 ),
 
 candidate_sessions as (
-    -- the session the conversion happened in (linked by order or signup id) ...
+    -- narrow rows (the session's text columns join back once a session is chosen, so the ranking
+    -- sorts keys and times only): the session the conversion happened in, linked by order or
+    -- signup id ...
     select
         conversions.conversion_id,
         conversions.converted_at,
         linked_sessions.session_id,
         linked_sessions.started_at,
-        linked_sessions.ttclid,
-        linked_sessions.ttp,
-        linked_sessions.ip,
-        linked_sessions.user_agent,
-        linked_sessions.page_url,
+        linked_sessions.ttclid is not null as has_click,
         true as is_linked_session
     from conversions
     inner join linked_sessions
@@ -59,11 +65,7 @@ candidate_sessions as (
         conversions.converted_at,
         sessions.session_id,
         sessions.started_at,
-        sessions.ttclid,
-        sessions.ttp,
-        sessions.ip,
-        sessions.user_agent,
-        sessions.page_url,
+        sessions.ttclid is not null as has_click,
         false as is_linked_session
     from conversions
     inner join sessions
@@ -73,7 +75,7 @@ candidate_sessions as (
 ),
 
 latest_click as (
-    select conversion_id, session_id as click_session_id, started_at as clicked_at, ttclid
+    select conversion_id, session_id as click_session_id
     from (
         select
             candidate_sessions.*,
@@ -81,7 +83,7 @@ latest_click as (
                 partition by conversion_id order by started_at desc, session_id desc
             ) as row_rank
         from candidate_sessions
-        where ttclid is not null
+        where has_click
           and started_at <= converted_at
           and started_at >= {{ dbt.dateadd('day', -click_window_days, 'converted_at') }}
     ) as ranked
@@ -89,7 +91,7 @@ latest_click as (
 ),
 
 context_session as (
-    select conversion_id, session_id as context_session_id, ttp, ip, user_agent, page_url
+    select conversion_id, session_id as context_session_id
     from (
         select
             candidate_sessions.*,
@@ -104,22 +106,45 @@ context_session as (
     where row_rank = 1
 ),
 
+chosen_sessions as (
+    -- one row per session id, also when a session was loaded twice
+    select session_id, started_at, ttclid, ttp, ip, user_agent, page_url
+    from (
+        select
+            sessions.*,
+            row_number() over (
+                partition by session_id order by started_at desc, ttclid, ttp, ip, user_agent, page_url
+            ) as row_rank
+        from {{ ref('stg_first_party__web_sessions') }} as sessions
+        where session_id in (
+            select click_session_id from latest_click
+            union all
+            select context_session_id from context_session
+        )
+    ) as ranked
+    where row_rank = 1
+),
+
 final as (
     select
         conversions.*,
-        latest_click.ttclid,
-        latest_click.clicked_at,
+        click.ttclid,
+        click.started_at as clicked_at,
         latest_click.click_session_id,
         context_session.context_session_id,
-        context_session.ttp,
-        coalesce(conversions.source_ip, context_session.ip) as ip,
-        coalesce(conversions.source_user_agent, context_session.user_agent) as user_agent,
-        context_session.page_url
+        context.ttp,
+        coalesce(conversions.source_ip, context.ip) as ip,
+        coalesce(conversions.source_user_agent, context.user_agent) as user_agent,
+        context.page_url
     from conversions
     left join latest_click
         on conversions.conversion_id = latest_click.conversion_id
+    left join chosen_sessions as click
+        on latest_click.click_session_id = click.session_id
     left join context_session
         on conversions.conversion_id = context_session.conversion_id
+    left join chosen_sessions as context
+        on context_session.context_session_id = context.session_id
 )
 
 select * from final

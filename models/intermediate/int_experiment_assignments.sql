@@ -1,13 +1,18 @@
 {#- Deterministic experiment cell per unit (var tiktok_experiment_unit: a customer, or a geo =
     the customer's country). Guest conversions with no customer are their own unit. See macro
-    experiment_cell for the rule. -#}
+    experiment_cell for the rule.
+
+    Incremental: a conversion is assigned once, when it first appears, and keeps its cell (a
+    conversion never moves between cells mid-experiment, even if its customer's country changes);
+    `dbt build --full-refresh` reassigns everything, e.g. after changing the salt or the unit. -#}
 {%- set unit = var('tiktok_experiment_unit') -%}
 {%- if unit not in ['customer', 'geo'] -%}
     {{ exceptions.raise_compiler_error("var tiktok_experiment_unit must be 'customer' or 'geo', got '" ~ unit ~ "'") }}
 {%- endif -%}
 
 with conversions as (
-    select * from {{ ref('int_conversions') }}
+    select * from {{ ref('int_conversions') }} as new_conversions
+    where {{ tiktok_outbox.not_yet_in_this('conversion_id', 'new_conversions.conversion_id') }}
 ),
 
 identities as (

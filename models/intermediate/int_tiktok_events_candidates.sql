@@ -10,7 +10,18 @@
       5. capped     = min(blended, percentile tiktok_value_cap_percentile of blended values of the
                       business model's anchor events)
       6. value      = max(capped, tiktok_value_floor), rounded to cents
-    The holdout cell and non-anchor events carry the observed (business-as-usual) value. -#}
+    The holdout cell and non-anchor events carry the observed (business-as-usual) value.
+
+    Incremental (delete+insert on conversion_id): a build evaluates the new conversions and
+    re-evaluates the open ones, i.e. every conversion not settled yet. Settled: it passed every
+    check (the outbox took it, or holds its event key), or it failed on what cannot change any
+    more: event_too_old (time only moves on), not_completed, missing_event_time, unmapped_event
+    (the conversion's own fields are taken once, in int_conversions_attributed). An open exclusion
+    (event_in_future, no_match_key, missing_value, invalid_currency, ...) is checked again on
+    every build, and so is a new conversion that arrives late. The cap percentile and the
+    duplicate event_id rank are taken over the stored rows and the evaluated ones together, as a
+    full build takes them over every conversion. `dbt build --full-refresh` re-evaluates
+    everything (after changing the mapping, the value vars or the calibration seed). -#}
 {%- set reporting_currency = var('tiktok_reporting_currency') | upper -%}
 {%- set blend = var('tiktok_value_revenue_blend') | float -%}
 {%- set cap_percentile = var('tiktok_value_cap_percentile') | float -%}
@@ -33,7 +44,17 @@
 {%- endif -%}
 
 with conversions as (
-    select * from {{ ref('int_conversions_attributed') }}
+    select * from {{ ref('int_conversions_attributed') }} as attributed
+    {% if is_incremental() %}
+    where not exists (
+        select 1 from {{ this }} as settled
+        where settled.conversion_id = attributed.conversion_id
+          and (
+              settled.exclusion_reason is null
+              or settled.exclusion_reason in ('event_too_old', 'not_completed', 'missing_event_time', 'unmapped_event')
+          )
+    )
+    {% endif %}
 ),
 
 mapping as (
@@ -143,10 +164,22 @@ blended as (
     from calibrated
 ),
 
-caps as (
-    select business_model, {{ tiktok_outbox.percentile('blended_value', cap_percentile) }} as value_cap
+cap_population as (
+    select business_model, blended_value
     from blended
     where is_value_anchor and blended_value is not null
+    {% if is_incremental() %}
+    union all
+    select stored.business_model, stored.blended_value
+    from {{ this }} as stored
+    where stored.is_value_anchor and stored.blended_value is not null
+      and not exists (select 1 from conversions where conversions.conversion_id = stored.conversion_id)
+    {% endif %}
+),
+
+caps as (
+    select business_model, {{ tiktok_outbox.percentile('blended_value', cap_percentile) }} as value_cap
+    from cap_population
     group by business_model
 ),
 
@@ -171,6 +204,30 @@ valued as (
         on blended.business_model = caps.business_model
 ),
 
+event_keys as (
+    -- the first conversion of an event key keeps it; later ones are duplicates
+    select conversion_id, is_evaluated, row_number() over (
+        partition by event_source_id, event, event_id order by converted_at, conversion_id
+    ) as event_id_rank
+    from (
+        select conversion_id, event_source_id, event, event_id, converted_at, true as is_evaluated
+        from valued
+        {% if is_incremental() %}
+        union all
+        select stored.conversion_id, stored.event_source_id, stored.event, stored.event_id, stored.converted_at,
+            false as is_evaluated
+        from {{ this }} as stored
+        where exists (
+                select 1 from valued
+                where valued.event_source_id = stored.event_source_id
+                  and valued.event = stored.event
+                  and valued.event_id = stored.event_id
+            )
+          and not exists (select 1 from conversions where conversions.conversion_id = stored.conversion_id)
+        {% endif %}
+    ) as keyed
+),
+
 finalized as (
     select
         valued.*,
@@ -180,11 +237,11 @@ finalized as (
             when 'observed_fallback' then greatest(valued.observed_value_reporting, {{ floor_value }})
             when 'observed' then valued.observed_value_reporting
         end as raw_value,
-        row_number() over (
-            partition by valued.event_source_id, valued.event, valued.event_id
-            order by valued.converted_at, valued.conversion_id
-        ) as event_id_rank
+        event_keys.event_id_rank
     from valued
+    inner join event_keys
+        on valued.conversion_id = event_keys.conversion_id
+        and event_keys.is_evaluated
 ),
 
 checked as (
@@ -246,7 +303,10 @@ final as (
         value_basis,
         {{ tiktok_outbox.round_money('observed_value_reporting') }} as observed_value,
         is_value_anchor,
-        exclusion_reason
+        -- the uncapped value: the cap population of later incremental builds
+        blended_value,
+        exclusion_reason,
+        {{ tiktok_outbox.tiktok_as_of() }} as evaluated_at
     from checked
 )
 

@@ -1,6 +1,10 @@
 {#- Every conversion that is not in the outbox, with the reason it is not: nothing disappears
-    silently. Rebuilt on each run from the current candidates (an exclusion can be fixed at the
-    source; the outbox itself never changes). Carries no raw or hashed identifiers. -#}
+    silently. A view over the candidates and the outbox, so it always agrees with both and costs
+    nothing to build (an exclusion can be fixed at the source; the candidates re-evaluate open
+    exclusions on every build; the outbox itself never changes). Carries no raw or hashed
+    identifiers. -#}
+
+{{ config(materialized='view') }}
 
 with candidates as (
     select * from {{ ref('int_tiktok_events_candidates') }}
@@ -35,7 +39,7 @@ final as (
             when by_event_key.event_id is not null then 'duplicate_event_id'
             else 'not_appended'
         end as exclusion_reason,
-        {{ tiktok_outbox.tiktok_as_of() }} as evaluated_at
+        not_in_outbox.evaluated_at
     from not_in_outbox
     left join outbox as by_event_key
         on not_in_outbox.event_source_id = by_event_key.event_source_id

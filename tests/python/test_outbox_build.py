@@ -148,6 +148,83 @@ def test_incremental_build_appends_new_conversions_only(warehouse, tmp_path):
     assert {k: after[k] for k in before} == before
 
 
+CANDIDATES = f"{SCHEMA}.int_tiktok_events_candidates"
+
+
+def add_late_and_new_conversions(path: Path, now: object) -> None:
+    """Three new orders of existing customers: a recent one, one that reuses the pixel event id
+    of an outboxed order (a duplicate event key), and one that arrives 40 days late."""
+    with duckdb.connect(str(path)) as con:
+        (customer,) = con.execute(
+            f"select customer_id from {SCHEMA}.int_customer_identities where email_sha256 is not null "
+            "order by customer_id limit 1"
+        ).fetchone()
+        (pixel_id,) = con.execute(
+            f"select event_id from {SCHEMA}.tiktok_events_outbox where event = 'CompletePayment' "
+            "and event_id not like 'purchase-%' order by event_id limit 1"
+        ).fetchone()
+        for order_id, age in (("ORD-INC-NEW", "1 hour"), ("ORD-INC-DUP", "2 hours"), ("ORD-INC-LATE", "40 days")):
+            con.execute(
+                f"""insert into {SOURCE_SCHEMA}.orders
+                    select ?, ?, ?::timestamp - interval {age}, 'completed', 'USD', 120, 0, 100, 0, ?""",
+                [order_id, customer, now, now],
+            )
+        con.execute(
+            f"""insert into {SOURCE_SCHEMA}.web_sessions
+                select 'WS-INC-DUP', ?, ?::timestamp - interval 125 minutes, null, null, '198.51.100.7',
+                       'Mozilla/5.0 Test', 'https://shop.example.com/checkout', 'ORD-INC-DUP', null, ?""",
+            [customer, now, pixel_id],
+        )
+
+
+def candidates(path: Path) -> dict[str, dict]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        cur = con.execute(f"select * exclude (evaluated_at) from {CANDIDATES}")
+        names = [d[0] for d in cur.description]
+        return {row[0]: dict(zip(names, row, strict=True)) for row in cur.fetchall()}
+
+
+def test_incremental_candidates_equal_a_full_refresh(warehouse, tmp_path):
+    """An incremental build evaluates the new and the open conversions only, and ends where a
+    full refresh of the same data ends: same rows, reasons, values, caps and duplicate ranks."""
+    (minute,) = query(warehouse, "select date_trunc('minute', now()::timestamp)")[0]
+    as_of = ["--vars", f"{{tiktok_as_of: '{minute}'}}"]
+    select = ["--select", "+tiktok_events_outbox"]
+    (tmp_path / "incremental").mkdir()
+    (tmp_path / "full").mkdir()
+
+    incremental = copy_of(warehouse, tmp_path / "incremental")
+    run_dbt(["run", "--full-refresh", *select, *as_of], incremental)
+    # Mark one settled row of each kind and one open row: a build must leave the settled ones
+    # alone (they are not evaluated again) and evaluate the open one again.
+    marked = {}
+    with duckdb.connect(str(incremental)) as con:
+        for kind, where in (("sent", "exclusion_reason is null"), ("too_old", "exclusion_reason = 'event_too_old'"),
+                            ("open", "exclusion_reason in ('event_in_future', 'no_match_key', 'missing_value')")):
+            (marked[kind],) = con.execute(
+                f"select conversion_id from {CANDIDATES} where {where} order by conversion_id limit 1"
+            ).fetchone()
+            con.execute(f"update {CANDIDATES} set ip = 'marked' where conversion_id = ?", [marked[kind]])
+    add_late_and_new_conversions(incremental, minute)
+    run_dbt(["run", *select, *as_of], incremental)
+
+    full = copy_of(warehouse, tmp_path / "full")
+    add_late_and_new_conversions(full, minute)
+    run_dbt(["run", "--full-refresh", *select, *as_of], full)
+
+    got, want = candidates(incremental), candidates(full)
+    assert set(got) == set(want)
+    assert got[marked["sent"]]["ip"] == got[marked["too_old"]]["ip"] == "marked"
+    assert got[marked["open"]]["ip"] != "marked"
+    for conversion_id in (marked["sent"], marked["too_old"]):
+        got[conversion_id]["ip"] = want[conversion_id]["ip"]
+    differing = [k for k in want if got[k] != want[k]]
+    assert not differing, [(got[k], want[k]) for k in differing[:3]]
+    reasons = {k: want[k]["exclusion_reason"] for k in ("order:ORD-INC-NEW", "order:ORD-INC-DUP", "order:ORD-INC-LATE")}
+    assert reasons == {"order:ORD-INC-NEW": None, "order:ORD-INC-DUP": "duplicate_event_id",
+                       "order:ORD-INC-LATE": "event_too_old"}
+
+
 def test_a_static_value_fails_the_build(warehouse, tmp_path):
     """A floor above every score makes every value the same: the variance test must catch it."""
     copy = copy_of(warehouse, tmp_path)
