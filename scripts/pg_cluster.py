@@ -16,7 +16,8 @@ The server binaries (initdb, pg_ctl, postgres) are taken from ``$PG_BINDIR``, ``
 --bindir``, the newest ``/usr/lib/postgresql/*/bin`` or ``PATH``, in that order. The cluster lives
 in one directory (a new one under the system temp directory unless ``--dir`` names one): the data
 directory ``data/``, the Unix socket, ``server.log`` and ``cluster.json`` (what ``stop`` needs).
-It trusts every local connection, listens on 127.0.0.1 only, on a free port, and runs without
+It trusts every local connection (except roles made with ``Cluster.create_password_role``, which
+must give their password), listens on 127.0.0.1 only, on a free port, and runs without
 fsync, synchronous commit or full-page writes: fast, and lost on a crash, which is the point.
 Its superuser is ``tiktok`` (no password) and it holds an empty database ``tiktok_outbox``.
 
@@ -177,6 +178,22 @@ class Cluster:
                 return cur.fetchall() if cur.description else []
         finally:
             conn.close()
+
+    def create_password_role(self, name: str, password: str) -> str:
+        """A superuser role that logs in over TCP with `password` only (scram-sha-256), for tests
+        of password handling; every other role keeps trust authentication. Returns the name."""
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+            raise ClusterError(f"not a plain role name: {name!r}")
+        hba = self.data_dir / "pg_hba.conf"
+        rule = f"host all {name} {self.host}/32 scram-sha-256\n"
+        rules = hba.read_text()
+        if rule not in rules:
+            hba.write_text(rule + rules)  # the first matching line wins
+        exists = self.query("select 1 from pg_roles where rolname = %s", [name], dbname="postgres")
+        verb = "alter" if exists else "create"
+        self.query(f"{verb} role {name} login superuser password %s", [password], dbname="postgres")
+        self.query("select pg_reload_conf()", dbname="postgres")
+        return name
 
     def clone_database(self, source: str, target: str) -> str:
         """A copy of database source (nobody may be connected to it) named target."""

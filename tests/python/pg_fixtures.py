@@ -5,7 +5,8 @@ conftest). ``postgres_cluster`` is session-scoped: every test of a run shares on
 cluster on 127.0.0.1, stopped and removed at the end of the session. It is a
 ``pg_cluster.Cluster``: ``.env`` (the TIKTOK_PG_* variables of the postgres target), ``.dsn()``,
 ``.connect()`` and ``.query()`` (psycopg2). Tests that change data should work in a database of
-their own (``.create_database(name)``, or ``.clone_database(source, name)`` to copy a built one).
+their own (``.create_database(name)``, or ``.clone_database(source, name)`` to copy a built one);
+``.create_password_role(name, password)`` adds a role that must log in with its password.
 ``new_postgres_cluster`` starts further clusters (a context manager) for tests that need one.
 
 Where no PostgreSQL server binaries exist the fixture skips with a plain message, except under

@@ -1,7 +1,8 @@
 """Read the audit models dbt builds over the receipts and the outbox (models/marts/audit) and
 format their key figures as terminal tables for `sender status`.
 
-Everything is read from a read-only connection and returned as plain rows (dicts); the
+Everything is read from a read-only connection to the target's warehouse (DuckDB or
+PostgreSQL, through `warehouse.open_warehouse`) and returned as plain rows (dicts); the
 aggregations done here only reshape what the models hold (sums over days, the latest day per
 event). Missing audit tables mean `dbt build` has not run since the models were added, which
 `AuditTablesMissing` says in one line.
@@ -17,12 +18,10 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import duckdb
-
 from tiktok_sender.errors import WarehouseError
 from tiktok_sender.profiles import WarehouseTarget
 from tiktok_sender.receipts import RECEIPTS_TABLE, RUNS_TABLE
-from tiktok_sender.warehouse import OUTBOX_TABLE, quote_identifier
+from tiktok_sender.warehouse import OUTBOX_TABLE, SqlWarehouse, open_warehouse, quote_identifier
 
 Row = dict[str, Any]
 
@@ -113,36 +112,20 @@ class AuditData:
 # -- reading ------------------------------------------------------------------------------------
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else exc.__class__.__name__
+def connect(target: WarehouseTarget) -> SqlWarehouse:
+    """The target's warehouse, opened read-only (no delivery lease)."""
+    return open_warehouse(target, read_only=True)
 
 
-def connect(target: WarehouseTarget) -> duckdb.DuckDBPyConnection:
-    """A read-only connection to the target's DuckDB file."""
-    path = target.path
-    if path is None or not path.is_file():
-        raise WarehouseError(
-            f"warehouse file not found: {path} (run `dbt build` first, or check "
-            "DBT_DUCKDB_PATH / --profiles-dir / --target)"
-        )
-    try:
-        return duckdb.connect(str(path), read_only=True)
-    except duckdb.Error as exc:
-        message = _first_line(exc)
-        if "lock" in message.lower():
-            message = f"the warehouse file {path} is in use by another process ({message})"
-        raise WarehouseError(f"cannot open the warehouse: {message}") from None
-
-
-def _tables(con: duckdb.DuckDBPyConnection, schema: str) -> set[str]:
-    rows = con.execute(
-        "select table_name from information_schema.tables where table_schema = ?", [schema]
-    ).fetchall()
+def _tables(con: SqlWarehouse, schema: str) -> set[str]:
+    _, rows = con.query(
+        f"select table_name from information_schema.tables where table_schema = {con.dialect.param}",
+        [schema],
+    )
     return {r[0] for r in rows}
 
 
-def check_audit_tables(con: duckdb.DuckDBPyConnection, schema: str) -> None:
+def check_audit_tables(con: SqlWarehouse, schema: str) -> None:
     """Raise AuditTablesMissing naming every audit model that is not in `schema`."""
     missing = [m for m in AUDIT_MODELS if m not in _tables(con, schema)]
     if missing:
@@ -160,10 +143,9 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-    cursor = con.execute(sql, list(params))
-    names = [d[0] for d in cursor.description or []]
-    return [{n: _plain(v) for n, v in zip(names, row, strict=True)} for row in cursor.fetchall()]
+def _rows(con: SqlWarehouse, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+    names, rows = con.query(sql, params)
+    return [{n: _plain(v) for n, v in zip(names, row, strict=True)} for row in rows]
 
 
 def _num(value: Any) -> float:
@@ -334,16 +316,16 @@ def _calibration(rows: list[Row]) -> tuple[list[Row], list[Row]]:
     ), sorted(versions.values(), key=lambda v: v["model_version"])
 
 
-def _totals(con: duckdb.DuckDBPyConnection, schema: str, tables: set[str]) -> Row:
+def _totals(con: SqlWarehouse, schema: str, tables: set[str]) -> Row:
     q = quote_identifier(schema)
     outbox = f"{q}.{quote_identifier(OUTBOX_TABLE)}"
     totals: Row = dict.fromkeys(("outbox", "never_sent", "runs", *STATUSES), 0)
     if OUTBOX_TABLE in tables:
-        row = con.execute(f"select count(*) from {outbox}").fetchone()
-        totals["outbox"] = totals["never_sent"] = int(row[0]) if row else 0
+        _, rows = con.query(f"select count(*) from {outbox}")
+        totals["outbox"] = totals["never_sent"] = int(rows[0][0])
     if RECEIPTS_TABLE in tables and OUTBOX_TABLE in tables:
         receipts = f"{q}.{quote_identifier(RECEIPTS_TABLE)}"
-        rows = con.execute(
+        _, rows = con.query(
             f"""
             with best as (
                 select event_source_id, event, event_id,
@@ -358,20 +340,20 @@ def _totals(con: duckdb.DuckDBPyConnection, schema: str, tables: set[str]) -> Ro
             left join best using (event_source_id, event, event_id)
             group by 1
             """
-        ).fetchall()
+        )
         totals["never_sent"] = 0
         names = {0: "never_sent", 1: "delivered", 2: "rejected", 3: "expired", 4: "failed"}
         for rank, count in rows:
             totals[names.get(int(rank), "failed")] = int(count)
     if RUNS_TABLE in tables:
-        row = con.execute(
+        _, rows = con.query(
             f"select count(*) from {q}.{quote_identifier(RUNS_TABLE)} where not coalesce(dry_run, false)"
-        ).fetchone()
-        totals["runs"] = int(row[0]) if row else 0
+        )
+        totals["runs"] = int(rows[0][0])
     return totals
 
 
-def _rejections(con: duckdb.DuckDBPyConnection, schema: str, tables: set[str]) -> list[Row]:
+def _rejections(con: SqlWarehouse, schema: str, tables: set[str]) -> list[Row]:
     """Why events ended a run rejected or failed: per event and run, the receipt that decided it
     (its rejection, else its last failed attempt). Attempts that failed before the event was
     delivered in the same run are left out."""
@@ -407,25 +389,23 @@ def _rejections(con: duckdb.DuckDBPyConnection, schema: str, tables: set[str]) -
                max(sent_at) as last_seen_at
         from deciding
         where pick = 1
-        group by all
+        group by 1, 2, 3
         order by events desc, runs desc, reason
         limit {TOP_REASONS}
         """,
     )
 
 
-def load_audit(
-    con: duckdb.DuckDBPyConnection, schema: str, *, today: date | None = None
-) -> AuditData:
+def load_audit(con: SqlWarehouse, schema: str, *, today: date | None = None) -> AuditData:
     """Read every audit model of `schema`; raises AuditTablesMissing when one is not built."""
     today = today or datetime.now(UTC).date()
-    check_audit_tables(con, schema)
     q = quote_identifier(schema)
 
     def table(name: str, order: str) -> list[Row]:
         return _rows(con, f"select * from {q}.{quote_identifier(name)} order by {order}")
 
     try:
+        check_audit_tables(con, schema)
         tables = _tables(con, schema)
         health = table("tiktok_delivery_health", "run_started_at, delivery_date, run_id")
         latency = table("tiktok_delivery_latency", "delivery_date, event")
@@ -437,8 +417,8 @@ def load_audit(
         readout = table("tiktok_experiment_readout", "experiment_cell desc")
         totals = _totals(con, schema, tables)
         rejections = _rejections(con, schema, tables)
-    except duckdb.Error as exc:
-        raise WarehouseError(f"reading the audit tables failed: {_first_line(exc)}") from None
+    except con.driver_errors as exc:
+        raise WarehouseError(f"reading the audit tables failed: {con.error_text(exc)}") from None
 
     health = _dated(health, today)
     deliveries, period = _deliveries(health)

@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -29,33 +29,35 @@ T = TypeVar("T")
 
 
 class _Redact(logging.Filter):
-    def __init__(self, secret: Secret | None) -> None:
+    def __init__(self, *secrets: Secret | None) -> None:
         super().__init__()
-        self._secret = secret
+        self._secrets = secrets
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = redact(record.getMessage(), self._secret)
+        record.msg = redact(record.getMessage(), *self._secrets)
         record.args = None
         return True
 
 
-def _setup_logging(verbose: bool, secret: Secret | None = None) -> None:
+def _setup_logging(verbose: bool, *secrets: Secret | None) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
-    handler.addFilter(_Redact(secret))
+    handler.addFilter(_Redact(*secrets))
     logger = logging.getLogger("tiktok_sender")
     logger.handlers[:] = [handler]
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
     logger.propagate = False
 
 
-def _guard(fn: Callable[[], T], secret: Secret | None = None) -> T:
+def _guard(fn: Callable[[], T], secrets: Sequence[Secret | None] = ()) -> T:
     """Run `fn`; a SenderError becomes one line on stderr and its exit code, no traceback. Any
-    other exception is a bug: one line too (exit 70), the traceback only with --verbose."""
+    other exception is a bug: one line too (exit 70), the traceback only with --verbose. The
+    `secrets` (the token, the warehouse password; a list `fn` may add to) are redacted from what
+    is printed."""
     try:
         return fn()
     except SenderError as exc:
-        typer.echo(f"error: {redact(str(exc), secret)}", err=True)
+        typer.echo(f"error: {redact(str(exc), *secrets)}", err=True)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
@@ -65,8 +67,8 @@ def _guard(fn: Callable[[], T], secret: Secret | None = None) -> T:
     except Exception as exc:  # noqa: BLE001  (the last resort: a bug still prints one line)
         if logging.getLogger("tiktok_sender").isEnabledFor(logging.DEBUG):
             trace = "".join(traceback.format_exception(exc))
-            typer.echo(redact(trace, secret).rstrip(), err=True)
-        detail = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else "", secret)
+            typer.echo(redact(trace, *secrets).rstrip(), err=True)
+        detail = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else "", *secrets)
         typer.echo(
             f"error: internal error ({exc.__class__.__name__}: {detail[:300]}); "
             "run with --verbose for the traceback and report it",
@@ -106,14 +108,20 @@ def main(
     ctx.obj = {"profiles_dir": profiles_dir, "target": target, "profile": profile, "verbose": verbose}
 
 
-def _target(ctx: typer.Context) -> Any:
+def _target(ctx: typer.Context, secrets: list[Secret | None] | None = None) -> Any:
+    """The resolved dbt target; its secrets (a postgres password) are added to `secrets` and to
+    what log lines redact."""
     from tiktok_sender.profiles import load_target
 
-    return load_target(
+    target = load_target(
         profiles_dir_flag=ctx.obj["profiles_dir"],
         target_flag=ctx.obj["target"],
         profile_flag=ctx.obj["profile"],
     )
+    if secrets is not None and target.secrets():
+        secrets.extend(target.secrets())
+        _setup_logging(ctx.obj["verbose"], *secrets)
+    return target
 
 
 def _parse_shard(value: str | None) -> str | None:
@@ -220,7 +228,8 @@ def push(
     from tiktok_sender.warehouse import open_warehouse
 
     token = _guard(lambda: load_token(os.environ.get("TIKTOK_ACCESS_TOKEN"), token_file))
-    _setup_logging(ctx.obj["verbose"], token)
+    secrets: list[Secret | None] = [token]
+    _setup_logging(ctx.obj["verbose"], *secrets)
 
     def build() -> Delivery:
         settings = PushSettings(
@@ -246,18 +255,20 @@ def push(
             shard=Shard.parse(shard) if shard is not None else None,
             read_chunk_rows=read_chunk,
         )
-        target = _target(ctx)
+        target = _target(ctx, secrets)
         return Delivery(
             settings,
-            lambda abort: open_warehouse(target, lock_timeout=settings.lock_timeout, abort=abort),
+            lambda abort: open_warehouse(
+                target, lock_timeout=settings.lock_timeout, abort=abort, shard=settings.shard
+            ),
             progress=progress_for(sys.stderr),
         )
 
-    delivery = _guard(build, token)
-    result = _guard(delivery.run, token)
-    typer.echo(redact(render_run(result, as_json=as_json), token))
+    delivery = _guard(build, secrets)
+    result = _guard(delivery.run, secrets)
+    typer.echo(redact(render_run(result, as_json=as_json), *secrets))
     if result.error is not None:
-        typer.echo(f"error: {redact(str(result.error), token)}", err=True)
+        typer.echo(f"error: {redact(str(result.error), *secrets)}", err=True)
     raise typer.Exit(result.exit_code)
 
 
@@ -272,9 +283,10 @@ def status(
     from tiktok_sender.warehouse import open_warehouse
 
     _setup_logging(ctx.obj["verbose"])
+    secrets: list[Secret | None] = []
 
     def report() -> str:
-        target = _target(ctx)
+        target = _target(ctx, secrets)
         warehouse = open_warehouse(target, read_only=True)
         try:
             state = warehouse.status()
@@ -284,7 +296,7 @@ def status(
             return render_json({**status_dict(state), "audit": audit_json(target)})
         return render_status(state, as_json=False) + "\n\n" + audit_section(target)
 
-    typer.echo(_guard(report))
+    typer.echo(_guard(report, secrets))
 
 
 @app.command("report")
@@ -296,7 +308,8 @@ def report_command(
     from tiktok_sender.report_html import write_report
 
     _setup_logging(ctx.obj["verbose"])
-    path = _guard(lambda: write_report(_target(ctx), out))
+    secrets: list[Secret | None] = []
+    path = _guard(lambda: write_report(_target(ctx, secrets), out), secrets)
     typer.echo(f"report written to {path}")
 
 
@@ -334,4 +347,4 @@ def emulator(
         sys.stdout.flush()
 
     _guard(lambda: serve_forever(host=host, port=port, token=secret, seed=seed, faults=spec,
-                                 on_ready=announce, lean=lean), secret)
+                                 on_ready=announce, lean=lean), [secret])

@@ -91,7 +91,7 @@ class ReceiptSink:
         *,
         flush_rows: int = 1,
         linger_s: float = 0.0,
-        max_rows: int = 200_000,
+        max_rows: int = 50_000,
     ) -> None:
         self._db = db
         self._warehouse = warehouse

@@ -31,7 +31,8 @@ class WarehouseError(SenderError):
 
 
 class WarehouseBusyError(WarehouseError):
-    """Another process holds the delivery lease (for DuckDB: the file lock) past the wait."""
+    """Another process holds the delivery lease past the wait (DuckDB: the file lock;
+    PostgreSQL: the advisory lock)."""
 
     exit_code = EXIT_BUSY
 

@@ -3,24 +3,41 @@
 Profiles directory: `--profiles-dir`, else `$DBT_PROFILES_DIR`, else the current directory when it
 holds profiles.yml, else ~/.dbt. Target: `--target`, else `$DBT_TARGET`, else the profile's
 `target`. Profile name: `--profile`, else `profile:` in ./dbt_project.yml, else `tiktok_outbox`.
-String values are rendered with Jinja, `env_var('X')` and `env_var('X', 'default')` included.
+String values are rendered with Jinja the way dbt renders profiles: `env_var('X')` and
+`env_var('X', 'default')`, and the filters `as_number`, `as_bool`, `as_native` (the value becomes
+a number, a boolean, any literal) and `as_text` (it stays a string).
+
+Targets of type `duckdb` (a file `path`) and `postgres` (host, port, user, password, dbname or
+database, schema, optional sslmode, sslcert, sslkey, sslrootcert, connect_timeout,
+keepalives_idle, role) are supported. The password is held in a `Secret` from the moment it is
+read: no repr, message or table shows it.
 """
 
 from __future__ import annotations
 
+import ast
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any
 
 import yaml
 from jinja2 import StrictUndefined, TemplateError
+from jinja2.nativetypes import NativeCodeGenerator
 from jinja2.sandbox import SandboxedEnvironment
 
 from tiktok_sender.errors import ConfigError
+from tiktok_sender.settings import Secret
 
 DEFAULT_PROFILE = "tiktok_outbox"
+SUPPORTED_TYPES = ("duckdb", "postgres")
+POSTGRES_DEFAULT_PORT = 5432
+# Optional keys of a postgres target the sender passes on to the connection (as dbt-postgres
+# does); the others (threads, search_path, retries, ...) concern dbt only.
+POSTGRES_OPTIONS = ("sslmode", "sslcert", "sslkey", "sslrootcert", "connect_timeout",
+                    "keepalives_idle", "role")
 
 
 @dataclass(frozen=True)
@@ -33,10 +50,22 @@ class WarehouseTarget:
     schema: str
     path: Path | None
     options: Mapping[str, Any]
+    """The target's other keys. For postgres: host, port, user, dbname and the POSTGRES_OPTIONS
+    given; never the password."""
+    password: Secret | None = field(default=None, repr=False)
+    """A postgres target's password, if it has one."""
 
     def describe(self) -> str:
-        where = f" at {self.path}" if self.path is not None else ""
+        if self.type == "postgres":
+            o = self.options
+            where = f" at {o.get('user')}@{o.get('host')}:{o.get('port')}/{o.get('dbname')}"
+        else:
+            where = f" at {self.path}" if self.path is not None else ""
         return f"{self.type} target '{self.target}' of profile '{self.profile}'{where}"
+
+    def secrets(self) -> tuple[Secret, ...]:
+        """What must never be shown (for `settings.redact`)."""
+        return (self.password,) if self.password is not None else ()
 
 
 def profiles_dir(flag: Path | None, environ: Mapping[str, str], cwd: Path) -> Path:
@@ -63,8 +92,56 @@ def profile_name(flag: str | None, cwd: Path) -> str:
     return DEFAULT_PROFILE
 
 
+class _Text(str):
+    """A value marked `as_text`: it stays a string."""
+
+
+class _Native(str):
+    """A value marked `as_native`: it becomes the Python literal it spells, if it spells one."""
+
+
+class _Bool(_Native):
+    """A value marked `as_bool`: it must spell a boolean."""
+
+
+class _Number(_Native):
+    """A value marked `as_number`: it must spell a number."""
+
+
+def _native_concat(nodes: Iterable[Any]) -> Any:
+    """The rendered value, as dbt's profile rendering gives it: one node is returned as it is
+    (a marked one converted to its type); several are joined into a string."""
+    nodes = iter(nodes)
+    head = list(islice(nodes, 2))
+    if not head:
+        return ""
+    if len(head) > 1:
+        return "".join(str(v) for v in chain(head, nodes))
+    raw = head[0]
+    if isinstance(raw, _Text):
+        return str(raw)
+    if not isinstance(raw, _Native):
+        return raw
+    try:
+        value = ast.literal_eval(raw.strip())
+    except (ValueError, SyntaxError, MemoryError, TypeError):
+        value = str(raw)
+    if isinstance(raw, _Bool) and not isinstance(value, bool):
+        raise ConfigError(f"could not convert value '{raw}' into type 'bool'")
+    if isinstance(raw, _Number) and (not isinstance(value, int | float) or isinstance(value, bool)):
+        raise ConfigError(f"could not convert value '{raw}' into type 'number'")
+    return value
+
+
+class _ProfileEnvironment(SandboxedEnvironment):
+    """A sandbox that keeps rendered values' types (dbt's native rendering of profiles)."""
+
+    code_generator_class = NativeCodeGenerator
+    concat = staticmethod(_native_concat)  # type: ignore[assignment]
+
+
 def _renderer(environ: Mapping[str, str]) -> SandboxedEnvironment:
-    env = SandboxedEnvironment(undefined=StrictUndefined)
+    env = _ProfileEnvironment(undefined=StrictUndefined)
 
     def env_var(name: str, default: Any = None) -> Any:
         if name in environ:
@@ -74,6 +151,7 @@ def _renderer(environ: Mapping[str, str]) -> SandboxedEnvironment:
         raise ConfigError(f"profiles.yml needs the environment variable {name}, which is not set")
 
     env.globals["env_var"] = env_var
+    env.filters.update(as_text=_Text, as_native=_Native, as_bool=_Bool, as_number=_Number)
     return env
 
 
@@ -83,6 +161,10 @@ def _render(value: Any, env: SandboxedEnvironment, key: str) -> Any:
             return env.from_string(value).render()
         except TemplateError as exc:
             raise ConfigError(f"cannot render profiles.yml key '{key}': {exc.message}") from None
+        except ConfigError as exc:
+            if key.endswith((".password", ".pass")):  # the message would quote the value
+                raise ConfigError(f"cannot render profiles.yml key '{key}'") from None
+            raise ConfigError(f"cannot render profiles.yml key '{key}': {exc}") from None
     if isinstance(value, dict):
         return {k: _render(v, env, f"{key}.{k}") for k, v in value.items()}
     if isinstance(value, list):
@@ -126,10 +208,12 @@ def load_target(
     if not isinstance(output, dict):
         raise ConfigError(f"target '{target}' of profile '{name}' is not a mapping")
     kind = str(output.get("type", "")).strip()
-    if kind != "duckdb":
+    if kind == "postgres":
+        return _postgres_target(name, target, output)
+    if kind not in SUPPORTED_TYPES:
         raise ConfigError(
-            f"warehouse type '{kind or '?'}' (target '{target}') is not supported yet; "
-            "the sender supports duckdb targets"
+            f"warehouse type '{kind or '?'}' (target '{target}') is not supported; "
+            f"the sender supports {' and '.join(SUPPORTED_TYPES)} targets"
         )
     raw_path = str(output.get("path") or "").strip()
     if not raw_path or raw_path == ":memory:":
@@ -141,4 +225,37 @@ def load_target(
     options = {k: v for k, v in output.items() if k not in {"type", "path", "schema"}}
     return WarehouseTarget(
         profile=name, target=target, type=kind, schema=schema, path=db_path, options=options
+    )
+
+
+def _text(output: Mapping[str, Any], *keys: str) -> str:
+    """The first of `keys` present in the target, as a stripped string ('' when none is)."""
+    for key in keys:
+        value = output.get(key)
+        if value is not None and str(value).strip():
+            return str(value).strip()
+    return ""
+
+
+def _postgres_target(profile: str, target: str, output: Mapping[str, Any]) -> WarehouseTarget:
+    """A postgres target, checked the way dbt-postgres checks its credentials."""
+    where = f"postgres target '{target}'"
+    host, user = _text(output, "host"), _text(output, "user")
+    dbname, schema = _text(output, "dbname", "database"), _text(output, "schema")
+    missing = [key for key, value in (("host", host), ("user", user), ("dbname", dbname),
+                                      ("schema", schema)) if not value]
+    if missing:
+        raise ConfigError(f"{where} needs {', '.join(f'`{k}`' for k in missing)} in profiles.yml")
+    port = output.get("port", POSTGRES_DEFAULT_PORT)
+    if isinstance(port, str) and port.strip().isdigit():
+        port = int(port)
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise ConfigError(f"{where}: port must be a number from 1 to 65535, got {port!r}")
+    raw_password = output.get("password", output.get("pass"))
+    password = Secret(str(raw_password)) if raw_password not in (None, "") else None
+    options: dict[str, Any] = {"host": host, "port": port, "user": user, "dbname": dbname}
+    options.update({k: output[k] for k in POSTGRES_OPTIONS if output.get(k) not in (None, "")})
+    return WarehouseTarget(
+        profile=profile, target=target, type="postgres", schema=schema, path=None,
+        options=options, password=password,
     )

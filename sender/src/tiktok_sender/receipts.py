@@ -32,7 +32,7 @@ API_MESSAGE_MAX: Final = 500
 class Column:
     name: str
     arrow: pa.DataType
-    sql: str
+    sql: str  # the column's type, the same in DuckDB and PostgreSQL
     description: str
 
 

@@ -20,6 +20,7 @@ import socket
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -126,14 +127,22 @@ def pending_events(project: Project) -> int:
     return int(n)
 
 
-def run_scenario(scenario: Scenario, workdir: Path) -> Row:
-    """Set up an outbox and an emulator, run `sender push` (and re-runs), reconcile."""
+def duckdb_project(workdir: Path, events: int) -> Project:
+    """A project with a DuckDB outbox of `events` events (the emulator's URL is set per run)."""
     (workdir / "profiles.yml").write_text(PROFILES_YML)
     db = workdir / "warehouse.duckdb"
-    outbox = make_outbox(db, EVENTS)
+    return Project(workdir, make_outbox(db, events), base_env(workdir, db))
+
+
+def run_scenario(
+    scenario: Scenario,
+    workdir: Path,
+    make_project: Callable[[Path, int], Project] = duckdb_project,
+) -> Row:
+    """Set up an outbox (`make_project`: DuckDB by default) and an emulator, run `sender push`
+    (and re-runs), reconcile."""
+    project = make_project(workdir, EVENTS)
     with EmulatorThread(token=Secret(TOKEN), seed=scenario.seed) as emulator:
-        env = base_env(workdir, db)
-        project = Project(workdir, outbox, env)
         row = Row(scenario.name, events=EVENTS)
         started = time.monotonic()
         results: list[Result] = []

@@ -52,11 +52,21 @@ def test_outbox_missing_a_column(project: Project) -> None:
 
 def test_unsupported_warehouse_type(project: Project) -> None:
     (project.root / "profiles.yml").write_text(
+        "tiktok_outbox:\n  target: sf\n  outputs:\n    sf:\n      type: snowflake\n"
+        "      account: example\n      schema: tiktok\n"
+    )
+    result = project.sender("status")
+    assert result.returncode == 4
+    assert "'snowflake' (target 'sf') is not supported" in one_line_error(result.stderr)
+
+
+def test_incomplete_postgres_target(project: Project) -> None:
+    (project.root / "profiles.yml").write_text(
         "tiktok_outbox:\n  target: pg\n  outputs:\n    pg:\n      type: postgres\n"
         "      host: localhost\n      schema: tiktok\n"
     )
     result = project.sender("status")
-    assert result.returncode == 4 and "postgres" in one_line_error(result.stderr)
+    assert result.returncode == 4 and "postgres target 'pg' needs `user`" in one_line_error(result.stderr)
 
 
 def test_profile_needs_an_unset_env_var(project: Project) -> None:

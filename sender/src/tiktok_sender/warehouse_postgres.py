@@ -1,0 +1,375 @@
+"""PostgreSQL warehouse: the outbox streamed through a server-side cursor, receipts appended with
+COPY, the delivery lease a session advisory lock. The driver is psycopg2, which dbt-postgres
+installs.
+
+Two connections:
+- the session connection, in autocommit mode, holds the lease and writes the runs and receipts
+  tables: each statement commits when it returns, so an append is durable once it has returned;
+- the reading connection, opened by `open_pending`, runs the pending query in a read-only
+  transaction as a named (server-side) cursor and fetches `chunk_rows` rows at a time, so the
+  sender holds one chunk whatever the outbox size. Receipts commit on the other connection while
+  the read goes on; the cursor reads the snapshot taken when it was opened, as on DuckDB.
+
+The delivery lease is held with advisory locks of two int4 keys, `(key, slot)`. `key` is derived
+from the schema name (advisory locks are per database already). An unsharded run holds slot 0
+exclusively; a `--shard K/N` run holds slot 0 shared and slot `N * 10000 + K` exclusively, and
+refuses to start while a run of another N holds a shard (their shares overlap). So the shards of
+one set run side by side, and any two runs that could select the same event exclude each other.
+Lease attempts are serialised by a transaction lock on slot 1, which makes the check for other
+shard counts race-free. The locks belong to the session: the server releases them when the
+connection ends, also when the sender is killed. A connection pooler must therefore keep the
+session (PgBouncer's session mode, not transaction mode).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import psycopg2
+import psycopg2.extensions
+import psycopg2.sql
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from tiktok_sender.errors import WarehouseError
+from tiktok_sender.profiles import WarehouseTarget
+from tiktok_sender.settings import redact
+from tiktok_sender.shard import Shard
+from tiktok_sender.warehouse import (
+    OUTBOX_SCHEMA,
+    Dialect,
+    LeaseHeld,
+    PendingReader,
+    SqlWarehouse,
+    _wrap_errors,
+    first_line,
+    poll_lease,
+    quote_identifier,
+)
+
+APPLICATION_NAME = "tiktok-outbox sender"
+LEASE_NAMESPACE = "tiktok_outbox.sender:"
+SLOT_LEASE = 0  # exclusive: an unsharded run; shared: every sharded run
+SLOT_GATE = 1  # transaction lock: one lease attempt at a time
+SLOT_DDL = 2  # transaction lock: one creation of the delivery tables at a time
+SLOT_SHARD_BASE = 10_000  # shard K/N holds slot N * 10000 + K
+DEFAULT_CONNECT_TIMEOUT_S = 10  # dbt-postgres's default
+# Receipt columns that carry text from the API, where a NUL character (which PostgreSQL text
+# cannot hold) could come from.
+API_TEXT_COLUMNS = ("api_message", "request_id")
+_CSV = pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
+
+
+def lease_key(schema: str) -> int:
+    """The first advisory-lock key of `schema`'s delivery lease: a non-negative int4."""
+    digest = hashlib.sha256((LEASE_NAMESPACE + schema).encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def shard_slot(shard: Shard) -> int:
+    return shard.count * SLOT_SHARD_BASE + shard.index
+
+
+class PostgresDialect(Dialect):
+    param = "%s"
+
+    def anti_join(self, keys: str) -> tuple[str, str]:
+        # PostgreSQL plans `not exists` as a hash anti join: the outbox streams past a hash table
+        # of the terminal receipt keys.
+        return "", (
+            f"not exists (select 1 from ({keys}) r where r.event_source_id = o.event_source_id"
+            " and r.event = o.event and r.event_id = o.event_id)"
+        )
+
+    def shard_of(self, event_id: str, count: str) -> str:
+        # The first 8 hex digits of sha256(event_id) as an unsigned 32-bit number: `bit(32)`
+        # read as bigint keeps the sign bit a value bit. `mod`, not `%`: psycopg2 formats `%`.
+        digest = f"encode(sha256(convert_to(coalesce({event_id}, ''), 'UTF8')), 'hex')"
+        return f"mod(('x' || substr({digest}, 1, 8))::bit(32)::bigint, {count})"
+
+
+def _to_batch(rows: list[tuple[Any, ...]]) -> pa.RecordBatch:
+    columns = list(zip(*rows, strict=True))
+    try:
+        arrays = [pa.array(c, type=f.type) for c, f in zip(columns, OUTBOX_SCHEMA, strict=True)]
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError) as exc:
+        raise WarehouseError(
+            "reading the outbox failed: a column does not hold the type of the outbox contract "
+            f"({first_line(exc)})"
+        ) from None
+    return pa.RecordBatch.from_arrays(arrays, schema=OUTBOX_SCHEMA)
+
+
+class _PostgresPendingReader:
+    """Pending rows from a named cursor on a connection of its own, `chunk_rows` at a time."""
+
+    def __init__(
+        self,
+        warehouse: PostgresWarehouse,
+        con: psycopg2.extensions.connection,
+        cursor: psycopg2.extensions.cursor,
+        chunk_rows: int,
+    ) -> None:
+        self._warehouse = warehouse
+        self._con = con
+        self._cursor = cursor
+        self._chunk_rows = chunk_rows
+
+    def next(self) -> pa.RecordBatch | None:
+        try:
+            rows = self._cursor.fetchmany(self._chunk_rows)  # FETCH FORWARD chunk_rows
+        except psycopg2.Error as exc:
+            raise WarehouseError(
+                f"reading the outbox failed: {self._warehouse.error_text(exc)}"
+            ) from None
+        return _to_batch(rows) if rows else None
+
+    def close(self) -> None:
+        try:
+            with contextlib.suppress(psycopg2.Error):
+                self._cursor.close()
+                self._con.rollback()
+        finally:
+            self._con.close()
+
+
+class PostgresWarehouse(SqlWarehouse):
+    """A PostgreSQL database dbt builds into; receipts and runs live in the outbox's schema."""
+
+    dialect = PostgresDialect()
+    driver_errors = (psycopg2.Error,)
+
+    def __init__(
+        self,
+        target: WarehouseTarget,
+        *,
+        read_only: bool = False,
+        lock_timeout: float = 0.0,
+        abort: threading.Event | None = None,
+        shard: Shard | None = None,
+    ) -> None:
+        self._init_names(target)
+        self._options = target.options
+        self._read_only = read_only
+        self._shard = shard
+        self._key = lease_key(target.schema)
+        self._con = self._connect(readonly=read_only, autocommit=True)
+        if read_only:  # `sender status` and the audit: MVCC reads need no lease
+            return
+        try:
+            poll_lease(
+                self._take_lease,
+                timeout=lock_timeout,
+                describe=(
+                    f"the delivery lease of schema {target.schema}"
+                    + (f" for shard {shard}" if shard is not None else "")
+                    + f" in {self.location()}"
+                ),
+                hint="another `sender push` is running against this schema",
+                abort=abort,
+            )
+        except BaseException:
+            self._con.close()
+            raise
+
+    # -- connections ---------------------------------------------------------------------------
+
+    def location(self) -> str:
+        o = self._options
+        return f"database {o['dbname']} at {o['host']}:{o['port']}"
+
+    def error_text(self, exc: BaseException) -> str:
+        return redact(first_line(exc), *self.target.secrets())
+
+    def _connect(
+        self, *, readonly: bool, autocommit: bool, options: str | None = None
+    ) -> psycopg2.extensions.connection:
+        o = self._options
+        name = APPLICATION_NAME + f", PID {os.getpid()}"
+        if self._shard is not None:
+            name += f", shard {self._shard}"
+        params: dict[str, Any] = {
+            "host": o["host"],
+            "port": o["port"],
+            "user": o["user"],
+            "dbname": o["dbname"],
+            "application_name": name,
+            "connect_timeout": o.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT_S),
+        }
+        params.update(
+            {k: o[k] for k in ("sslmode", "sslcert", "sslkey", "sslrootcert") if k in o}
+        )
+        if o.get("keepalives_idle"):
+            params["keepalives_idle"] = o["keepalives_idle"]
+        if options:
+            params["options"] = options
+        if self.target.password is not None:
+            params["password"] = self.target.password.reveal()
+        try:
+            con = psycopg2.connect(**params)
+        except psycopg2.Error as exc:
+            raise WarehouseError(
+                f"cannot connect to PostgreSQL ({o['user']}@{o['host']}:{o['port']}/{o['dbname']}): "
+                f"{self.error_text(exc)}"
+            ) from None
+        try:
+            con.set_session(readonly=readonly, autocommit=autocommit)
+            if o.get("role"):  # as dbt-postgres does
+                with con.cursor() as cur:
+                    cur.execute(psycopg2.sql.SQL("set role {}").format(psycopg2.sql.Identifier(str(o["role"]))))
+                if not autocommit:
+                    con.commit()
+        except psycopg2.Error as exc:
+            con.close()
+            raise WarehouseError(f"cannot set up the connection: {self.error_text(exc)}") from None
+        return con
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> tuple[list[str], list[tuple[Any, ...]]]:
+        with self._con.cursor() as cur:
+            cur.execute(sql, tuple(params) if params else None)
+            if cur.description is None:
+                return [], []
+            return [d[0] for d in cur.description], cur.fetchall()
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        with self._con.cursor() as cur:
+            cur.execute(sql, tuple(params) if params else None)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """Statements of the block in one transaction on the autocommit connection."""
+        self._execute("begin")
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(psycopg2.Error):
+                self._execute("rollback")
+            raise
+        self._execute("commit")
+
+    # -- the lease -----------------------------------------------------------------------------
+
+    def _try(self, slot: int, *, shared: bool = False) -> bool:
+        function = "pg_try_advisory_lock_shared" if shared else "pg_try_advisory_lock"
+        _, rows = self.query(f"select {function}(%s, %s)", [self._key, slot])
+        return bool(rows[0][0])
+
+    def _unlock(self, slot: int, *, shared: bool = False) -> None:
+        function = "pg_advisory_unlock_shared" if shared else "pg_advisory_unlock"
+        self.query(f"select {function}(%s, %s)", [self._key, slot])
+
+    def _holders(self, condition: str, params: Sequence[Any]) -> str:
+        """Who holds this lease's advisory locks matching `condition` (on pg_locks `l`)."""
+        _, rows = self.query(
+            "select l.pid, coalesce(a.application_name, '') from pg_locks l"
+            " left join pg_stat_activity a on a.pid = l.pid"
+            " where l.locktype = 'advisory' and l.granted and l.pid <> pg_backend_pid()"
+            " and l.database = (select oid from pg_database where datname = current_database())"
+            f" and l.objsubid = 2 and l.classid::bigint = %s and ({condition})"
+            " order by l.pid",
+            [self._key, *params],
+        )
+        held = [f"{app}; PostgreSQL backend PID {pid}" if app else f"PostgreSQL backend PID {pid}"
+                for pid, app in dict(rows).items()]
+        return ", ".join(held) or "a session that just let go"
+
+    def _take_lease(self) -> None:
+        """One attempt at the lease; raises LeaseHeld naming the holder when it is taken."""
+        try:
+            with self._transaction():
+                self._execute("select pg_advisory_xact_lock(%s, %s)", [self._key, SLOT_GATE])
+                if self._shard is None:
+                    if not self._try(SLOT_LEASE):
+                        raise LeaseHeld(self._holders("l.objid::bigint not in (%s, %s)",
+                                                      [SLOT_GATE, SLOT_DDL]))
+                    return
+                if not self._try(SLOT_LEASE, shared=True):
+                    raise LeaseHeld(self._holders("l.objid::bigint = %s and l.mode = 'ExclusiveLock'",
+                                                  [SLOT_LEASE]))
+                slot = shard_slot(self._shard)
+                if not self._try(slot):
+                    self._unlock(SLOT_LEASE, shared=True)
+                    raise LeaseHeld(self._holders("l.objid::bigint = %s", [slot]))
+                other_counts = "l.objid::bigint >= %s and l.objid::bigint / %s <> %s"
+                params = [SLOT_SHARD_BASE, SLOT_SHARD_BASE, self._shard.count]
+                if self.query(
+                    "select 1 from pg_locks l where l.locktype = 'advisory' and l.granted"
+                    " and l.database = (select oid from pg_database where datname = current_database())"
+                    f" and l.objsubid = 2 and l.classid::bigint = %s and {other_counts} limit 1",
+                    [self._key, *params],
+                )[1]:
+                    self._unlock(slot)
+                    self._unlock(SLOT_LEASE, shared=True)
+                    raise LeaseHeld(
+                        self._holders(other_counts, params) + ", a shard of another shard count"
+                    )
+        except psycopg2.Error as exc:
+            raise WarehouseError(f"taking the delivery lease failed: {self.error_text(exc)}") from None
+
+    # -- the delivery tables -------------------------------------------------------------------
+
+    @_wrap_errors("creating the delivery tables")
+    def ensure_delivery_tables(self) -> None:
+        # Shards start together: one creates the tables, the others then find them.
+        with self._transaction():
+            self._execute("select pg_advisory_xact_lock(%s, %s)", [self._key, SLOT_DDL])
+            super().ensure_delivery_tables()
+
+    # -- pending events ------------------------------------------------------------------------
+
+    @_wrap_errors("reading the outbox")
+    def open_pending(
+        self, terminal: Sequence[str], limit: int | None, chunk_rows: int,
+        shard: Shard | None = None,
+    ) -> PendingReader:
+        sql, params = self._pending_sql(terminal, limit, shard)
+        # A named cursor lives in a transaction, idle while a slow API holds the sending back:
+        # a server-wide idle_in_transaction_session_timeout must not end the read.
+        con = self._connect(readonly=True, autocommit=False,
+                            options="-c idle_in_transaction_session_timeout=0")
+        try:
+            cursor = con.cursor(name=f"tiktok_pending_{uuid.uuid4().hex[:12]}")
+            cursor.itersize = chunk_rows
+            cursor.execute(sql, tuple(params) if params else None)  # DECLARE ... CURSOR
+        except BaseException:
+            con.close()
+            raise
+        return _PostgresPendingReader(self, con, cursor, chunk_rows)
+
+    # -- receipts --------------------------------------------------------------------------------
+
+    @_wrap_errors("writing receipts")
+    def append_receipts(self, table: pa.Table) -> None:
+        """Append in one COPY, committed when it returns (the connection is in autocommit)."""
+        if table.num_rows == 0:
+            return
+        for name in API_TEXT_COLUMNS:
+            if name in table.column_names:
+                index = table.column_names.index(name)
+                cleaned = pc.replace_substring(table.column(index), "\x00", "")
+                table = table.set_column(index, name, cleaned)
+        data = io.BytesIO()
+        pacsv.write_csv(table, data, _CSV)  # nulls unquoted, values quoted: PostgreSQL's CSV
+        data.seek(0)
+        columns = ", ".join(quote_identifier(n) for n in table.column_names)
+        with self._con.cursor() as cur:
+            cur.copy_expert(f"copy {self.receipts} ({columns}) from stdin with (format csv)", data)
+
+    @_wrap_errors("closing the warehouse")
+    def close(self) -> None:
+        # The server releases a closed session's locks a moment after the client has gone; let
+        # go explicitly, so that a run started right after this one finds the lease free.
+        try:
+            if not self._read_only and not self._con.closed:
+                with contextlib.suppress(psycopg2.Error):
+                    self._execute("select pg_advisory_unlock_all()")
+        finally:
+            self._con.close()

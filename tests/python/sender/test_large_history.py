@@ -1,0 +1,41 @@
+"""A warehouse with a long delivery history: a million outbox rows, all but a few delivered.
+
+The pending query is an anti join of the outbox against the terminal receipts under the sender's
+DuckDB memory limit; its hash table of a million receipt keys does not fit the limit and must
+spill to disk, not fail the run."""
+
+from __future__ import annotations
+
+from sender_harness import Project
+
+from tiktok_sender.emulator import EmulatorThread
+from tiktok_sender.receipts import RECEIPT_COLUMNS
+
+HISTORY = 1_000_000
+NEW = 100
+
+
+def test_a_push_over_a_million_receipts_sends_only_the_new_events(
+    project: Project, emulator: EmulatorThread
+) -> None:
+    project.outbox.add(HISTORY + NEW - project.outbox.rows, start=project.outbox.rows)
+    body = ", ".join(f'"{c.name}" {c.sql}' for c in RECEIPT_COLUMNS)
+    with project.outbox.connect() as con:
+        con.execute(f"create table tiktok.tiktok_delivery_receipts ({body})")
+        # every event but the NEW most recent ones was delivered by an earlier run
+        con.execute(
+            """insert into tiktok.tiktok_delivery_receipts by name
+               select 'r-' || event_id as receipt_id, 'earlier-run' as run_id, event_id, event, event_time,
+                      'delivered' as status, 1 as attempt, 200 as http_status, 0 as api_code, 'OK' as api_message,
+                      now()::timestamp as sent_at, now()::timestamp as acknowledged_at,
+                      event_source_id, event_source
+               from tiktok.tiktok_events_outbox
+               order by event_time desc
+               offset ?""",
+            [NEW],
+        )
+    result = project.sender("push", "--json", timeout=300)
+    assert result.returncode == 0, result.stderr
+    summary = result.json()
+    assert (summary["pending"], summary["delivered"]) == (NEW, NEW)
+    assert len(emulator.events()) == NEW
