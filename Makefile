@@ -89,9 +89,11 @@ test-dbt: demo-data
 	$(DBT) build --selector audit
 	$(DBT) test --select tag:monitor
 
-# pytest exits 5 when it collected nothing: that is a broken suite, not a pass.
+# pytest exits 5 when it collected nothing: that is a broken suite, not a pass. The suite runs on
+# PYTEST_WORKERS processes (pytest-xdist; whole modules per worker, see tests/python/conftest.py).
+PYTEST_WORKERS ?= 2
 test-python: setup
-	@$(PYTEST) tests/python; rc=$$?; \
+	@$(PYTEST) tests/python -n $(PYTEST_WORKERS) --durations=15; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
 test: setup system-deps

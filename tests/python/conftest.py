@@ -35,3 +35,34 @@ def compile_inline(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], 
         return cache[inline]
 
     return compile_sql
+
+
+# -- running the suite on several workers (`make test`: pytest -n 2, pytest-xdist) --------------
+
+# Modules that write the demo CSVs into the project's own seeds/demo and build from them: they
+# share that directory, so they run one after the other, on one worker. (Tests that need demo
+# data of their own build a copy of the project: `dbt_harness.copy_project`.)
+DEMO_SEED_WRITERS = frozenset({
+    "test_audit_models.py", "test_messy_data.py", "test_outbox_build.py", "test_audit_report.py",
+})
+
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if _WORKER:
+    # dbt writes its manifest, partial-parse cache, compiled SQL and logs under the project: each
+    # worker gets directories of its own
+    os.environ.setdefault("DBT_TARGET_PATH", str(PROJECT_ROOT / "target" / f"pytest-{_WORKER}"))
+    os.environ.setdefault("DBT_LOG_PATH", str(PROJECT_ROOT / "logs" / f"pytest-{_WORKER}"))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """Hand out whole modules (their tests share module fixtures), and the seeds/demo writers as
+    one unit."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "demo_seeds" if module.rsplit("/", 1)[-1] in DEMO_SEED_WRITERS else module
+
+    return ModuleScheduling(config, log)

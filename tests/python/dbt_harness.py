@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +28,24 @@ DEMO_ENV = {
     "TIKTOK_OFFLINE_EVENT_SET_ID": "",
     "TIKTOK_CRM_EVENT_SET_ID": "",
 }
+
+
+# What `dbt` needs of the project, for tests that build a copy of it with demo data of their own
+# (the project's seeds/demo is left to the tests that write it, see conftest.DEMO_SEED_WRITERS).
+PROJECT_FILES = ("dbt_project.yml", "selectors.yml", "models", "macros", "seeds", "tests/generic",
+                 "tests/singular", "tests/monitors")
+
+
+def copy_project(dest: Path) -> Path:
+    """A copy of the dbt project in `dest` (created); returns it."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in PROJECT_FILES:
+        if (PROJECT_ROOT / name).is_dir():
+            shutil.copytree(PROJECT_ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(PROJECT_ROOT / name, dest / name)
+    return dest
 
 
 def dbt_env(duckdb_path: Path) -> dict[str, str]:

@@ -24,7 +24,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from dbt_harness import PROJECT_ROOT, VENV_BIN, dbt_env
+from dbt_harness import PROJECT_ROOT, VENV_BIN, copy_project, dbt_env
 
 pytest_plugins = ["pg_fixtures"]
 
@@ -42,6 +42,7 @@ class Builds:
         self.work = work
         self.duckdb_path = work / "duckdb" / "warehouse.duckdb"
         self.duckdb_path.parent.mkdir()
+        self.project = copy_project(work / "project")  # demo data of its own, for AS_OF
         self.runs: dict[str, Path] = {}
 
     def env(self, database: str | None = None) -> dict[str, str]:
@@ -59,8 +60,8 @@ class Builds:
         return subprocess.Popen(
             [str(VENV_BIN / "dbt"), *args, "--target", target, "--vars", json.dumps({**VARS, **(variables or {})}),
              "--target-path", str(out / "target"), "--log-path", str(out / "logs"),
-             "--project-dir", str(PROJECT_ROOT)],
-            cwd=PROJECT_ROOT, env=self.env(database), stdout=(out / "stdout.txt").open("w"),
+             "--project-dir", str(self.project)],
+            cwd=self.project, env=self.env(database), stdout=(out / "stdout.txt").open("w"),
             stderr=subprocess.STDOUT, text=True,
         )
 
@@ -88,7 +89,8 @@ def built(postgres_cluster, tmp_path_factory: pytest.TempPathFactory) -> Builds:
     """Demo data for AS_OF, then `dbt build` into PostgreSQL and DuckDB side by side."""
     builds = Builds(postgres_cluster, tmp_path_factory.mktemp("pg-build"))
     subprocess.run(
-        [sys.executable, "scripts/generate_demo_data.py", "--out", "seeds/demo", "--as-of", AS_OF],
+        [sys.executable, "scripts/generate_demo_data.py", "--out", str(builds.project / "seeds" / "demo"),
+         "--as-of", AS_OF],
         cwd=PROJECT_ROOT, env=builds.env(), check=True, capture_output=True,
     )
     # `dbt build` loads the seeds itself, ordered before the staging models that read them; the

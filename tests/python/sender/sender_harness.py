@@ -6,7 +6,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -197,3 +198,38 @@ def base_env(root: Path, db: Path) -> dict[str, str]:
 
 
 __all__ = ["APP_ID", "PIXEL", "TOKEN", "FaultSpec", "Outbox", "Project", "make_outbox"]
+
+
+# -- running the CLI in the background, for tests of concurrent runs and signals ----------------
+
+
+def start(project: Project, *args: str) -> subprocess.Popen[str]:
+    """`sender ARGS` started in the project, not waited for."""
+    return subprocess.Popen(
+        [str(SENDER), *args], cwd=project.root, env=project.env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def finish(proc: subprocess.Popen[str], timeout: float = 60) -> Result:
+    stdout, stderr = proc.communicate(timeout=timeout)
+    return Result(proc.returncode, stdout, stderr)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.02)
+
+
+def accepted_ids(emulator: Any) -> dict[str, int]:
+    """event_id -> how often the emulator received it."""
+    return {e["payload"]["event_id"]: e["receive_count"] for e in emulator.events()}
+
+
+def one_line_error(stderr: str) -> str:
+    """The single `error: ...` line a user mistake prints (no traceback)."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in stderr, stderr
+    return lines[0]

@@ -5,16 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sender_harness import Project
+from sender_harness import Project, one_line_error
 
 from tiktok_sender.emulator import EmulatorThread
-
-
-def one_line_error(result_stderr: str) -> str:
-    lines = [line for line in result_stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result_stderr
-    assert lines[0].startswith("error: ") and "Traceback" not in result_stderr
-    return lines[0]
 
 
 @pytest.mark.parametrize(

@@ -4,15 +4,13 @@ file, the emulator on 127.0.0.1 with latency so requests are in flight when the 
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
-from collections.abc import Callable
 
 import duckdb
 import orjson
 import pytest
 from fault_matrix import Row, reconcile
-from sender_harness import SENDER, Project, Result
+from sender_harness import Project, accepted_ids, finish, start, wait_for
 
 from tiktok_sender.delivery import IN_FLIGHT_MESSAGE
 from tiktok_sender.emulator import EmulatorThread
@@ -22,31 +20,8 @@ BATCH, CONCURRENCY = 20, 4
 PUSH = ("push", "--json", "--batch-size", str(BATCH), "--concurrency", str(CONCURRENCY))
 
 
-def start(project: Project, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [str(SENDER), *args], cwd=project.root, env=project.env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.02)
-
-
-def finish(proc: subprocess.Popen[str], timeout: float = 30) -> Result:
-    stdout, stderr = proc.communicate(timeout=timeout)
-    return Result(proc.returncode, stdout, stderr)
-
-
 def delivered_keys(project: Project) -> set[str]:
     return {r["event_id"] for r in project.outbox.receipts("status = 'delivered'")}
-
-
-def accepted_ids(emulator: EmulatorThread) -> dict[str, int]:
-    return {e["payload"]["event_id"]: e["receive_count"] for e in emulator.events()}
 
 
 def test_sigkill_mid_run_loses_nothing_and_repeats_only_in_flight_requests(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -23,7 +22,7 @@ import pytest
 from pg_harness import PgOutbox, new_database, pg_env
 from sender_harness import REPO, TOKEN, Project
 
-from dbt_harness import DEMO_ENV, VENV_BIN
+from dbt_harness import DEMO_ENV, VENV_BIN, copy_project
 from tiktok_sender.emulator import EmulatorThread, FaultSpec
 from tiktok_sender.settings import Secret
 
@@ -32,8 +31,6 @@ pytest_plugins = ["pg_fixtures"]
 SCHEMA = "tiktok"
 REJECTED_IDS = 3
 AS_OF = datetime.now(UTC).replace(minute=0, second=0, microsecond=0, tzinfo=None).isoformat(sep=" ")
-PROJECT_FILES = ("dbt_project.yml", "selectors.yml", "models", "macros", "seeds", "tests/generic",
-                 "tests/singular", "tests/monitors")
 RANK = {"delivered": 1, "rejected": 2, "expired": 3, "failed": 4}
 
 
@@ -58,13 +55,7 @@ def dbt(project: Project, project_dir: Path, *args: str) -> list[dict]:
 @pytest.fixture(scope="module")
 def built(postgres_cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
     work = tmp_path_factory.mktemp("pg-e2e")
-    project_dir = work / "project"
-    project_dir.mkdir()
-    for name in PROJECT_FILES:
-        if (REPO / name).is_dir():
-            shutil.copytree(REPO / name, project_dir / name)
-        else:
-            shutil.copy(REPO / name, project_dir / name)
+    project_dir = copy_project(work / "project")
     subprocess.run(  # rewrites every demo CSV
         [sys.executable, str(REPO / "scripts" / "generate_demo_data.py"), "--out", str(project_dir / "seeds" / "demo"),
          "--as-of", AS_OF, "--scale", "0.3"],

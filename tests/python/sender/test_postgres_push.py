@@ -7,17 +7,27 @@ from __future__ import annotations
 
 import hashlib
 import signal
-import subprocess
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
 from fault_matrix import SCENARIOS, Row, reconcile, run_scenario, table
 from pg_harness import PG_PASSWORD, PgOutbox, make_pg_outbox, pg_project, with_password
-from sender_harness import PROFILES_YML, SENDER, TOKEN, Project, Result, base_env, make_outbox
+from sender_harness import (
+    PROFILES_YML,
+    TOKEN,
+    Project,
+    accepted_ids,
+    base_env,
+    finish,
+    make_outbox,
+    one_line_error,
+    start,
+    wait_for,
+)
 
 from tiktok_sender.emulator import EmulatorThread
 from tiktok_sender.errors import EXIT_BUSY
@@ -44,33 +54,6 @@ def outbox(postgres_cluster) -> Iterator[PgOutbox]:
 def project(tmp_path: Path, outbox: PgOutbox, emulator: EmulatorThread) -> Project:
     """A working directory with the repository's profiles.yml, target `postgres`: 200 events."""
     return pg_project(tmp_path, outbox, emulator.url)
-
-
-def start(project: Project, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([str(SENDER), *args], cwd=project.root, env=project.env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def finish(proc: subprocess.Popen[str], timeout: float = 60) -> Result:
-    stdout, stderr = proc.communicate(timeout=timeout)
-    return Result(proc.returncode, stdout, stderr)
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.02)
-
-
-def accepted_ids(emulator: EmulatorThread) -> dict[str, int]:
-    return {e["payload"]["event_id"]: e["receive_count"] for e in emulator.events()}
-
-
-def one_line_error(stderr: str) -> str:
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in stderr, stderr
-    return lines[0]
 
 
 def test_push_delivers_every_event_once_and_a_second_push_sends_nothing(
