@@ -47,6 +47,9 @@ OUTBOX_TABLE = "tiktok_events_outbox"
 # DuckDB memory limit of a `sender push` connection (not of dbt's, nor of `sender status`):
 # the sender's memory must not grow with the outbox or the receipts history.
 DUCKDB_MEMORY_LIMIT = "64MB"
+# `--limit` reads the pending rows oldest first: DuckDB's external sort spills to disk, but needs
+# more working memory than the streaming read (at 64 MB it fails on a million wide rows).
+DUCKDB_SORT_MEMORY_LIMIT = "128MB"
 
 # Outbox columns the sender reads, in the order of the pending query (value cast to double).
 OUTBOX_COLUMNS: tuple[str, ...] = (
@@ -243,6 +246,10 @@ class Dialect:
     """The SQL that differs between engines; DuckDB's by default."""
 
     param: ClassVar[str] = "?"  # the driver's parameter placeholder
+    # Whether `--limit` is a SQL LIMIT. DuckDB runs ORDER BY + LIMIT as a top-N that holds N rows
+    # in memory and cannot spill: past the memory limit a large --limit fails. Without LIMIT
+    # the ORDER BY is an external sort that spills, and the reader stops after N rows.
+    limit_in_sql: ClassVar[bool] = False
 
     def anti_join(self, keys: str) -> tuple[str, str]:
         """(join clause, where condition) keeping the outbox rows `o` whose key is not among the
@@ -357,10 +364,13 @@ class SqlWarehouse:
     # -- pending events -----------------------------------------------------------------------
 
     def _pending_sql(
-        self, terminal: Sequence[str], limit: int | None, shard: Shard | None = None
+        self, terminal: Sequence[str], limit: int | None, shard: Shard | None = None,
+        *, ordered: bool = True,
     ) -> tuple[str, list[Any]]:
         """The pending rows: outbox rows without a terminal production receipt (optionally of one
-        shard, the `limit` oldest first), columns in OUTBOX_COLUMNS order, value as a double."""
+        shard, the `limit` oldest first), columns in OUTBOX_COLUMNS order, value as a double.
+        Where the dialect has no `limit_in_sql`, the rows come oldest first and the reader stops
+        after `limit`; `ordered=False` leaves the order (and that limit) out, for counting."""
         mark = self.dialect.param
         select = ", ".join(
             "cast(o.value as double precision) as value" if c == "value" else f"o.{c}"
@@ -383,18 +393,21 @@ class SqlWarehouse:
         sql = f"select {select} from {self.outbox} o{join}"
         if conditions:
             sql += " where " + " and ".join(conditions)
-        if limit is not None:
-            sql += f" order by o.event_time, o.event_id limit {mark}"
-            params.append(limit)
+        if limit is not None and ordered:
+            sql += " order by o.event_time, o.event_id"
+            if self.dialect.limit_in_sql:
+                sql += f" limit {mark}"
+                params.append(limit)
         return sql, params
 
     @_wrap_errors("counting pending events")
     def count_pending(
         self, terminal: Sequence[str], limit: int | None, shard: Shard | None = None
     ) -> int:
-        sql, params = self._pending_sql(terminal, limit, shard)
+        sql, params = self._pending_sql(terminal, limit, shard, ordered=False)
         _, rows = self.query(f"select count(*) from ({sql}) pending", params)
-        return int(rows[0][0]) if rows else 0
+        count = int(rows[0][0]) if rows else 0
+        return count if limit is None else min(count, limit)
 
     # -- runs --------------------------------------------------------------------------------
 
@@ -483,17 +496,26 @@ class SqlWarehouse:
 
 
 class _DuckDBPendingReader:
-    def __init__(self, cursor: duckdb.DuckDBPyConnection, reader: pa.RecordBatchReader) -> None:
+    def __init__(
+        self, cursor: duckdb.DuckDBPyConnection, reader: pa.RecordBatchReader, limit: int | None
+    ) -> None:
         self._cursor = cursor
         self._reader = reader
+        self._left = limit  # rows still to hand out (`--limit`), None for all
 
     def next(self) -> pa.RecordBatch | None:
+        if self._left is not None and self._left <= 0:
+            return None
         try:
-            return self._reader.read_next_batch()
+            batch = self._reader.read_next_batch()
         except StopIteration:
             return None
         except duckdb.Error as exc:
             raise WarehouseError(f"reading the outbox failed: {first_line(exc)}") from None
+        if self._left is not None:
+            batch = batch.slice(0, self._left)
+            self._left -= batch.num_rows
+        return batch
 
     def close(self) -> None:
         self._reader.close()
@@ -564,6 +586,8 @@ class DuckDBWarehouse(SqlWarehouse):
         shard: Shard | None = None,
     ) -> PendingReader:
         sql, params = self._pending_sql(terminal, limit, shard)
+        if limit is not None:
+            self._con.execute(f"set memory_limit = '{DUCKDB_SORT_MEMORY_LIMIT}'")
         cursor = self._con.cursor()  # its own connection: receipts are written meanwhile
         try:
             result = cursor.execute(sql, params)
@@ -573,7 +597,7 @@ class DuckDBWarehouse(SqlWarehouse):
         except duckdb.Error:
             cursor.close()
             raise
-        return _DuckDBPendingReader(cursor, reader)
+        return _DuckDBPendingReader(cursor, reader, limit)
 
     @_wrap_errors("writing receipts")
     def append_receipts(self, table: pa.Table) -> None:

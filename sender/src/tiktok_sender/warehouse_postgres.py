@@ -80,6 +80,7 @@ def shard_slot(shard: Shard) -> int:
 
 class PostgresDialect(Dialect):
     param = "%s"
+    limit_in_sql = True  # a top-N sort past work_mem switches to an external sort
 
     def anti_join(self, keys: str) -> tuple[str, str]:
         # PostgreSQL plans `not exists` as a hash anti join: the outbox streams past a hash table

@@ -39,3 +39,19 @@ def test_a_push_over_a_million_receipts_sends_only_the_new_events(
     summary = result.json()
     assert (summary["pending"], summary["delivered"]) == (NEW, NEW)
     assert len(emulator.events()) == NEW
+
+
+LIMITED = 600_000
+
+
+def test_a_large_limit_sorts_the_pending_rows_on_disk_instead_of_failing(project: Project) -> None:
+    """`--limit N` sends the N oldest pending events. Sorting a million pending rows does not fit
+    the sender's DuckDB memory limit: the sort must spill to disk (a top-N in memory failed with
+    "Out of Memory Error")."""
+    project.outbox.add(HISTORY - project.outbox.rows, start=project.outbox.rows)
+    result = project.sender("push", "--dry-run", "--json", "--limit", str(LIMITED), timeout=300,
+                            env={"TIKTOK_ACCESS_TOKEN": None})
+    assert result.returncode == 0, result.stderr
+    summary = result.json()
+    assert summary["pending"] == LIMITED
+    assert summary["sent"] + summary["expired"] + summary["rejected"] == LIMITED
