@@ -1,6 +1,7 @@
 """Facts of the TikTok Events API v1.3 `event/track` contract, shared by the sender and the emulator.
 
-Source: ../shared/TIKTOK_EVENTS_API.md. Everything here is data; behaviour lives elsewhere.
+Source: TikTok's Events API documentation and SDK, and production connectors where TikTok's pages
+are silent. Everything here is data; behaviour lives elsewhere.
 """
 
 from __future__ import annotations
