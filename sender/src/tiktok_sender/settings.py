@@ -62,6 +62,9 @@ def redact(text: str, *secrets: Secret | None) -> str:
     return text
 
 
+MIN_TOKEN_LENGTH = 8  # TikTok's access tokens are tens of characters long
+
+
 def load_token(token: str | None, token_file: Path | None) -> Secret | None:
     """The access token from a file (first) or a value; None when neither is given."""
     if token_file is not None:
@@ -78,6 +81,13 @@ def load_token(token: str | None, token_file: Path | None) -> Secret | None:
         return None
     if any(ch.isspace() for ch in value):
         raise ConfigError("the access token contains whitespace; check TIKTOK_ACCESS_TOKEN")
+    if len(value) < MIN_TOKEN_LENGTH:
+        # a placeholder, not a token; and redaction would mask every occurrence of those few
+        # characters in what the sender prints
+        raise ConfigError(
+            f"the access token is {len(value)} characters long, too short to be a TikTok access "
+            "token; check TIKTOK_ACCESS_TOKEN"
+        )
     return Secret(value)
 
 

@@ -53,6 +53,9 @@ def test_token_sources(tmp_path: Path) -> None:
         load_token(None, file)
     with pytest.raises(ConfigError, match="whitespace"):
         load_token("two words", None)
+    with pytest.raises(ConfigError, match="3 characters long, too short") as refused:
+        load_token("xyz", None)
+    assert "xyz" not in str(refused.value)
 
 
 @pytest.mark.parametrize(
