@@ -16,7 +16,13 @@ import typer
 from tiktok_sender import __version__
 from tiktok_sender.contract import DEFAULT_API_URL, MAX_BATCH_SIZE
 from tiktok_sender.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, SenderError
-from tiktok_sender.settings import PushSettings, Secret, load_token, redact
+from tiktok_sender.settings import (
+    DEFAULT_DUCKDB_MEMORY_LIMIT,
+    PushSettings,
+    Secret,
+    load_token,
+    redact,
+)
 from tiktok_sender.shard import Shard
 
 app = typer.Typer(
@@ -220,6 +226,12 @@ def push(
                           "sha256(event_id), mod N, equal K-1. N runs 1/N..N/N send everything "
                           "once."),
     ] = None,
+    duckdb_memory_limit: Annotated[
+        str,
+        typer.Option(envvar="TIKTOK_DUCKDB_MEMORY_LIMIT",
+                     help="DuckDB targets: the warehouse's memory limit for the run (a size such "
+                          "as 512MB or 2GB). Too low for the delivery history fails the run."),
+    ] = DEFAULT_DUCKDB_MEMORY_LIMIT,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Send every outbox event that has no terminal receipt yet, and record receipts."""
@@ -254,12 +266,14 @@ def push(
             lock_timeout=lock_timeout,
             shard=Shard.parse(shard) if shard is not None else None,
             read_chunk_rows=read_chunk,
+            duckdb_memory_limit=duckdb_memory_limit,
         )
         target = _target(ctx, secrets)
         return Delivery(
             settings,
             lambda abort: open_warehouse(
-                target, lock_timeout=settings.lock_timeout, abort=abort, shard=settings.shard
+                target, lock_timeout=settings.lock_timeout, abort=abort, shard=settings.shard,
+                memory_limit=settings.duckdb_memory_limit,
             ),
             progress=progress_for(sys.stderr),
         )

@@ -41,15 +41,28 @@ from tiktok_sender.receipts import (
     RUNS_TABLE,
     Column,
 )
+from tiktok_sender.settings import DEFAULT_DUCKDB_MEMORY_LIMIT, DUCKDB_MEMORY
 from tiktok_sender.shard import Shard
 
 OUTBOX_TABLE = "tiktok_events_outbox"
-# DuckDB memory limit of a `sender push` connection (not of dbt's, nor of `sender status`):
-# the sender's memory must not grow with the outbox or the receipts history.
-DUCKDB_MEMORY_LIMIT = "64MB"
+# DuckDB memory limit of a `sender push` connection (not of dbt's, nor of `sender status`), from
+# --duckdb-memory-limit; see settings.DEFAULT_DUCKDB_MEMORY_LIMIT.
+DUCKDB_MEMORY_LIMIT = DEFAULT_DUCKDB_MEMORY_LIMIT
 # `--limit` reads the pending rows oldest first: DuckDB's external sort spills to disk, but needs
-# more working memory than the streaming read (at 64 MB it fails on a million wide rows).
+# more working memory than the streaming read (at 64 MB it fails on a million wide rows). A lower
+# limit is raised to this for such a run.
 DUCKDB_SORT_MEMORY_LIMIT = "128MB"
+_UNITS = {"kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12, "kib": 2**10, "mib": 2**20, "gib": 2**30,
+          "tib": 2**40}
+
+
+def memory_bytes(size: str) -> float:
+    """A DuckDB memory size (`512MB`, `2 GiB`) in bytes; ConfigError if it is not one."""
+    match = DUCKDB_MEMORY.fullmatch(size.strip())
+    if match is None:
+        raise ConfigError(f"not a memory size: {size!r} (write it like 512MB or 2GB)")
+    number = float(size.strip()[: match.start(2)])
+    return number * _UNITS[match.group(2).lower()]
 
 # Outbox columns the sender reads, in the order of the pending query (value cast to double).
 OUTBOX_COLUMNS: tuple[str, ...] = (
@@ -158,12 +171,14 @@ def open_warehouse(
     lock_timeout: float = 0.0,
     abort: threading.Event | None = None,
     shard: Shard | None = None,
+    memory_limit: str = DUCKDB_MEMORY_LIMIT,
 ) -> SqlWarehouse:
     """The warehouse of `target`; opened for writing, it holds the delivery lease (waiting up to
     `lock_timeout` seconds for another holder to let go, or until `abort` is set). `shard` is the
     run's `--shard`: where the lease allows it (PostgreSQL), shards of one set run side by side."""
     if target.type == "duckdb":
-        return DuckDBWarehouse(target, read_only=read_only, lock_timeout=lock_timeout, abort=abort)
+        return DuckDBWarehouse(target, read_only=read_only, lock_timeout=lock_timeout, abort=abort,
+                               memory_limit=memory_limit)
     if target.type == "postgres":
         try:
             from tiktok_sender.warehouse_postgres import PostgresWarehouse
@@ -534,7 +549,10 @@ class DuckDBWarehouse(SqlWarehouse):
         read_only: bool = False,
         lock_timeout: float = 0.0,
         abort: threading.Event | None = None,
+        memory_limit: str = DUCKDB_MEMORY_LIMIT,
     ) -> None:
+        memory_bytes(memory_limit)  # a size, checked before it goes into SQL
+        self._memory_limit = memory_limit
         path = target.path
         if path is None or not Path(path).is_file():
             raise WarehouseError(
@@ -563,7 +581,7 @@ class DuckDBWarehouse(SqlWarehouse):
             # with two, the anti join's partitions do not fit the limit and it fails instead of
             # spilling once the receipts reach about a million rows.
             if not read_only:
-                self._con.execute(f"set memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
+                self._con.execute(f"set memory_limit = '{memory_limit.strip()}'")
                 self._con.execute("set threads = 1")
         except duckdb.Error as exc:
             self._con.close()
@@ -586,7 +604,7 @@ class DuckDBWarehouse(SqlWarehouse):
         shard: Shard | None = None,
     ) -> PendingReader:
         sql, params = self._pending_sql(terminal, limit, shard)
-        if limit is not None:
+        if limit is not None and memory_bytes(self._memory_limit) < memory_bytes(DUCKDB_SORT_MEMORY_LIMIT):
             self._con.execute(f"set memory_limit = '{DUCKDB_SORT_MEMORY_LIMIT}'")
         cursor = self._con.cursor()  # its own connection: receipts are written meanwhile
         try:

@@ -202,3 +202,9 @@ def test_wrong_endpoint_stops_the_run_with_exit_4(
 
 def test_lock_timeout_must_not_be_negative(project: Project) -> None:
     assert project.sender("push", "--lock-timeout", "-1").returncode == 2
+
+
+def test_a_memory_limit_that_is_not_a_size_exits_4(project: Project) -> None:
+    result = project.sender("push", "--duckdb-memory-limit", "64MB; drop table x")
+    assert result.returncode == 4
+    assert "--duckdb-memory-limit must be a size such as 512MB or 2GB" in one_line_error(result.stderr)

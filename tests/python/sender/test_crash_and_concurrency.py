@@ -144,7 +144,7 @@ def test_a_second_run_exits_with_code_5_while_the_first_holds_the_warehouse(
     project: Project, emulator: EmulatorThread
 ) -> None:
     project.outbox.add(300, start=200)
-    emulator.set_faults("latency_ms=600")  # 25 requests, 4 at a time: the first run lasts ~4 s
+    emulator.set_faults("latency_ms=1200")  # 25 requests, 4 at a time: the first run lasts ~8 s
     first = start(project, *PUSH)
     wait_for(lambda: emulator.stats()["track_requests"] >= 1)
     second = project.sender(*PUSH)

@@ -194,7 +194,9 @@ def test_three_concurrent_shards_run_side_by_side_and_partition_the_outbox(
     project: Project, emulator: EmulatorThread
 ) -> None:
     project.outbox.add(400, start=200)  # 600 events
-    emulator.set_faults("latency_ms=500")  # each shard run lasts about two seconds
+    # each shard run lasts about 6 s (4 rounds of requests), long enough for the two refused
+    # runs to start while the shards hold their leases on a loaded machine
+    emulator.set_faults("latency_ms=1500")
     shard_push = ("push", "--json", "--batch-size", "25", "--concurrency", "2")
     procs = [start(project, *shard_push, "--shard", f"{k}/3") for k in (1, 2, 3)]
     wait_for(lambda: emulator.stats()["track_requests"] >= 3)
