@@ -149,6 +149,17 @@ def safe_url(url: str) -> str:
 # carried a push of 2.7 million events over a history of 7.3 million.
 DEFAULT_DUCKDB_MEMORY_LIMIT = "1GB"
 DUCKDB_MEMORY = re.compile(r"[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
+_UNITS = {"kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12, "kib": 2**10, "mib": 2**20, "gib": 2**30,
+          "tib": 2**40}
+
+
+def memory_bytes(size: str) -> float:
+    """A DuckDB memory size (`512MB`, `2 GiB`) in bytes; ConfigError if it is not one."""
+    match = DUCKDB_MEMORY.fullmatch(size.strip())
+    if match is None:
+        raise ConfigError(f"not a memory size: {size!r} (write it like 512MB or 2GB)")
+    number = float(size.strip()[: match.start(2)])
+    return number * _UNITS[match.group(2).lower()]
 
 
 @dataclass(frozen=True)
@@ -196,10 +207,10 @@ class PushSettings:
         _check(self.limit is None or self.limit >= 0, "--limit must be >= 0")
         _check(self.read_chunk_rows >= 1, "read chunk must be >= 1 row")
         _check(self.lock_timeout >= 0, "--lock-timeout must be >= 0")
-        _check(
-            DUCKDB_MEMORY.fullmatch(self.duckdb_memory_limit.strip()) is not None,
-            "--duckdb-memory-limit must be a size such as 512MB or 2GB",
-        )
+        try:
+            memory_bytes(self.duckdb_memory_limit)
+        except ConfigError:
+            raise ConfigError("--duckdb-memory-limit must be a size such as 512MB or 2GB") from None
         _check(not math.isnan(self.max_age_days), "--max-age-days must be a number")
         if not self.dry_run and self.token is None:
             raise ConfigError(

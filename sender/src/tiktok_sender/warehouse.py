@@ -41,28 +41,14 @@ from tiktok_sender.receipts import (
     RUNS_TABLE,
     Column,
 )
-from tiktok_sender.settings import DEFAULT_DUCKDB_MEMORY_LIMIT, DUCKDB_MEMORY
+from tiktok_sender.settings import DEFAULT_DUCKDB_MEMORY_LIMIT, memory_bytes
 from tiktok_sender.shard import Shard
 
 OUTBOX_TABLE = "tiktok_events_outbox"
-# DuckDB memory limit of a `sender push` connection (not of dbt's, nor of `sender status`), from
-# --duckdb-memory-limit; see settings.DEFAULT_DUCKDB_MEMORY_LIMIT.
-DUCKDB_MEMORY_LIMIT = DEFAULT_DUCKDB_MEMORY_LIMIT
 # `--limit` reads the pending rows oldest first: DuckDB's external sort spills to disk, but needs
 # more working memory than the streaming read (at 64 MB it fails on a million wide rows). A lower
-# limit is raised to this for such a run.
+# --duckdb-memory-limit is raised to this for such a run.
 DUCKDB_SORT_MEMORY_LIMIT = "128MB"
-_UNITS = {"kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12, "kib": 2**10, "mib": 2**20, "gib": 2**30,
-          "tib": 2**40}
-
-
-def memory_bytes(size: str) -> float:
-    """A DuckDB memory size (`512MB`, `2 GiB`) in bytes; ConfigError if it is not one."""
-    match = DUCKDB_MEMORY.fullmatch(size.strip())
-    if match is None:
-        raise ConfigError(f"not a memory size: {size!r} (write it like 512MB or 2GB)")
-    number = float(size.strip()[: match.start(2)])
-    return number * _UNITS[match.group(2).lower()]
 
 # Outbox columns the sender reads, in the order of the pending query (value cast to double).
 OUTBOX_COLUMNS: tuple[str, ...] = (
@@ -171,7 +157,7 @@ def open_warehouse(
     lock_timeout: float = 0.0,
     abort: threading.Event | None = None,
     shard: Shard | None = None,
-    memory_limit: str = DUCKDB_MEMORY_LIMIT,
+    memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT,
 ) -> SqlWarehouse:
     """The warehouse of `target`; opened for writing, it holds the delivery lease (waiting up to
     `lock_timeout` seconds for another holder to let go, or until `abort` is set). `shard` is the
@@ -549,7 +535,7 @@ class DuckDBWarehouse(SqlWarehouse):
         read_only: bool = False,
         lock_timeout: float = 0.0,
         abort: threading.Event | None = None,
-        memory_limit: str = DUCKDB_MEMORY_LIMIT,
+        memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT,
     ) -> None:
         memory_bytes(memory_limit)  # a size, checked before it goes into SQL
         self._memory_limit = memory_limit
@@ -575,10 +561,11 @@ class DuckDBWarehouse(SqlWarehouse):
             connect, timeout=lock_timeout, describe=f"the warehouse file {path}", abort=abort
         )
         try:
-            # Bounded memory whatever the outbox and receipts sizes: beyond it DuckDB spills to
-            # its temp directory (the receipts hash table of the pending query, receipts not
-            # checkpointed yet: no checkpoint runs while the outbox is being read). One thread:
-            # with two, the anti join's partitions do not fit the limit and it fails instead of
+            # Memory bounded by --duckdb-memory-limit: beyond it DuckDB spills to its temp
+            # directory where it can, and fails where it cannot (the receipts hash table of the
+            # pending query and the receipts committed while the outbox is read grow with the
+            # history and the run: settings.DEFAULT_DUCKDB_MEMORY_LIMIT). One thread: with two,
+            # the anti join's partitions do not fit a 64 MB limit and it fails instead of
             # spilling once the receipts reach about a million rows.
             if not read_only:
                 self._con.execute(f"set memory_limit = '{memory_limit.strip()}'")
