@@ -23,7 +23,9 @@ def test_token_echoed_by_the_api_is_redacted_and_messages_are_truncated(
         f"verbose_errors={length},throttle=0.2,sys_error=0.2,reject=evt-00000004|evt-00000009,"
         "reject_noindex=evt-00000013,retry_after=0.01", seed=2)
     dump = tmp_path / "bodies.jsonl"
-    first = project.sender("-v", "push", "--json", "--batch-size", "20", "--max-attempts", "10",
+    # A batch split to isolate the event without an index keeps its transient-retry count, and at
+    # 40% throttle + 5xx per request 10 attempts ran out about once in seven runs: 20 cannot.
+    first = project.sender("-v", "push", "--json", "--batch-size", "20", "--max-attempts", "20",
                            "--dump", str(dump))
     assert first.returncode == 1, first.stderr  # three rejected events
     assert first.json()["rejected"] == 3 and first.json()["delivered"] == 197
