@@ -7,3 +7,16 @@
     true
     {%- endif -%}
 {%- endmacro %}
+
+
+{#- In an incremental build: the conversion is new to this model or still open (macro
+    is_open_conversion), so the build derives it again from the source rows as they are now.
+    Otherwise (first build, full refresh): true. -#}
+{% macro needs_evaluation(conversion_id_expr, converted_at_expr) -%}
+    {%- if is_incremental() -%}
+    ({{ tiktok_outbox.not_yet_in_this('conversion_id', conversion_id_expr) }}
+     or ({{ tiktok_outbox.is_open_conversion(conversion_id_expr, converted_at_expr) }}))
+    {%- else -%}
+    true
+    {%- endif -%}
+{%- endmacro %}

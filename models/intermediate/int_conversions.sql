@@ -1,36 +1,63 @@
 {#- The network-neutral conversion layer: one row per real-world conversion of any business
     model, with a canonical event name. Ad-network mapping happens downstream.
 
-    Incremental (append): a conversion is taken when it first appears, like its attribution
-    downstream; a build reads the source rows of conversions it does not hold yet (a signup's
-    activation arrives after the signup, so signups without a held activation are read again).
-    A later change to a taken conversion's source row (status, revenue) reaches the outbox with
-    `dbt build --full-refresh`. -#}
+    Incremental (delete+insert on conversion_id): a build derives the conversions that are new to
+    this table and, again, every open one (macro is_open_conversion: not in the outbox yet and
+    not too old to send) from the source rows as they are now, so a cancellation, refund,
+    currency fix or duplicate load that arrives before a conversion is sent reaches it. A
+    conversion in the outbox is frozen and not derived again. README, "Late and corrected data".
 
+    Latest-row rules (a key loaded twice): the most recently updated row, nulls last, then a
+    fixed order of the row's other columns, so every warehouse picks the same row. -#}
 
-with orders as (
+with staged_orders as (
+    select * from {{ ref('stg_first_party__orders') }}
+),
+
+orders as (
     select *
     from (
         select
-            orders.*,
-            row_number() over (partition by order_id order by updated_at desc) as row_rank
-        from {{ ref('stg_first_party__orders') }} as orders
+            staged_orders.*,
+            row_number() over (
+                partition by order_id
+                order by updated_at desc nulls last, ordered_at desc nulls last, order_status, currency,
+                    net_revenue, refunded_amount
+            ) as row_rank
+        from staged_orders
         where order_id is not null
-          and {{ tiktok_outbox.not_yet_in_this('conversion_id', "'order:' || orders.order_id") }}
+        {%- if is_incremental() %}
+          and order_id in (
+              select order_id from staged_orders as changed
+              where {{ tiktok_outbox.needs_evaluation("'order:' || changed.order_id", 'changed.ordered_at') }}
+          )
+        {%- endif %}
     ) as ranked
     where row_rank = 1
+),
+
+staged_app_events as (
+    select * from {{ ref('stg_first_party__app_events') }}
+    where app_event_id is not null
+      and event_name in ('trial_started', 'subscription_started')
 ),
 
 app_events as (
     select *
     from (
         select
-            app_events.*,
-            row_number() over (partition by app_event_id order by occurred_at) as row_rank
-        from {{ ref('stg_first_party__app_events') }} as app_events
-        where app_event_id is not null
-          and event_name in ('trial_started', 'subscription_started')
-          and {{ tiktok_outbox.not_yet_in_this('conversion_id', "'app_event:' || app_events.app_event_id") }}
+            staged_app_events.*,
+            row_number() over (
+                partition by app_event_id
+                order by occurred_at asc nulls last, event_name, subscription_id, customer_id
+            ) as row_rank
+        from staged_app_events
+        {%- if is_incremental() %}
+        where app_event_id in (
+            select app_event_id from staged_app_events as changed
+            where {{ tiktok_outbox.needs_evaluation("'app_event:' || changed.app_event_id", 'changed.occurred_at') }}
+        )
+        {%- endif %}
     ) as ranked
     where row_rank = 1
 ),
@@ -41,11 +68,21 @@ subscriptions as (
     from (
         select
             subscriptions.*,
-            row_number() over (partition by subscription_id order by updated_at desc) as row_rank
+            row_number() over (
+                partition by subscription_id
+                order by updated_at desc nulls last, subscribed_at desc nulls last, price, currency
+            ) as row_rank
         from {{ ref('stg_first_party__subscriptions') }} as subscriptions
         where subscription_id is not null
+        {%- if is_incremental() %}
+          and subscription_id in (select subscription_id from app_events)
+        {%- endif %}
     ) as ranked
     where row_rank = 1
+),
+
+staged_signups as (
+    select * from {{ ref('stg_first_party__signups') }}
 ),
 
 signups as (
@@ -53,14 +90,22 @@ signups as (
     select *
     from (
         select
-            signups.*,
-            row_number() over (partition by signup_id order by updated_at desc) as row_rank
-        from {{ ref('stg_first_party__signups') }} as signups
+            staged_signups.*,
+            row_number() over (
+                partition by signup_id
+                order by updated_at desc nulls last, signed_up_at desc nulls last, activated_at desc nulls last,
+                    customer_id
+            ) as row_rank
+        from staged_signups
         where signup_id is not null
-          and (
-              {{ tiktok_outbox.not_yet_in_this('conversion_id', "'signup:' || signups.signup_id") }}
-              or {{ tiktok_outbox.not_yet_in_this('conversion_id', "'activation:' || signups.signup_id") }}
+        {%- if is_incremental() %}
+          and signup_id in (
+              select signup_id from staged_signups as changed
+              where {{ tiktok_outbox.needs_evaluation("'signup:' || changed.signup_id", 'changed.signed_up_at') }}
+                 or (changed.activated_at is not null
+                     and {{ tiktok_outbox.needs_evaluation("'activation:' || changed.signup_id", 'changed.activated_at') }})
           )
+        {%- endif %}
     ) as ranked
     where row_rank = 1
 ),
@@ -72,7 +117,9 @@ order_pixel_event_ids as (
         select
             order_id,
             pixel_event_id,
-            row_number() over (partition by order_id order by started_at desc, session_id) as row_rank
+            row_number() over (
+                partition by order_id order by started_at desc nulls last, session_id, pixel_event_id
+            ) as row_rank
         from {{ ref('stg_first_party__web_sessions') }}
         where pixel_event_id is not null and order_id is not null
           {%- if is_incremental() %}
@@ -89,7 +136,9 @@ signup_pixel_event_ids as (
         select
             signup_id,
             pixel_event_id,
-            row_number() over (partition by signup_id order by started_at desc, session_id) as row_rank
+            row_number() over (
+                partition by signup_id order by started_at desc nulls last, session_id, pixel_event_id
+            ) as row_rank
         from {{ ref('stg_first_party__web_sessions') }}
         where pixel_event_id is not null and signup_id is not null
           {%- if is_incremental() %}
@@ -108,12 +157,14 @@ purchases as (
         orders.ordered_at as converted_at,
         orders.order_id as source_record_id,
         orders.order_id,
-        cast(orders.net_revenue as {{ tiktok_outbox.type_double() }}) as observed_value,
+        -- refunds known before the event is sent reduce its observed value
+        cast(orders.net_revenue - coalesce(orders.refunded_amount, 0) as {{ tiktok_outbox.type_double() }}) as observed_value,
         orders.currency as observed_currency,
         orders.order_status <> 'cancelled' as is_completed,
         order_pixel_event_ids.pixel_event_id as captured_event_id,
         cast(null as {{ dbt.type_string() }}) as source_ip,
-        cast(null as {{ dbt.type_string() }}) as source_user_agent
+        cast(null as {{ dbt.type_string() }}) as source_user_agent,
+        cast(null as {{ dbt.type_string() }}) as awaited_record
     from orders
     left join order_pixel_event_ids
         on orders.order_id = order_pixel_event_ids.order_id
@@ -136,7 +187,12 @@ app_conversions as (
         true as is_completed,
         app_events.app_event_id as captured_event_id,
         app_events.ip as source_ip,
-        app_events.user_agent as source_user_agent
+        app_events.user_agent as source_user_agent,
+        -- a paid subscription's price and currency come from its subscription row
+        case
+            when app_events.event_name = 'subscription_started' and subscriptions.subscription_id is null
+                then 'subscription'
+        end as awaited_record
     from app_events
     left join subscriptions
         on app_events.subscription_id = subscriptions.subscription_id
@@ -156,7 +212,8 @@ signup_conversions as (
         true as is_completed,
         signup_pixel_event_ids.pixel_event_id as captured_event_id,
         cast(null as {{ dbt.type_string() }}) as source_ip,
-        cast(null as {{ dbt.type_string() }}) as source_user_agent
+        cast(null as {{ dbt.type_string() }}) as source_user_agent,
+        cast(null as {{ dbt.type_string() }}) as awaited_record
     from signups
     left join signup_pixel_event_ids
         on signups.signup_id = signup_pixel_event_ids.signup_id
@@ -176,7 +233,8 @@ activations as (
         true as is_completed,
         cast(null as {{ dbt.type_string() }}) as captured_event_id,
         cast(null as {{ dbt.type_string() }}) as source_ip,
-        cast(null as {{ dbt.type_string() }}) as source_user_agent
+        cast(null as {{ dbt.type_string() }}) as source_user_agent,
+        cast(null as {{ dbt.type_string() }}) as awaited_record
     from signups
     where activated_at is not null
 ),
@@ -192,4 +250,4 @@ unioned as (
 )
 
 select * from unioned
-where {{ tiktok_outbox.not_yet_in_this('conversion_id', 'unioned.conversion_id') }}
+where {{ tiktok_outbox.needs_evaluation('unioned.conversion_id', 'unioned.converted_at') }}

@@ -1,18 +1,22 @@
-{#- Incremental: conversions already here keep their attribution (sessions precede the conversions
-    they lend keys to); `dbt build --full-refresh` recomputes everything.
+{#- Incremental (delete+insert on conversion_id): a build attributes the conversions int_conversions
+    derived in it, the new and the open ones (macro is_open_conversion), from the sessions that
+    have arrived by then: a checkout session that lands after its order changes the order's
+    event_id, click id and browser context until the order is sent. A conversion in the outbox
+    keeps the attribution it was sent with. README, "Late and corrected data".
 
     Click-id persistence: each conversion carries the ttclid of the customer's latest ad click
     inside tiktok_click_window_days before it, and the browser context (ttp, ip, user agent, page
     url) of its checkout session, or else of the customer's latest session inside
-    tiktok_session_window_hours. App conversions keep the ip and user agent of the app event. -#}
+    tiktok_session_window_hours. App conversions keep the ip and user agent of the app event.
+    has_linked_session says whether the conversion's own checkout or signup session has arrived. -#}
 {%- set click_window_days = var('tiktok_click_window_days') | int -%}
 {%- set session_window_hours = var('tiktok_session_window_hours') | int -%}
 {%- set lookback_hours = [click_window_days * 24, session_window_hours] | max -%}
 
 with conversions as (
-    select * from {{ ref('int_conversions') }} as new_conversions
-    -- a conversion is attributed once, when it first appears: a rebuild costs what is new
-    where {{ tiktok_outbox.not_yet_in_this('conversion_id', 'new_conversions.conversion_id') }}
+    select * from {{ ref('int_conversions') }} as derived
+    -- new and open conversions only: a rebuild costs what is new and what is not sent yet
+    where {{ tiktok_outbox.needs_evaluation('derived.conversion_id', 'derived.converted_at') }}
 ),
 
 sessions as (
@@ -74,13 +78,19 @@ candidate_sessions as (
         and sessions.started_at >= {{ dbt.dateadd('hour', -lookback_hours, 'conversions.converted_at') }}
 ),
 
+linked as (
+    select distinct conversion_id
+    from candidate_sessions
+    where is_linked_session
+),
+
 latest_click as (
     select conversion_id, session_id as click_session_id
     from (
         select
             candidate_sessions.*,
             row_number() over (
-                partition by conversion_id order by started_at desc, session_id desc
+                partition by conversion_id order by started_at desc nulls last, session_id desc
             ) as row_rank
         from candidate_sessions
         where has_click
@@ -97,7 +107,7 @@ context_session as (
             candidate_sessions.*,
             row_number() over (
                 partition by conversion_id
-                order by case when is_linked_session then 0 else 1 end, started_at desc, session_id desc
+                order by case when is_linked_session then 0 else 1 end, started_at desc nulls last, session_id desc
             ) as row_rank
         from candidate_sessions
         where is_linked_session
@@ -113,7 +123,8 @@ chosen_sessions as (
         select
             sessions.*,
             row_number() over (
-                partition by session_id order by started_at desc, ttclid, ttp, ip, user_agent, page_url
+                partition by session_id
+                order by started_at desc nulls last, ttclid, ttp, ip, user_agent, page_url
             ) as row_rank
         from {{ ref('stg_first_party__web_sessions') }} as sessions
         where session_id in (
@@ -135,12 +146,15 @@ final as (
         context.ttp,
         coalesce(conversions.source_ip, context.ip) as ip,
         coalesce(conversions.source_user_agent, context.user_agent) as user_agent,
-        context.page_url
+        context.page_url,
+        linked.conversion_id is not null as has_linked_session
     from conversions
     left join latest_click
         on conversions.conversion_id = latest_click.conversion_id
     left join chosen_sessions as click
         on latest_click.click_session_id = click.session_id
+    left join linked
+        on conversions.conversion_id = linked.conversion_id
     left join context_session
         on conversions.conversion_id = context_session.conversion_id
     left join chosen_sessions as context

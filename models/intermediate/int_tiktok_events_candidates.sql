@@ -12,22 +12,48 @@
       6. value      = max(capped, tiktok_value_floor), rounded to cents
     The holdout cell and non-anchor events carry the observed (business-as-usual) value.
 
-    Incremental (delete+insert on conversion_id): a build evaluates the new conversions and
-    re-evaluates the open ones, i.e. every conversion not settled yet. Settled: it passed every
-    check (the outbox took it, or holds its event key), or it failed on what cannot change any
-    more: event_too_old (time only moves on), not_completed, missing_event_time, unmapped_event
-    (the conversion's own fields are taken once, in int_conversions_attributed). An open exclusion
-    (event_in_future, no_match_key, missing_value, invalid_currency, ...) is checked again on
-    every build, and so is a new conversion that arrives late. The cap percentile and the
-    duplicate event_id rank are taken over the stored rows and the evaluated ones together, as a
-    full build takes them over every conversion. `dbt build --full-refresh` re-evaluates
-    everything (after changing the mapping, the value vars or the calibration seed). -#}
+    The cap population: the modeled (uncapped) values of the business model's treatment-cell
+    anchors converted in the last tiktok_value_cap_window_days, those already in the outbox as they
+    were sent plus those evaluated now, so an incremental build and a full refresh cap alike.
+
+    Settle before send: a conversion whose own record has not arrived (the checkout or signup
+    session that carries the pixel's event_id, click id and browser context; a paid
+    subscription's price) waits, wait_reason set and neither ready nor excluded, until it arrives
+    or tiktok_settle_minutes after converted_at have passed at the build's time; then it goes out
+    with what has arrived. A complete conversion goes out at once.
+
+    Incremental (delete+insert on conversion_id): a build evaluates the new conversions and every
+    open one again (macro is_open_conversion: not in the outbox, not too old to send), from
+    what has arrived by now: a waiting conversion, an exclusion fixed at the source, a correction
+    that reaches a conversion before it is sent. A conversion in the outbox is frozen: it is not
+    evaluated again, and its event key and value stay in the duplicate check and the cap
+    population. A full refresh evaluates everything again (after changing the mapping, the
+    value vars or the calibration seed); what it decides applies to conversions not in the
+    outbox only, since the outbox ignores --full-refresh. README, "Late and corrected data". -#}
+
 {%- set reporting_currency = var('tiktok_reporting_currency') | upper -%}
 {%- set blend = var('tiktok_value_revenue_blend') | float -%}
 {%- set cap_percentile = var('tiktok_value_cap_percentile') | float -%}
 {%- set floor_value = var('tiktok_value_floor') | float -%}
 {%- set missing_policy = var('tiktok_missing_prediction_policy') -%}
 {%- set holdout_mode = var('tiktok_holdout_mode') -%}
+{%- set settle_minutes = var('tiktok_settle_minutes') | int -%}
+{%- set cap_window_days = var('tiktok_value_cap_window_days') | int -%}
+{%- set as_of = tiktok_outbox.tiktok_as_of() -%}
+{%- set sendable_since = tiktok_outbox.sendable_since() -%}
+{%- set outbox = tiktok_outbox.outbox_relation() -%}
+{%- if settle_minutes < 0 -%}
+    {{ exceptions.raise_compiler_error("var tiktok_settle_minutes must be 0 or more, got " ~ settle_minutes) }}
+{%- endif -%}
+{%- if cap_window_days < 1 -%}
+    {{ exceptions.raise_compiler_error("var tiktok_value_cap_window_days must be 1 or more, got " ~ cap_window_days) }}
+{%- endif -%}
+{%- if outbox is not none and execute
+      and 'uncapped_value' not in (adapter.get_columns_in_relation(outbox) | map(attribute='name') | map('lower') | list) -%}
+    {{ exceptions.raise_compiler_error(
+        "tiktok_events_outbox (" ~ outbox ~ ") predates the uncapped_value column; add it once with: "
+        ~ "alter table " ~ outbox ~ " add column uncapped_value decimal(18, 2)   (README, 'Upgrading')") }}
+{%- endif -%}
 {#- the outbox stores money as decimal(18,2): anything this large is a broken score, not a value -#}
 {%- set max_value = 1e15 | int -%}
 {%- if not (0 <= blend <= 1) -%}
@@ -45,16 +71,29 @@
 
 with conversions as (
     select * from {{ ref('int_conversions_attributed') }} as attributed
-    {% if is_incremental() %}
-    where not exists (
-        select 1 from {{ this }} as settled
-        where settled.conversion_id = attributed.conversion_id
-          and (
-              settled.exclusion_reason is null
-              or settled.exclusion_reason in ('event_too_old', 'not_completed', 'missing_event_time', 'unmapped_event')
-          )
-    )
-    {% endif %}
+    where {{ tiktok_outbox.needs_evaluation('attributed.conversion_id', 'attributed.converted_at') }}
+),
+
+sent as (
+    -- the outbox: what was handed to the sender, frozen
+    {%- if outbox is not none %}
+    select conversion_id, event_source_id, event, event_id, converted_at, business_model, is_value_anchor,
+        value_basis, experiment_cell, uncapped_value
+    from {{ outbox }}
+    {%- else %}
+    select
+        cast(null as {{ dbt.type_string() }}) as conversion_id,
+        cast(null as {{ dbt.type_string() }}) as event_source_id,
+        cast(null as {{ dbt.type_string() }}) as event,
+        cast(null as {{ dbt.type_string() }}) as event_id,
+        cast(null as {{ dbt.type_timestamp() }}) as converted_at,
+        cast(null as {{ dbt.type_string() }}) as business_model,
+        cast(null as {{ dbt.type_boolean() }}) as is_value_anchor,
+        cast(null as {{ dbt.type_string() }}) as value_basis,
+        cast(null as {{ dbt.type_string() }}) as experiment_cell,
+        cast(null as {{ tiktok_outbox.type_double() }}) as uncapped_value
+    where 1 = 0
+    {%- endif %}
 ),
 
 mapping as (
@@ -104,8 +143,19 @@ joined as (
         cells.experiment_cell,
         observed_fx.to_reporting as observed_fx_rate,
         score_fx.to_reporting as score_fx_rate,
-        coalesce(conversions.captured_event_id, conversions.canonical_event || '-' || conversions.source_record_id) as event_id
+        coalesce(conversions.captured_event_id, conversions.canonical_event || '-' || conversions.source_record_id) as event_id,
+        sent_conversion.conversion_id is not null as is_sent,
+        -- the record a complete conversion has and this one still lacks
+        case
+            when conversions.awaited_record = 'subscription' then 'awaiting_subscription'
+            when conversions.canonical_event = 'purchase' and not conversions.has_linked_session
+                then 'awaiting_checkout_session'
+            when conversions.canonical_event = 'signup' and not conversions.has_linked_session
+                then 'awaiting_signup_session'
+        end as awaited
     from conversions
+    left join sent as sent_conversion
+        on conversions.conversion_id = sent_conversion.conversion_id
     left join mapping
         on conversions.canonical_event = mapping.canonical_event
         and conversions.business_model = mapping.business_model
@@ -165,16 +215,18 @@ blended as (
 ),
 
 cap_population as (
+    -- treatment anchors with a modeled value in the cap window: sent (as sent), and evaluated now
     select business_model, blended_value
     from blended
-    where is_value_anchor and blended_value is not null
-    {% if is_incremental() %}
+    where is_value_anchor and experiment_cell = 'treatment' and blended_value is not null
+      and not is_sent
+      and converted_at >= {{ dbt.dateadd('day', -cap_window_days, as_of) }}
+      and converted_at >= {{ sendable_since }}
     union all
-    select stored.business_model, stored.blended_value
-    from {{ this }} as stored
-    where stored.is_value_anchor and stored.blended_value is not null
-      and not exists (select 1 from conversions where conversions.conversion_id = stored.conversion_id)
-    {% endif %}
+    select business_model, cast(uncapped_value as {{ tiktok_outbox.type_double() }}) as blended_value
+    from sent
+    where is_value_anchor and experiment_cell = 'treatment' and value_basis = 'pltv' and uncapped_value is not null
+      and converted_at >= {{ dbt.dateadd('day', -cap_window_days, as_of) }}
 ),
 
 caps as (
@@ -204,56 +256,76 @@ valued as (
         on blended.business_model = caps.business_model
 ),
 
+screened as (
+    -- the reasons nothing that arrives later can change before the conversion is sendable, then
+    -- whether it waits for its own record
+    select
+        valued.*,
+        case
+            when not is_completed then 'not_completed'
+            when not is_mapped then 'unmapped_event'
+            when converted_at is null then 'missing_event_time'
+            when converted_at > {{ dbt.dateadd('minute', var('tiktok_future_tolerance_minutes') | int, as_of) }} then 'event_in_future'
+            when converted_at < {{ sendable_since }} then 'event_too_old'
+            when event_source_id is null then 'missing_event_source_id'
+        end as early_exclusion
+    from valued
+),
+
+waits as (
+    select
+        screened.*,
+        case
+            when early_exclusion is null and awaited is not null
+                and {{ as_of }} < {{ dbt.dateadd('minute', settle_minutes, 'converted_at') }}
+                then awaited
+        end as wait_reason
+    from screened
+),
+
 event_keys as (
-    -- the first conversion of an event key keeps it; later ones are duplicates
-    select conversion_id, is_evaluated, row_number() over (
-        partition by event_source_id, event, event_id order by converted_at, conversion_id
-    ) as event_id_rank
+    -- an event key is taken by the outbox's row, else by the earliest sendable conversion; later
+    -- ones are duplicates. Conversions already sent and waiting ones hold no key here.
+    select conversion_id, event_id_rank
     from (
-        select conversion_id, event_source_id, event, event_id, converted_at, true as is_evaluated
-        from valued
-        {% if is_incremental() %}
-        union all
-        select stored.conversion_id, stored.event_source_id, stored.event, stored.event_id, stored.converted_at,
-            false as is_evaluated
-        from {{ this }} as stored
-        where exists (
-                select 1 from valued
-                where valued.event_source_id = stored.event_source_id
-                  and valued.event = stored.event
-                  and valued.event_id = stored.event_id
-            )
-          and not exists (select 1 from conversions where conversions.conversion_id = stored.conversion_id)
-        {% endif %}
-    ) as keyed
+        select conversion_id, is_evaluated, row_number() over (
+            partition by event_source_id, event, event_id
+            order by sent_first, converted_at nulls last, conversion_id
+        ) as event_id_rank
+        from (
+            select conversion_id, event_source_id, event, event_id, converted_at, 1 as sent_first, true as is_evaluated
+            from waits
+            where not is_sent and wait_reason is null
+              and (converted_at is null or converted_at >= {{ sendable_since }})
+            union all
+            select conversion_id, event_source_id, event, event_id, converted_at, 0 as sent_first, false as is_evaluated
+            from sent
+        ) as keyed
+    ) as ranked
+    where is_evaluated
 ),
 
 finalized as (
     select
-        valued.*,
-        valued.value_basis = 'pltv' and valued.blended_value > valued.value_cap as is_value_capped,
-        case valued.value_basis
-            when 'pltv' then greatest(least(valued.blended_value, valued.value_cap), {{ floor_value }})
-            when 'observed_fallback' then greatest(valued.observed_value_reporting, {{ floor_value }})
-            when 'observed' then valued.observed_value_reporting
+        waits.*,
+        waits.value_basis = 'pltv' and waits.blended_value > waits.value_cap as is_value_capped,
+        case waits.value_basis
+            when 'pltv' then greatest(least(waits.blended_value, waits.value_cap), {{ floor_value }})
+            when 'observed_fallback' then greatest(waits.observed_value_reporting, {{ floor_value }})
+            when 'observed' then waits.observed_value_reporting
         end as raw_value,
         event_keys.event_id_rank
-    from valued
-    inner join event_keys
-        on valued.conversion_id = event_keys.conversion_id
-        and event_keys.is_evaluated
+    from waits
+    left join event_keys
+        on waits.conversion_id = event_keys.conversion_id
 ),
 
 checked as (
     select
         finalized.*,
         case
-            when not is_completed then 'not_completed'
-            when not is_mapped then 'unmapped_event'
-            when converted_at is null then 'missing_event_time'
-            when converted_at > {{ dbt.dateadd('minute', var('tiktok_future_tolerance_minutes') | int, tiktok_outbox.tiktok_as_of()) }} then 'event_in_future'
-            when converted_at < {{ dbt.dateadd('day', -(var('tiktok_max_event_age_days') | int), tiktok_outbox.tiktok_as_of()) }} then 'event_too_old'
-            when event_source_id is null then 'missing_event_source_id'
+            when early_exclusion is not null then early_exclusion
+            when wait_reason is not null then null
             when event_id_rank > 1 then 'duplicate_event_id'
             {%- if holdout_mode == 'suppress' %}
             when experiment_cell = 'holdout' then 'holdout_suppressed'
@@ -303,10 +375,12 @@ final as (
         value_basis,
         {{ tiktok_outbox.round_money('observed_value_reporting') }} as observed_value,
         is_value_anchor,
-        -- the uncapped value: the cap population of later incremental builds
+        -- the uncapped modeled value: the cap population of later builds
         blended_value,
         exclusion_reason,
-        {{ tiktok_outbox.tiktok_as_of() }} as evaluated_at
+        wait_reason,
+        {{ dbt.dateadd('minute', settle_minutes, 'converted_at') }} as settles_at,
+        {{ as_of }} as evaluated_at
     from checked
 )
 

@@ -1,5 +1,5 @@
-{#- Every conversion that is not in the outbox, with the reason it is not: nothing disappears
-    silently. A view over the candidates and the outbox, so it always agrees with both and costs
+{#- Every conversion that is not in the outbox and not waiting (tiktok_events_waiting), with the
+    reason it is not sent: nothing disappears silently. A view over the candidates and the outbox, so it always agrees with both and costs
     nothing to build (an exclusion can be fixed at the source; the candidates re-evaluate open
     exclusions on every build; the outbox itself never changes). Carries no raw or hashed
     identifiers. -#}
@@ -20,6 +20,7 @@ not_in_outbox as (
     left join outbox as by_conversion
         on candidates.conversion_id = by_conversion.conversion_id
     where by_conversion.conversion_id is null
+      and candidates.wait_reason is null
 ),
 
 final as (
@@ -37,6 +38,8 @@ final as (
         case
             when not_in_outbox.exclusion_reason is not null then not_in_outbox.exclusion_reason
             when by_event_key.event_id is not null then 'duplicate_event_id'
+            -- ready once, its append stopped by a gate, and too old to send by now
+            when not_in_outbox.converted_at < {{ tiktok_outbox.sendable_since() }} then 'event_too_old'
             else 'not_appended'
         end as exclusion_reason,
         not_in_outbox.evaluated_at

@@ -225,16 +225,26 @@ def test_incremental_candidates_equal_a_full_refresh(warehouse, tmp_path):
                        "order:ORD-INC-LATE": "event_too_old"}
 
 
-def test_a_static_value_fails_the_build(warehouse, tmp_path):
-    """A floor above every score makes every value the same: the variance test must catch it."""
+def test_a_failing_gate_stops_the_append_and_blocks_no_later_build(warehouse, tmp_path):
+    """A floor above every score makes every value the same: the variance gate on this build's
+    batch fails, so nothing is appended (the outbox's history stays clean); once the cause is
+    gone, the next build appends the same events."""
     copy = copy_of(warehouse, tmp_path)
+    with duckdb.connect(str(copy)) as con:
+        # as if nothing had been sent yet
+        con.execute(f"delete from {SCHEMA}.tiktok_events_outbox")
+    select = ["--select", "int_tiktok_events_candidates+", "--exclude", "resource_type:unit_test", "tag:audit"]
     proc = subprocess.run(
-        [str(Path(sys.executable).parent / "dbt"), "build", "--full-refresh",
-         "--select", "int_tiktok_events_candidates", "tiktok_events_outbox", "--exclude", "resource_type:unit_test",
-         "--vars", "{tiktok_value_floor: 1000000}",
-         "--project-dir", str(PROJECT_ROOT)],
+        [str(Path(sys.executable).parent / "dbt"), "build", "--full-refresh", *select,
+         "--vars", "{tiktok_value_floor: 1000000}", "--project-dir", str(PROJECT_ROOT)],
         cwd=PROJECT_ROOT, env=dbt_env(copy), capture_output=True, text=True, check=False,
     )
     assert proc.returncode != 0
     failed = [line for line in proc.stdout.splitlines() if "FAIL" in line]
-    assert any("value_varies" in line for line in failed), proc.stdout[-3000:]
+    assert any("value_varies_int_tiktok_events_outbox_batch" in line for line in failed), proc.stdout[-3000:]
+    assert any("SKIP relation" in line and "tiktok_events_outbox " in line for line in proc.stdout.splitlines()), (
+        proc.stdout[-3000:])
+    assert query(copy, f"select count(*) from {SCHEMA}.tiktok_events_outbox") == [(0,)]
+    run_dbt(["build", *select], copy)
+    (appended,) = query(copy, f"select count(*) from {SCHEMA}.tiktok_events_outbox")[0]
+    assert appended > 1000

@@ -1,11 +1,15 @@
--- Nothing disappears silently: every conversion is either in the outbox or in the excluded model
--- with a reason, never both, never neither, and never excluded for no known reason.
+-- Nothing disappears silently: every conversion is in exactly one of the outbox, the waiting
+-- conversions and the excluded ones (with a known reason).
 with candidates as (
     select conversion_id from {{ ref('int_tiktok_events_candidates') }}
 ),
 
 outbox as (
     select conversion_id from {{ ref('tiktok_events_outbox') }}
+),
+
+waiting as (
+    select conversion_id from {{ ref('tiktok_events_waiting') }}
 ),
 
 excluded as (
@@ -15,10 +19,14 @@ excluded as (
 select
     candidates.conversion_id,
     outbox.conversion_id is not null as in_outbox,
+    waiting.conversion_id is not null as is_waiting,
     excluded.conversion_id is not null as in_excluded,
     excluded.exclusion_reason
 from candidates
 left join outbox on candidates.conversion_id = outbox.conversion_id
+left join waiting on candidates.conversion_id = waiting.conversion_id
 left join excluded on candidates.conversion_id = excluded.conversion_id
-where (outbox.conversion_id is null) = (excluded.conversion_id is null)
+where (case when outbox.conversion_id is null then 0 else 1 end)
+    + (case when waiting.conversion_id is null then 0 else 1 end)
+    + (case when excluded.conversion_id is null then 0 else 1 end) <> 1
    or excluded.exclusion_reason = 'not_appended'

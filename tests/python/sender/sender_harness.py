@@ -67,6 +67,7 @@ GENERATORS: dict[str, str] = {
     "conversion_id": "'conv-' || i",
     "converted_at": "to_timestamp(t)::timestamp",
     "outboxed_at": "now()::timestamp",
+    "uncapped_value": "((i % 500) + 10.5)",
 }
 
 

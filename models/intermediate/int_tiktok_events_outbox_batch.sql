@@ -1,0 +1,60 @@
+{#- The events this build appends to tiktok_events_outbox, exactly as they will be appended: the
+    candidates that are ready (no exclusion, not waiting), not in the outbox yet and still young
+    enough to send, cast to the outbox contract's types. A table rebuilt by every build: the
+    tests that guard the outbox run on it (the gates), so a failing test stops this build's
+    append instead of leaving a bad row in the outbox's history for every later build to trip on.
+    README, "Late and corrected data". -#}
+
+with candidates as (
+    select * from {{ ref('int_tiktok_events_candidates') }}
+    where exclusion_reason is null
+      and wait_reason is null
+      and converted_at >= {{ tiktok_outbox.sendable_since() }}
+),
+
+new_events as (
+    select candidates.*
+    from candidates
+    where not {{ tiktok_outbox.is_sent('candidates.conversion_id') }}
+),
+
+final as (
+    -- cast to exactly the contract's types (varchar, not the adapter's default string type, which
+    -- is text on PostgreSQL), so an incremental run sees no type change
+    select
+        cast(event_id as varchar) as event_id,
+        cast(event as varchar) as event,
+        cast(event_source as varchar) as event_source,
+        cast(event_source_id as varchar) as event_source_id,
+        cast(event_time as {{ dbt.type_bigint() }}) as event_time,
+        cast(email_sha256 as varchar) as email_sha256,
+        cast(phone_sha256 as varchar) as phone_sha256,
+        cast(external_id_sha256 as varchar) as external_id_sha256,
+        cast(ttclid as varchar) as ttclid,
+        cast(ttp as varchar) as ttp,
+        cast(ip as varchar) as ip,
+        cast(user_agent as varchar) as user_agent,
+        cast(page_url as varchar) as page_url,
+        cast(value as decimal(18, 2)) as value,
+        cast(currency as varchar) as currency,
+        cast(order_id as varchar) as order_id,
+        cast(experiment_cell as varchar) as experiment_cell,
+        cast(predicted_ltv as decimal(18, 2)) as predicted_ltv,
+        cast(predicted_ltv_currency as varchar) as predicted_ltv_currency,
+        cast(model_version as varchar) as model_version,
+        cast(scored_at as {{ dbt.type_timestamp() }}) as scored_at,
+        cast(calibration_factor as {{ tiktok_outbox.type_double() }}) as calibration_factor,
+        cast(is_value_capped as {{ dbt.type_boolean() }}) as is_value_capped,
+        cast(value_basis as varchar) as value_basis,
+        cast(observed_value as decimal(18, 2)) as observed_value,
+        cast(is_value_anchor as {{ dbt.type_boolean() }}) as is_value_anchor,
+        cast(canonical_event as varchar) as canonical_event,
+        cast(business_model as varchar) as business_model,
+        cast(conversion_id as varchar) as conversion_id,
+        cast(converted_at as {{ dbt.type_timestamp() }}) as converted_at,
+        cast({{ tiktok_outbox.tiktok_as_of() }} as {{ dbt.type_timestamp() }}) as outboxed_at,
+        cast({{ tiktok_outbox.round_money('blended_value') }} as decimal(18, 2)) as uncapped_value
+    from new_events
+)
+
+select * from final
