@@ -5,9 +5,12 @@ delivery, and the monitors must both pass and fail on cue."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
@@ -86,6 +89,57 @@ def test_readiness_covers_every_anchor_with_reasons(audited):
         assert ready == (reasons is None), event
         # a backfill delivers days-old conversions: nothing is timely yet
         assert not ready and "latency" in reasons
+
+
+READINESS_SQL = f"""select event, event_source, treatment_events, weekly_events, min_weekly_events,
+           volume_rule, has_volume, worst_daily_p90_hours, not_ready_reasons
+    from {SCHEMA}.tiktok_vbo_readiness"""
+
+
+def rebuild_readiness(audited: Path, tmp_path: Path, variables: dict[str, object]) -> dict[tuple, tuple]:
+    """Readiness rebuilt on a copy of the audited warehouse with pinned vars, by (event, source)."""
+    copy = tmp_path / audited.name  # DuckDB names the catalog after the file
+    shutil.copyfile(audited, copy)
+    run_dbt(["run", "--select", "tiktok_vbo_readiness", "--vars", json.dumps(variables)], copy)
+    return {(r[0], r[1]): r[2:] for r in query(copy, READINESS_SQL)}
+
+
+def test_readiness_counts_treatment_events_tiktok_would_see(audited, tmp_path):
+    as_of = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+    window = f"converted_at > timestamp '{as_of}' - interval 7 day and converted_at <= timestamp '{as_of}'"
+    qualifies = "value > 0 and currency is not null and (event_source = 'app' or ttclid is not null)"
+    counted = {(r[0], r[1]): r[2:] for r in query(audited, f"""
+        select event, event_source,
+               count(*) filter (where experiment_cell = 'treatment'),
+               count(*) filter (where experiment_cell = 'treatment' and {qualifies}),
+               count(*) filter (where experiment_cell = 'holdout' and {qualifies})
+        from {SCHEMA}.tiktok_events_outbox
+        where is_value_anchor and {window}
+        group by event, event_source""")}
+    # the demo's holdout has qualifying events of its own: they must not count
+    assert counted[("CompletePayment", "web")][2] > 0 and counted[("Subscribe", "app")][2] > 0
+
+    rows = rebuild_readiness(audited, tmp_path, {"tiktok_as_of": str(as_of)})
+    assert set(rows) == set(counted)
+    for key, (treatment, weekly, minimum, rule, has_volume, p90, reasons) in rows.items():
+        assert (treatment, weekly) == counted[key][:2], key
+        assert (minimum, rule) == ((30, "more than") if key[1] == "app" else (20, "at least")), key
+        assert has_volume == (weekly > minimum if key[1] == "app" else weekly >= minimum), key
+        # the backfill was delivered just now: the treatment's latency is known and late
+        assert p90 > 24 and "latency: worst daily p90" in reasons, key
+
+    # thresholds pinned to the counts themselves: web passes at equality (>=), app does not (>)
+    web, app = counted[("CompletePayment", "web")][1], counted[("Subscribe", "app")][1]
+    rows = rebuild_readiness(audited, tmp_path, {
+        "tiktok_as_of": str(as_of), "tiktok_vbo_min_web_events": web, "tiktok_vbo_min_app_events": app,
+    })
+    assert rows[("CompletePayment", "web")][4] is True
+    assert "volume" not in (rows[("CompletePayment", "web")][6] or "")
+    assert rows[("Subscribe", "app")][4] is False
+    assert rows[("Subscribe", "app")][6].startswith(
+        f"volume: {app} Subscribe events with value and currency in 7 days (treatment), "
+        f"TikTok needs more than {app}; "
+    )
 
 
 def test_schema_drift_sees_every_mapped_event(audited):
