@@ -1,55 +1,96 @@
-{#- Incremental (delete+insert on customer_id): a build re-hashes only customers whose row changed
-    since the last one.
+{#- Incremental (delete+insert on customer_id): a build normalises and hashes again exactly the
+    customers whose latest source row differs from the one held, or who are not held yet, whatever
+    the row's timestamps say (late rows, null timestamps, an empty first build). A cheap MD5
+    fingerprint of each source row's raw inputs decides; a post-hook drops the customers that left
+    the source. An incremental build so ends equal to a full refresh. A change to seed
+    country_calling_codes needs `--full-refresh`.
 
     One row per customer with hashed match keys. Normalisation and hashing happen in one step so
     that no raw or merely normalised email or phone leaves this model. -#}
+{{ config(
+    on_schema_change='append_new_columns',
+    post_hook="delete from {{ this }} where customer_id not in (select customer_id from {{ ref('stg_first_party__customers') }} where customer_id is not null)",
+) }}
 {%- set default_country = var('tiktok_default_country_code') -%}
+{%- set default_country_sql = "'" ~ default_country ~ "'" if default_country else "cast(null as " ~ dbt.type_string() ~ ")" -%}
+{%- set fingerprint_parts = [
+    'email', 'phone', 'country_code',
+    'cast(created_at as ' ~ dbt.type_string() ~ ')', 'cast(updated_at as ' ~ dbt.type_string() ~ ')',
+    default_country_sql] -%}
+{%- set fingerprint_input -%}
+    {%- for part in fingerprint_parts -%}
+    coalesce(cast(length({{ part }}) as {{ dbt.type_string() }}) || ':' || {{ part }}, '~'){% if not loop.last %} || {% endif %}
+    {%- endfor -%}
+{%- endset -%}
+{#- A table built before the fingerprint existed has no such column: then every customer is redone
+    (and on_schema_change adds the column). -#}
+{%- set held_has_fingerprint = is_incremental()
+    and 'source_fingerprint' in (adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list) -%}
 
 with customers as (
     select * from {{ ref('stg_first_party__customers') }}
+    where customer_id is not null
 ),
 
 calling_codes as (
     select * from {{ ref('country_calling_codes') }}
 ),
 
+fingerprinted as (
+    -- every input of a customer's hashed row, each part length-prefixed ('~' when null) so that
+    -- no two different rows concatenate to the same text; the default country is an input too
+    select
+        customers.*,
+        {{ dbt.hash(fingerprint_input) }} as source_fingerprint
+    from customers
+),
+
 latest_customer_row as (
-    -- a customer key loaded twice keeps its most recently updated row
+    -- a customer key loaded twice keeps its most recently updated row; rows without timestamps
+    -- come last, and the fingerprint breaks remaining ties the same way on every engine
     select *
     from (
         select
-            customers.*,
+            fingerprinted.*,
             row_number() over (
-                partition by customer_id order by updated_at desc, created_at desc
+                partition by customer_id
+                order by updated_at desc nulls last, created_at desc nulls last, source_fingerprint
             ) as row_rank
-        from customers
-        where customer_id is not null
-        {% if is_incremental() %}
-        -- only customers changed since the last build are normalised and hashed again
-          and customer_id in (
-              select customer_id from customers
-              where coalesce(updated_at, created_at) >= (select max(source_updated_at) from {{ this }})
-          )
-        {% endif %}
+        from fingerprinted
     ) as ranked
     where row_rank = 1
+),
+
+changed as (
+    select latest_customer_row.*
+    from latest_customer_row
+    {% if held_has_fingerprint %}
+    -- only customers new or changed since the last build are normalised and hashed again
+    where not exists (
+        select 1 from {{ this }} as held
+        where held.customer_id = latest_customer_row.customer_id
+          and held.source_fingerprint = latest_customer_row.source_fingerprint
+    )
+    {% endif %}
 ),
 
 prepared as (
     select
         c.customer_id,
+        c.source_fingerprint,
         coalesce(c.updated_at, c.created_at) as source_updated_at,
-        coalesce(c.country_code, {{ "'" ~ default_country ~ "'" if default_country else "cast(null as " ~ dbt.type_string() ~ ")" }}) as country_code,
+        coalesce(c.country_code, {{ default_country_sql }}) as country_code,
         {{ tiktok_outbox.normalize_email('c.email') }} as email_normalized,
         {{ tiktok_outbox.trim_whitespace('c.email') }} is not null as has_email_input,
         {{ tiktok_outbox.phone_compact('c.phone') }} as phone_compact,
         {{ tiktok_outbox.normalize_external_id('c.customer_id') }} as external_id_normalized
-    from latest_customer_row as c
+    from changed as c
 ),
 
 normalized as (
     select
         prepared.customer_id,
+        prepared.source_fingerprint,
         prepared.source_updated_at,
         prepared.country_code,
         prepared.email_normalized,
@@ -83,7 +124,8 @@ final as (
             when phone_normalized is not null then 'valid'
             when has_phone_input then 'invalid'
             else 'missing'
-        end as phone_status
+        end as phone_status,
+        source_fingerprint
     from normalized
 )
 

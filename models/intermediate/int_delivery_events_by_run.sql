@@ -36,7 +36,7 @@ last_problem as (
             ranked.*,
             row_number() over (
                 partition by run_id, event_source_id, event, event_id
-                order by sent_at desc, receipt_id desc
+                order by sent_at desc nulls last, receipt_id desc nulls last
             ) as row_rank
         from ranked
         where status <> 'delivered'

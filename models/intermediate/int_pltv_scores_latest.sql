@@ -19,7 +19,9 @@ ranked as (
     select
         known_at_build.*,
         row_number() over (
-            partition by customer_id order by scored_at desc, model_version desc
+            partition by customer_id
+            order by scored_at desc nulls last, model_version desc nulls last,
+                predicted_ltv desc nulls last, currency asc nulls last, horizon_days desc nulls last
         ) as row_rank
     from known_at_build
 ),

@@ -56,13 +56,15 @@ def dbt_env(duckdb_path: Path) -> dict[str, str]:
     return env
 
 
-def run_dbt(args: list[str], duckdb_path: Path, extra_env: dict[str, str] | None = None) -> str:
-    """Run the dbt CLI of this virtualenv in the project; fail the test with dbt's output."""
+def run_dbt(args: list[str], duckdb_path: Path, extra_env: dict[str, str] | None = None,
+            project: Path = PROJECT_ROOT) -> str:
+    """Run the dbt CLI of this virtualenv in the project (or in a copy of it, `copy_project`);
+    fail the test with dbt's output."""
     env = dbt_env(duckdb_path)
     env.update(extra_env or {})
     proc = subprocess.run(
-        [str(VENV_BIN / "dbt"), *args, "--project-dir", str(PROJECT_ROOT)],
-        cwd=PROJECT_ROOT,
+        [str(VENV_BIN / "dbt"), *args, "--project-dir", str(project)],
+        cwd=project,
         env=env,
         check=False,
         capture_output=True,

@@ -6,7 +6,8 @@ renders them: each macro compiled on its own, `adapter.dispatch(name, namespace)
 `<adapter>__<name>` along the adapter's inheritance (databricks -> spark -> default), `return()`
 raising a value that the call site catches, `var()` with the defaults of dbt_project.yml, and the
 three `dbt.type_*` macros the project's macros use, as dbt-core computes them from each adapter's
-column type labels. For duckdb and postgres the renderer's output is compared with `dbt compile`
+column type labels, and `adapter.get_columns_in_relation` answering with the column types a test
+sets. For duckdb and postgres the renderer's output is compared with `dbt compile`
 (the real adapters), and the rendered SQL is executed on DuckDB and on a real PostgreSQL server
 against Python's own answers (hashlib, the normalisation rules). Snowflake, BigQuery and
 Databricks SQL is only rendered and checked as text.
@@ -86,11 +87,21 @@ class Namespace:
             raise CompilationError(f"no macro {name!r} in this namespace") from None
 
 
+class Column:
+    def __init__(self, name: str, dtype: str) -> None:
+        self.name = name
+        self.dtype = dtype
+
+
 class Adapter:
     def __init__(self, adapter_type: str, namespaces: dict[str, dict[str, Callable[..., Any]]]) -> None:
         self.type = adapter_type
         self.namespaces = namespaces
         self.dispatched: list[tuple[str, str]] = []  # (macro, implementation), for the tests
+        self.columns: dict[str, dict[str, str]] = {}  # relation -> column -> type, set by a test
+
+    def get_columns_in_relation(self, relation: str) -> list[Column]:
+        return [Column(name, dtype) for name, dtype in self.columns.get(relation, {}).items()]
 
     def dispatch(self, macro_name: str, macro_namespace: str | None = None) -> Callable[..., Any]:
         macros = self.namespaces[macro_namespace or NAMESPACE]
@@ -147,6 +158,7 @@ class Renderer:
             "exceptions": Exceptions(),
             "run_started_at": datetime(2026, 11, 25, 6, 0, 0),
             "is_incremental": lambda: False,
+            "execute": True,
             "target": {"type": adapter_type, "name": adapter_type},
             NAMESPACE: Namespace(project),
             "dbt": Namespace(dbt_macros),
@@ -212,6 +224,9 @@ CALLS: dict[str, str] = {
     "tiktok_as_of": "tiktok_as_of()",
     "tiktok_event_source_id": "tiktok_event_source_id('s')",
     "not_yet_in_this": "not_yet_in_this('conversion_id', 'c.conversion_id')",
+    "lower_unicode": "lower_unicode('e')",
+    "timestamp_to_utc": "timestamp_to_utc('ts', 'timestamp with time zone')",
+    "source_timestamp_utc": "source_timestamp_utc('src', 'ts')",
 }
 
 # The exact SQL of every dispatched macro, per adapter.
@@ -272,6 +287,22 @@ EXPECTED: dict[str, dict[str, str]] = {
         "spark": "cast(conv(substr(h, 1, 8), 16, 10) as bigint)",
         "databricks": "cast(conv(substr(h, 1, 8), 16, 10) as bigint)",
     },
+    "lower_unicode": {
+        "duckdb": "lower(e)",
+        "postgres": 'lower(e collate "und-x-icu")',  # the database's LC_CTYPE may be C: ASCII only
+        "snowflake": "lower(e)",
+        "bigquery": "lower(e)",
+        "spark": "lower(e)",
+        "databricks": "lower(e)",
+    },
+    "timestamp_to_utc": {  # of a column with a time zone
+        "duckdb": "timezone('UTC', ts)",
+        "postgres": "(ts at time zone 'UTC')",
+        "snowflake": "cast(convert_timezone('UTC', ts) as timestamp_ntz)",
+        "bigquery": "cast(ts as TIMESTAMP)",  # TIMESTAMP is an instant
+        "spark": "cast(ts as timestamp)",  # an instant, shown in the session's time zone
+        "databricks": "cast(ts as timestamp)",
+    },
     "type_double": {
         "duckdb": "double",
         "postgres": "double precision",
@@ -290,6 +321,11 @@ FALLBACKS = {
     ("percentile", "postgres"): "default", ("percentile", "snowflake"): "default",
     ("hex_prefix_to_int", "spark"): "default", ("hex_prefix_to_int", "databricks"): "default",
     ("type_double", "postgres"): "default",
+    ("lower_unicode", "duckdb"): "default", ("lower_unicode", "snowflake"): "default",
+    ("lower_unicode", "bigquery"): "default", ("lower_unicode", "spark"): "default",
+    ("lower_unicode", "databricks"): "default",
+    ("timestamp_to_utc", "bigquery"): "default", ("timestamp_to_utc", "spark"): "default",
+    ("timestamp_to_utc", "databricks"): "default",
 }
 
 # Functions and syntax that belong to one dialect: no other adapter's SQL may contain them.
@@ -301,6 +337,8 @@ DIALECT_MARKERS = {
     "unix_timestamp(": {"spark", "databricks"}, "conv(": {"spark", "databricks"},
     "regexp_full_match(": {"duckdb"}, "epoch(": {"duckdb"}, "isfinite(": {"duckdb"}, "quantile_cont(": {"duckdb"},
     "'g')": {"duckdb", "postgres"}, "to_number(": {"snowflake"}, "epoch_second": {"snowflake"},
+    'collate "': {"postgres"}, "at time zone": {"postgres"}, "convert_timezone(": {"snowflake"},
+    "timestamp_ntz": {"snowflake"},
 }
 
 
@@ -368,13 +406,14 @@ def test_composite_macros_are_built_from_the_adapters_primitives(renderers, adap
 
     trimmed = r.call("trim_whitespace", "e")
     assert trimmed == f"nullif({r.call('regexp_replace_all', 'e', TRIM_PATTERN, '')}, '')"
-    assert r.call("regexp_full_match", f"lower({trimmed})", EMAIL_PATTERN) in r.call("normalize_email", "e")
+    lowered = r.call("lower_unicode", trimmed)
+    assert r.call("regexp_full_match", lowered, EMAIL_PATTERN) in r.call("normalize_email", "e")
     assert r.call("phone_compact", "p") == f"lower({r.call('regexp_replace_all', 'p', PHONE_JUNK_PATTERN, '')})"
     phone = r.call("phone_e164", "p", "cc", "tp", "mn", "mx")
     for pattern in ("[+][0-9]+", "00[0-9]+", "[0-9]+"):
         assert r.call("regexp_full_match", "p", pattern) in phone, pattern
     as_text = f"cast(c as {types['type_string']})"
-    assert r.call("normalize_external_id", "c") == f"lower({r.call('trim_whitespace', as_text)})"
+    assert r.call("normalize_external_id", "c") == r.call("lower_unicode", r.call("trim_whitespace", as_text))
 
     salted_hash = r.call("sha256_hex", f"'{SALT}:' || u")
     assert r.call("experiment_bucket", "u") == f"mod({r.call('hex_prefix_to_int', salted_hash)}, 10000)"
@@ -417,9 +456,10 @@ def dbt_compile(target: str, calls: list[str], work: Path) -> list[str]:
 
 @pytest.mark.parametrize("adapter", EXECUTED)
 def test_renderer_matches_dbt_compile(renderers, adapter, tmp_path):
-    # not_yet_in_this asks is_incremental(), which looks `this` up in the warehouse: it only
-    # compiles inside a model (the incremental build tests run it on both engines)
-    calls = [call for name, call in CALLS.items() if name != "not_yet_in_this"]
+    # not_yet_in_this asks is_incremental(), which looks `this` up in the warehouse, and
+    # source_timestamp_utc asks the warehouse for a relation's columns: they only compile inside a
+    # model (the incremental build and staging tests run them on both engines)
+    calls = [call for name, call in CALLS.items() if name not in ("not_yet_in_this", "source_timestamp_utc")]
     compiled = dbt_compile(adapter, calls, tmp_path)
     assert len(compiled) == len(calls)
     for call, by_dbt in zip(calls, compiled, strict=True):
@@ -511,8 +551,87 @@ def test_rendered_postgres_sql_runs_and_agrees_with_python(renderers, postgres_c
         conn.close()
 
 
-@pytest.mark.xfail(strict=True, reason="lower() follows the database's LC_CTYPE on PostgreSQL: under the C "
-                   "locale it lowercases ASCII only, so JOSÉ@... hashes differently than on other engines")
+# --- time zones: source timestamps become UTC without zone ------------------------------------
+
+# Each adapter's name for a column with a time zone (as get_columns_in_relation reports it), and
+# for a naive one.
+ZONED_TYPES = {
+    "duckdb": ["TIMESTAMP WITH TIME ZONE"], "postgres": ["timestamp with time zone"],
+    "snowflake": ["TIMESTAMP_TZ", "TIMESTAMP_LTZ"], "bigquery": ["TIMESTAMP"], "spark": ["timestamp"],
+    "databricks": ["timestamp"],
+}
+NAIVE_TYPES = {
+    "duckdb": "TIMESTAMP", "postgres": "timestamp without time zone", "snowflake": "TIMESTAMP_NTZ",
+    "bigquery": "DATETIME", "spark": "timestamp_ntz", "databricks": "timestamp_ntz",
+}
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_source_timestamps_are_converted_by_their_column_type(adapter):
+    r = Renderer(adapter)
+    r.adapter.columns["src"] = {"zoned": ZONED_TYPES[adapter][0], "naive": NAIVE_TYPES[adapter]}
+    plain = f"cast(ts as {DBT_TYPES['type_timestamp'][adapter]})"
+    for zoned in ZONED_TYPES[adapter]:
+        r.adapter.columns["src"]["zoned"] = zoned
+        assert r.render("source_timestamp_utc('src', 'ZONED')") == EXPECTED["timestamp_to_utc"][adapter].replace(
+            "ts", "ZONED"), zoned
+    assert r.render("source_timestamp_utc('src', 'naive')") == plain.replace("ts", "naive")
+    assert r.render("source_timestamp_utc('src', 'missing')") == plain.replace("ts", "missing")
+
+
+# 2026-01-02 03:04:05 in New York (UTC-5) is 08:04:05 UTC; the sessions run in Tokyo (UTC+9)
+ZONED_LITERAL = "timestamptz '2026-01-02 03:04:05-05:00'"
+UTC_INSTANT = datetime(2026, 1, 2, 8, 4, 5)
+
+
+def test_duckdb_zoned_timestamp_becomes_the_utc_instant(renderers):
+    with duckdb.connect() as con:
+        con.execute("set TimeZone = 'Asia/Tokyo'")
+        sql = renderers["duckdb"].call("timestamp_to_utc", ZONED_LITERAL, "TIMESTAMP WITH TIME ZONE")
+        assert con.execute(f"select {sql}").fetchone()[0] == UTC_INSTANT
+        # what a plain cast gives: the session's wall clock
+        assert con.execute(f"select cast({ZONED_LITERAL} as timestamp)").fetchone()[0] != UTC_INSTANT
+
+
+def test_postgres_zoned_timestamp_becomes_the_utc_instant(renderers, postgres_cluster):
+    conn = postgres_cluster.connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("set timezone = 'Asia/Tokyo'")
+            sql = renderers["postgres"].call("timestamp_to_utc", ZONED_LITERAL, "timestamp with time zone")
+            cur.execute(f"select {sql}")
+            assert cur.fetchone()[0] == UTC_INSTANT
+            cur.execute(f"select cast({ZONED_LITERAL} as timestamp)")
+            assert cur.fetchone()[0] != UTC_INSTANT
+    finally:
+        conn.close()
+
+
+# --- lowercasing: every letter, on every engine --------------------------------------------
+
+# Letters whose lowercase PostgreSQL's lower() misses under the C locale; Python, DuckDB and ICU agree
+# on each. (They do not all agree on context-dependent mappings: Greek final sigma, dotted I.)
+UNICODE_EMAILS = ["JOSÉ.Núñez@Correo.es", "\tÜSER@EXAMPLE.DE\n", "ÆØÅ.ÇÀÉÈ@Ñandú.COM", "ДМИТРИЙ@ПРИМЕР.РФ"]
+UNICODE_IDS = ["  CUSTÖMER-Ä1 ", "ÉLODIE"]
+
+
+def identity_sql(r: Renderer, email: str, external_id: str) -> str:
+    email_hash = r.call("hash_identifier", "(" + r.call("normalize_email", literal(email)) + ")")
+    external_hash = r.call("hash_identifier", "(" + r.call("normalize_external_id", literal(external_id)) + ")")
+    return f"select {email_hash}, {external_hash}"
+
+
+def expected_identity(email: str, external_id: str) -> tuple[str | None, str]:
+    return expected_email_hash(email), sha(external_id.strip(" \t\r\n").lower())
+
+
+def test_duckdb_lowercases_like_python(renderers):
+    with duckdb.connect() as con:
+        for email, external_id in zip(UNICODE_EMAILS, UNICODE_IDS * 2, strict=True):
+            got = con.execute(identity_sql(renderers["duckdb"], email, external_id)).fetchone()
+            assert got == expected_identity(email, external_id), (email, external_id)
+
+
 def test_postgres_email_hash_does_not_depend_on_the_database_locale(renderers, postgres_cluster):
     name = "ctype_c"
     admin = postgres_cluster.connect("postgres")
@@ -525,9 +644,12 @@ def test_postgres_email_hash_does_not_depend_on_the_database_locale(renderers, p
     conn = postgres_cluster.connect(name)
     try:
         with conn.cursor() as cur:
-            raw = "JOSÉ.Núñez@Correo.es"
-            r = renderers["postgres"]
-            cur.execute(f"select {r.call('hash_identifier', '(' + r.call('normalize_email', literal(raw)) + ')')}")
-            assert cur.fetchone()[0] == expected_email_hash(raw)
+            cur.execute("select 1 from pg_collation where collname = 'und-x-icu'")
+            assert cur.fetchone(), "this server has no ICU collations: set tiktok_postgres_lower_collation"
+            cur.execute("select lower('É')")
+            assert cur.fetchone()[0] == "É"  # the database's own lower() is ASCII only
+            for email, external_id in zip(UNICODE_EMAILS, UNICODE_IDS * 2, strict=True):
+                cur.execute(identity_sql(renderers["postgres"], email, external_id))
+                assert cur.fetchone() == expected_identity(email, external_id), (email, external_id)
     finally:
         conn.close()

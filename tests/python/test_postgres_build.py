@@ -182,9 +182,11 @@ def normalised(rows: list[tuple]) -> set[tuple]:
 )
 def test_postgres_and_duckdb_agree_cell_for_cell(built, relation):
     """Same CSVs, same tiktok_as_of: every row of these relations is identical on both engines."""
+    # source_fingerprint is an MD5 of the raw row as each warehouse holds it (the seed loaders do
+    # not agree on blank strings): a change detector local to each warehouse, not a shared value
     columns = [c for (c,) in pg(built, f"""select column_name from information_schema.columns
                                          where table_schema = '{SCHEMA}' and table_name = '{relation}'
-                                         order by ordinal_position""")]
+                                         order by ordinal_position""") if c != "source_fingerprint"]
     assert columns, relation
     select = ", ".join(f'"{c}"' for c in columns)
     on_pg = normalised(pg(built, f"select {select} from {SCHEMA}.{relation}"))

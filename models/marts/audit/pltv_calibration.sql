@@ -27,7 +27,11 @@ first_score as (
     from (
         select
             predictions.*,
-            row_number() over (partition by customer_id order by scored_at, model_version) as row_rank
+            row_number() over (
+                partition by customer_id
+                order by scored_at asc nulls last, model_version asc nulls last,
+                    predicted_ltv asc nulls last, currency asc nulls last, horizon_days asc nulls last
+            ) as row_rank
         from predictions
     ) as ranked
     where row_rank = 1

@@ -41,7 +41,7 @@ errors as (
             min(error_message) as error_message,
             count(*) as events_with_error,
             row_number() over (
-                partition by delivery_date, run_id order by count(*) desc, error_code
+                partition by delivery_date, run_id order by count(*) desc, error_code asc nulls last
             ) as error_rank
         from events
         where status <> 'delivered'

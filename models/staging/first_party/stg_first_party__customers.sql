@@ -2,9 +2,11 @@
 {%- if var('tiktok_load_demo_data') | as_bool %}
 -- depends_on: {{ ref('customers') }}
 {%- endif %}
+{#- Timestamps become UTC without zone (macro source_timestamp_utc). -#}
+{%- set source_relation = source('first_party', 'customers') %}
 
 with source as (
-    select * from {{ source('first_party', 'customers') }}
+    select * from {{ source_relation }}
 ),
 
 renamed as (
@@ -13,8 +15,8 @@ renamed as (
         cast(email as {{ dbt.type_string() }}) as email,
         cast(phone as {{ dbt.type_string() }}) as phone,
         upper(nullif(trim(cast(country_code as {{ dbt.type_string() }})), '')) as country_code,
-        cast(created_at as {{ dbt.type_timestamp() }}) as created_at,
-        cast(updated_at as {{ dbt.type_timestamp() }}) as updated_at
+        {{ tiktok_outbox.source_timestamp_utc(source_relation, 'created_at') }} as created_at,
+        {{ tiktok_outbox.source_timestamp_utc(source_relation, 'updated_at') }} as updated_at
     from source
 )
 

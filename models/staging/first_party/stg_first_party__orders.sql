@@ -2,23 +2,25 @@
 {%- if var('tiktok_load_demo_data') | as_bool %}
 -- depends_on: {{ ref('orders') }}
 {%- endif %}
+{#- Timestamps become UTC without zone (macro source_timestamp_utc). -#}
+{%- set source_relation = source('first_party', 'orders') %}
 
 with source as (
-    select * from {{ source('first_party', 'orders') }}
+    select * from {{ source_relation }}
 ),
 
 renamed as (
     select
         cast(order_id as {{ dbt.type_string() }}) as order_id,
         cast(customer_id as {{ dbt.type_string() }}) as customer_id,
-        cast(ordered_at as {{ dbt.type_timestamp() }}) as ordered_at,
+        {{ tiktok_outbox.source_timestamp_utc(source_relation, 'ordered_at') }} as ordered_at,
         lower(trim(cast(status as {{ dbt.type_string() }}))) as order_status,
         upper(nullif(trim(cast(currency as {{ dbt.type_string() }})), '')) as currency,
         cast(gross_revenue as {{ dbt.type_numeric() }}) as gross_revenue,
         cast(discount_amount as {{ dbt.type_numeric() }}) as discount_amount,
         cast(net_revenue as {{ dbt.type_numeric() }}) as net_revenue,
         cast(coalesce(refunded_amount, 0) as {{ dbt.type_numeric() }}) as refunded_amount,
-        cast(updated_at as {{ dbt.type_timestamp() }}) as updated_at
+        {{ tiktok_outbox.source_timestamp_utc(source_relation, 'updated_at') }} as updated_at
     from source
 )
 

@@ -2,9 +2,11 @@
 {%- if var('tiktok_load_demo_data') | as_bool %}
 -- depends_on: {{ ref('pltv_predictions') }}
 {%- endif %}
+{#- Timestamps become UTC without zone (macro source_timestamp_utc). -#}
+{%- set source_relation = source('first_party', 'pltv_predictions') %}
 
 with source as (
-    select * from {{ source('first_party', 'pltv_predictions') }}
+    select * from {{ source_relation }}
 ),
 
 renamed as (
@@ -13,7 +15,7 @@ renamed as (
         cast(predicted_ltv as {{ tiktok_outbox.type_double() }}) as predicted_ltv,
         upper(nullif(trim(cast(currency as {{ dbt.type_string() }})), '')) as currency,
         cast(model_version as {{ dbt.type_string() }}) as model_version,
-        cast(scored_at as {{ dbt.type_timestamp() }}) as scored_at,
+        {{ tiktok_outbox.source_timestamp_utc(source_relation, 'scored_at') }} as scored_at,
         cast(horizon_days as {{ dbt.type_int() }}) as horizon_days
     from source
 )

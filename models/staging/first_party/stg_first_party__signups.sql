@@ -2,20 +2,22 @@
 {%- if var('tiktok_load_demo_data') | as_bool %}
 -- depends_on: {{ ref('signups') }}
 {%- endif %}
+{#- Timestamps become UTC without zone (macro source_timestamp_utc). -#}
+{%- set source_relation = source('first_party', 'signups') %}
 
 with source as (
-    select * from {{ source('first_party', 'signups') }}
+    select * from {{ source_relation }}
 ),
 
 renamed as (
     select
         cast(signup_id as {{ dbt.type_string() }}) as signup_id,
         cast(customer_id as {{ dbt.type_string() }}) as customer_id,
-        cast(signed_up_at as {{ dbt.type_timestamp() }}) as signed_up_at,
+        {{ tiktok_outbox.source_timestamp_utc(source_relation, 'signed_up_at') }} as signed_up_at,
         lower(trim(cast(plan as {{ dbt.type_string() }}))) as plan,
-        cast(activated_at as {{ dbt.type_timestamp() }}) as activated_at,
+        {{ tiktok_outbox.source_timestamp_utc(source_relation, 'activated_at') }} as activated_at,
         cast(seats as {{ dbt.type_int() }}) as seats,
-        cast(updated_at as {{ dbt.type_timestamp() }}) as updated_at
+        {{ tiktok_outbox.source_timestamp_utc(source_relation, 'updated_at') }} as updated_at
     from source
 )
 

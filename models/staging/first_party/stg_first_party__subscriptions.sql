@@ -2,9 +2,11 @@
 {%- if var('tiktok_load_demo_data') | as_bool %}
 -- depends_on: {{ ref('subscriptions') }}
 {%- endif %}
+{#- Timestamps become UTC without zone (macro source_timestamp_utc). -#}
+{%- set source_relation = source('first_party', 'subscriptions') %}
 
 with source as (
-    select * from {{ source('first_party', 'subscriptions') }}
+    select * from {{ source_relation }}
 ),
 
 renamed as (
@@ -12,12 +14,12 @@ renamed as (
         cast(subscription_id as {{ dbt.type_string() }}) as subscription_id,
         cast(customer_id as {{ dbt.type_string() }}) as customer_id,
         lower(trim(cast(plan as {{ dbt.type_string() }}))) as plan,
-        cast(trial_started_at as {{ dbt.type_timestamp() }}) as trial_started_at,
-        cast(subscribed_at as {{ dbt.type_timestamp() }}) as subscribed_at,
-        cast(cancelled_at as {{ dbt.type_timestamp() }}) as cancelled_at,
+        {{ tiktok_outbox.source_timestamp_utc(source_relation, 'trial_started_at') }} as trial_started_at,
+        {{ tiktok_outbox.source_timestamp_utc(source_relation, 'subscribed_at') }} as subscribed_at,
+        {{ tiktok_outbox.source_timestamp_utc(source_relation, 'cancelled_at') }} as cancelled_at,
         upper(nullif(trim(cast(currency as {{ dbt.type_string() }})), '')) as currency,
         cast(price as {{ dbt.type_numeric() }}) as price,
-        cast(updated_at as {{ dbt.type_timestamp() }}) as updated_at
+        {{ tiktok_outbox.source_timestamp_utc(source_relation, 'updated_at') }} as updated_at
     from source
 )
 

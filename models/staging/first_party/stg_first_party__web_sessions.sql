@@ -2,16 +2,18 @@
 {%- if var('tiktok_load_demo_data') | as_bool %}
 -- depends_on: {{ ref('web_sessions') }}
 {%- endif %}
+{#- Timestamps become UTC without zone (macro source_timestamp_utc). -#}
+{%- set source_relation = source('first_party', 'web_sessions') %}
 
 with source as (
-    select * from {{ source('first_party', 'web_sessions') }}
+    select * from {{ source_relation }}
 ),
 
 renamed as (
     select
         cast(session_id as {{ dbt.type_string() }}) as session_id,
         cast(customer_id as {{ dbt.type_string() }}) as customer_id,
-        cast(started_at as {{ dbt.type_timestamp() }}) as started_at,
+        {{ tiktok_outbox.source_timestamp_utc(source_relation, 'started_at') }} as started_at,
         nullif(trim(cast(ttclid as {{ dbt.type_string() }})), '') as ttclid,
         nullif(trim(cast(ttp as {{ dbt.type_string() }})), '') as ttp,
         nullif(trim(cast(ip as {{ dbt.type_string() }})), '') as ip,
