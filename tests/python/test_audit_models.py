@@ -10,7 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -105,7 +105,7 @@ def rebuild_readiness(audited: Path, tmp_path: Path, variables: dict[str, object
 
 
 def test_readiness_counts_treatment_events_tiktok_would_see(audited, tmp_path):
-    as_of = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+    as_of = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     window = f"converted_at > timestamp '{as_of}' - interval 7 day and converted_at <= timestamp '{as_of}'"
     qualifies = "value > 0 and currency is not null and (event_source = 'app' or ttclid is not null)"
     counted = {(r[0], r[1]): r[2:] for r in query(audited, f"""

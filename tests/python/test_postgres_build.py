@@ -221,17 +221,18 @@ def test_rebuild_appends_nothing_and_a_new_conversion_is_appended_alone(built):
     assert {k: after[k] for k in before} == before
 
 
-def test_a_static_value_fails_the_build(built):
-    """A floor above every score makes every value the same: value_varies must catch it here too."""
+def test_a_failing_gate_stops_the_append(built):
+    """A floor above every score makes every value the same: the variance gate on the build's
+    batch fails here too, so nothing is appended; without it the next build appends."""
     database = built.cluster.clone_database(built.cluster.dbname, "static_value")
-    static = {"tiktok_value_floor": 1000000}
-    # the candidates first (re-evaluated in full), then the outbox from them with its tests (their
-    # own tests are not what this is about)
-    candidates = ["run", "--full-refresh", "--select", "int_tiktok_events_candidates"]
-    wait(built, {"static-view": built.dbt("static-view", candidates, database=database, variables=static)})
-    # (with the exclusions view: replacing the outbox table drops the view that reads it)
-    proc = built.dbt("static", ["build", "--full-refresh", "--select", "tiktok_events_outbox", "tiktok_events_excluded",
-                                "--exclude", "resource_type:unit_test"], database=database, variables=static)
+    pg(built, f"delete from {SCHEMA}.tiktok_events_outbox", database)  # as if nothing had been sent yet
+    select = ["--select", "int_tiktok_events_candidates+", "--exclude", "resource_type:unit_test", "tag:audit"]
+    proc = built.dbt("static", ["build", "--full-refresh", *select], database=database,
+                     variables={"tiktok_value_floor": 1000000})
     assert proc.wait(timeout=900) != 0
     failed = [line for line in built.output("static").splitlines() if "FAIL" in line]
-    assert any("value_varies" in line for line in failed), built.output("static")[-3000:]
+    assert any("value_varies_int_tiktok_events_outbox_batch" in line for line in failed), built.output("static")[-3000:]
+    assert pg(built, f"select count(*) from {SCHEMA}.tiktok_events_outbox", database) == [(0,)]
+    wait(built, {"unstatic": built.dbt("unstatic", ["build", *select], database=database)})
+    (appended,) = pg(built, f"select count(*) from {SCHEMA}.tiktok_events_outbox", database)[0]
+    assert appended > 1000

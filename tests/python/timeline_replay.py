@@ -497,6 +497,28 @@ def received_by_conversion(world: World, events: list[dict[str, Any]]) -> dict[s
     return out
 
 
+def differences(expected: dict[str, Outcome], received: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Every way what TikTok received differs from the oracle: a conversion received that should
+    not have been, more than once or under more than one key, or under another key, event name
+    or click id than those of its send time."""
+    out = [f"{cid}: received, but the oracle knows no such conversion" for cid in sorted(set(received) - set(expected))]
+    for conversion_id, want in sorted(expected.items()):
+        got = received.get(conversion_id, [])
+        if want.state != "sent":
+            if got:
+                out.append(f"{conversion_id}: {want.state} ({want.reason}), but received {len(got)} time(s)")
+            continue
+        if len(got) != 1 or got[0]["receive_count"] != 1:
+            keys = [(g["payload"]["event"], g["payload"]["event_id"], g["receive_count"]) for g in got]
+            out.append(f"{conversion_id}: sent once expected, received {keys}")
+            continue
+        payload = got[0]["payload"]
+        have = (payload["event"], payload["event_id"], payload.get("user", {}).get("ttclid"))
+        if have != (want.event, want.event_id, want.ttclid):
+            out.append(f"{conversion_id}: received {have}, expected {(want.event, want.event_id, want.ttclid)}")
+    return out
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return 0.0
