@@ -149,6 +149,7 @@ class Renderer:
         dbt_macros: dict[str, Callable[..., Any]] = {
             name: (lambda value=per_adapter[adapter_type]: value) for name, per_adapter in DBT_TYPES.items()
         }
+        dbt_macros["dateadd"] = self._dbt_dateadd(adapter_type)
         self.adapter = Adapter(adapter_type, {NAMESPACE: project, "dbt": dbt_macros})
         self.context: dict[str, Any] = {
             **self.env.globals,
@@ -171,6 +172,20 @@ class Renderer:
             module = self.env.from_string(source).make_module(self.context, shared=True)
             project[name] = self._call_site(getattr(module, alias))
         self.context.update(project)  # callable by bare name too, as in dbt
+
+    def _dbt_dateadd(self, adapter_type: str) -> Callable[..., Any]:
+        """dbt's own dateadd as the installed adapter packages define it (dbt-duckdb's and
+        dbt-postgres's; dbt-core's default for the adapters not installed here, whose own
+        variants are dbt's SQL, not this project's)."""
+        import dbt.include
+
+        include = Path(dbt.include.__path__[0])
+        own = include / adapter_type / "macros" / "utils" / "dateadd.sql"
+        path = own if own.exists() else include / "global_project" / "macros" / "utils" / "dateadd.sql"
+        block = next(b for b in MACRO_BLOCK.finditer(path.read_text()) if b["name"].endswith("__dateadd"))
+        module = self.env.from_string(block.group(0)).make_module({}, shared=False)
+        macro = getattr(module, block["name"])
+        return lambda datepart, interval, from_date_or_timestamp: str(macro(datepart, interval, from_date_or_timestamp))
 
     def var(self, name: str, default: Any = None) -> Any:
         if name in self.variables:
@@ -228,7 +243,7 @@ CALLS: dict[str, str] = {
     "lower_unicode": "lower_unicode('e')",
     "timestamp_to_utc": "timestamp_to_utc('ts', 'timestamp with time zone')",
     "source_timestamp_utc": "source_timestamp_utc('src', 'ts')",
-    "outbox_relation": "outbox_relation()",
+    "outbox_relation": "outbox_relation() is none",  # a relation, not SQL: none without the graph
     "is_sent": "is_sent('c.conversion_id')",
     "sendable_since": "sendable_since()",
     "is_open_conversion": "is_open_conversion('c.conversion_id', 'c.converted_at')",
