@@ -6,7 +6,10 @@ figures. The world, the oracle and the replay live in tests/python/timeline_repl
 
 Usage::
 
-    python scripts/timeline_replay.py [--days 14] [--orders-per-hour 4] [--workdir DIR]
+    python scripts/timeline_replay.py [--days 14] [--every-minutes 60] [--orders-per-hour 4] [--workdir DIR]
+
+Builds run every --every-minutes (a divisor of 60); the purchase event is renamed with a full
+refresh at hour 9 and the experiment salt changed with a full refresh at hour 11, as in the test.
 
 Exits 1 when what the emulator received differs from what the oracle expects.
 """
@@ -43,6 +46,7 @@ tiktok_outbox:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--days", type=float, default=14)
+    parser.add_argument("--every-minutes", type=int, default=60, choices=(5, 10, 15, 20, 30, 60))
     parser.add_argument("--orders-per-hour", type=float, default=4)
     parser.add_argument("--workdir", type=Path)
     args = parser.parse_args()
@@ -54,11 +58,11 @@ def main() -> int:
            "TIKTOK_BACKOFF_BASE": "0.01", "TIKTOK_BACKOFF_MAX": "0.05", "TIKTOK_TIMEOUT": "5"}
     start = tl.start_of_replay(hours)
     world = tl.make_world(start, hours, late_orders_per_hour=args.orders_per_hour)
-    scenario = {b.at: b for b in tl.default_schedule(start)}
-    builds = [scenario.get(start + timedelta(hours=h)) or tl.Build(
-        at=start + timedelta(hours=h),
-        purchase_event="Purchase" if h >= 9 else "CompletePayment",
-        salt="timeline-salt-2" if h >= 11 else "timeline-salt-1") for h in range(hours + 1)]
+    rename, new_salt = start + timedelta(hours=9), start + timedelta(hours=11)
+    times = [start + timedelta(minutes=m) for m in range(0, hours * 60 + 1, args.every_minutes)]
+    builds = [tl.Build(at=at, full_refresh=at in (rename, new_salt),
+                       purchase_event="Purchase" if at >= rename else "CompletePayment",
+                       salt="timeline-salt-2" if at >= new_salt else "timeline-salt-1") for at in times]
     with EmulatorThread(token=Secret(TOKEN), seed=5) as emulator:
         replay = tl.Replay(workdir, emulator.url, env)
         for i, build in enumerate(builds):

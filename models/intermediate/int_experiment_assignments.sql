@@ -4,7 +4,8 @@
 
     Incremental: a conversion is assigned once, when it first appears, and keeps its cell (a
     conversion never moves between cells mid-experiment, even if its customer's country changes);
-    `dbt build --full-refresh` reassigns everything, e.g. after changing the salt or the unit. -#}
+    `dbt build --full-refresh` reassigns everything, e.g. after changing the salt or the unit; an
+    event already in the outbox keeps the cell it was sent with (the outbox is never rebuilt). -#}
 {%- set unit = var('tiktok_experiment_unit') -%}
 {%- if unit not in ['customer', 'geo'] -%}
     {{ exceptions.raise_compiler_error("var tiktok_experiment_unit must be 'customer' or 'geo', got '" ~ unit ~ "'") }}
