@@ -31,18 +31,6 @@ from tiktok_sender.emulator import EmulatorThread  # noqa: E402
 from tiktok_sender.settings import Secret  # noqa: E402
 
 TOKEN = "timeline-replay-token-2b7e"
-PROFILES = """\
-tiktok_outbox:
-  target: duckdb
-  outputs:
-    duckdb:
-      type: duckdb
-      path: "{{ env_var('DBT_DUCKDB_PATH') }}"
-      schema: tiktok
-      threads: 2
-"""
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--days", type=float, default=14)
@@ -53,9 +41,7 @@ def main() -> int:
     hours = int(args.days * 24)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="timeline-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "profiles.yml").write_text(PROFILES)
-    env = {"PATH": "/usr/bin:/bin", "DBT_PROFILES_DIR": str(workdir), "TIKTOK_ACCESS_TOKEN": TOKEN,
-           "TIKTOK_BACKOFF_BASE": "0.01", "TIKTOK_BACKOFF_MAX": "0.05", "TIKTOK_TIMEOUT": "5"}
+    env = tl.sender_env(workdir, TOKEN)
     start = tl.start_of_replay(hours)
     world = tl.make_world(start, hours, late_orders_per_hour=args.orders_per_hour)
     rename, new_salt = start + timedelta(hours=9), start + timedelta(hours=11)

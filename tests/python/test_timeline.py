@@ -11,7 +11,6 @@ nothing; nothing is lost.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -23,18 +22,6 @@ from tiktok_sender.emulator import EmulatorThread
 from tiktok_sender.settings import Secret
 
 TOKEN = "timeline-token-4c1d9e"
-PROFILES = """\
-tiktok_outbox:
-  target: duckdb
-  outputs:
-    duckdb:
-      type: duckdb
-      path: "{{ env_var('DBT_DUCKDB_PATH') }}"
-      schema: tiktok
-      threads: 2
-"""
-
-
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[EmulatorThread]:
     with EmulatorThread(token=Secret(TOKEN), seed=3) as emu:
@@ -42,11 +29,7 @@ def emulator() -> Iterator[EmulatorThread]:
 
 
 def sender_env(workdir: Path) -> dict[str, str]:
-    (workdir / "profiles.yml").write_text(PROFILES)
-    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR") if k in os.environ}
-    env.update({"DBT_PROFILES_DIR": str(workdir), "TIKTOK_ACCESS_TOKEN": TOKEN,
-                "TIKTOK_BACKOFF_BASE": "0.01", "TIKTOK_BACKOFF_MAX": "0.05", "TIKTOK_TIMEOUT": "5"})
-    return env
+    return tl.sender_env(workdir, TOKEN)
 
 
 @pytest.fixture(scope="module")

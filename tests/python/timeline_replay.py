@@ -115,6 +115,28 @@ class Outcome:
     sent_at: datetime | None = None
 
 
+# The sender reads the same profile dbt writes with: a DuckDB target at DBT_DUCKDB_PATH.
+PROFILES = """\
+tiktok_outbox:
+  target: duckdb
+  outputs:
+    duckdb:
+      type: duckdb
+      path: "{{ env_var('DBT_DUCKDB_PATH') }}"
+      schema: tiktok
+      threads: 2
+"""
+
+
+def sender_env(workdir: Path, token: str) -> dict[str, str]:
+    """The environment `sender push` runs in: a profiles.yml in `workdir`, the token, fast retries."""
+    (workdir / "profiles.yml").write_text(PROFILES)
+    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR") if k in os.environ}
+    env.update({"DBT_PROFILES_DIR": str(workdir), "TIKTOK_ACCESS_TOKEN": token,
+                "TIKTOK_BACKOFF_BASE": "0.01", "TIKTOK_BACKOFF_MAX": "0.05", "TIKTOK_TIMEOUT": "5"})
+    return env
+
+
 # -- the world ------------------------------------------------------------------------------------
 
 
