@@ -192,7 +192,8 @@ calibrated as (
                     order by
                         case when calibration.model_version = '*' then 0 else 4 end
                         + case when calibration.business_model = '*' then 0 else 2 end
-                        + case when calibration.country_code = '*' then 0 else 1 end desc
+                        + case when calibration.country_code = '*' then 0 else 1 end desc,
+                        calibration.calibration_factor
                 ) as row_rank
             from joined
             inner join calibration
