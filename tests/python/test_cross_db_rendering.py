@@ -242,7 +242,8 @@ CALLS: dict[str, str] = {
     "not_yet_in_this": "not_yet_in_this('conversion_id', 'c.conversion_id')",
     "lower_unicode": "lower_unicode('e')",
     "timestamp_to_utc": "timestamp_to_utc('ts', 'timestamp with time zone')",
-    "source_timestamp_utc": "source_timestamp_utc('src', 'ts')",
+    "source_column_types": "source_column_types('src')",
+    "source_timestamp_utc": "source_timestamp_utc({'ts': 'timestamp with time zone'}, 'ts')",
     "outbox_relation": "outbox_relation() is none",  # a relation, not SQL: none without the graph
     "is_sent": "is_sent('c.conversion_id')",
     "sendable_since": "sendable_since()",
@@ -478,10 +479,10 @@ def dbt_compile(target: str, calls: list[str], work: Path) -> list[str]:
 @pytest.mark.parametrize("adapter", EXECUTED)
 def test_renderer_matches_dbt_compile(renderers, adapter, tmp_path):
     # not_yet_in_this and needs_evaluation ask is_incremental(), which looks `this` up in the
-    # warehouse, source_timestamp_utc asks the warehouse for a relation's columns, and the outbox
+    # warehouse, source_column_types asks the warehouse for a relation's columns, and the outbox
     # macros look the outbox up in it: they only compile inside a model (the incremental build,
     # staging and timeline tests run them on both engines)
-    in_model_only = ("not_yet_in_this", "needs_evaluation", "source_timestamp_utc", "outbox_relation", "is_sent",
+    in_model_only = ("not_yet_in_this", "needs_evaluation", "source_column_types", "outbox_relation", "is_sent",
                      "is_open_conversion")
     calls = [call for name, call in CALLS.items() if name not in in_model_only]
     compiled = dbt_compile(adapter, calls, tmp_path)
@@ -595,12 +596,15 @@ def test_source_timestamps_are_converted_by_their_column_type(adapter):
     r = Renderer(adapter)
     r.adapter.columns["src"] = {"zoned": ZONED_TYPES[adapter][0], "naive": NAIVE_TYPES[adapter]}
     plain = f"cast(ts as {DBT_TYPES['type_timestamp'][adapter]})"
+
+    def render(column: str) -> str:
+        return r.render(f"source_timestamp_utc(source_column_types('src'), '{column}')")
+
     for zoned in ZONED_TYPES[adapter]:
         r.adapter.columns["src"]["zoned"] = zoned
-        assert r.render("source_timestamp_utc('src', 'ZONED')") == EXPECTED["timestamp_to_utc"][adapter].replace(
-            "ts", "ZONED"), zoned
-    assert r.render("source_timestamp_utc('src', 'naive')") == plain.replace("ts", "naive")
-    assert r.render("source_timestamp_utc('src', 'missing')") == plain.replace("ts", "missing")
+        assert render("ZONED") == EXPECTED["timestamp_to_utc"][adapter].replace("ts", "ZONED"), zoned
+    assert render("naive") == plain.replace("ts", "naive")
+    assert render("missing") == plain.replace("ts", "missing")
 
 
 # 2026-01-02 03:04:05 in New York (UTC-5) is 08:04:05 UTC; the sessions run in Tokyo (UTC+9)

@@ -2,8 +2,9 @@
 {%- if var('tiktok_load_demo_data') | as_bool %}
 -- depends_on: {{ ref('app_events') }}
 {%- endif %}
-{#- Timestamps become UTC without zone (macro source_timestamp_utc). -#}
+{#- Timestamps become UTC without zone (macro source_timestamp_utc), by the column types looked up once. -#}
 {%- set source_relation = source('first_party', 'app_events') %}
+{%- set column_types = tiktok_outbox.source_column_types(source_relation) %}
 
 with source as (
     select * from {{ source_relation }}
@@ -15,7 +16,7 @@ renamed as (
         cast(customer_id as {{ dbt.type_string() }}) as customer_id,
         cast(subscription_id as {{ dbt.type_string() }}) as subscription_id,
         lower(trim(cast(event_name as {{ dbt.type_string() }}))) as event_name,
-        {{ tiktok_outbox.source_timestamp_utc(source_relation, 'occurred_at') }} as occurred_at,
+        {{ tiktok_outbox.source_timestamp_utc(column_types, 'occurred_at') }} as occurred_at,
         lower(trim(cast(platform as {{ dbt.type_string() }}))) as platform,
         nullif(trim(cast(ip as {{ dbt.type_string() }})), '') as ip,
         nullif(trim(cast(user_agent as {{ dbt.type_string() }})), '') as user_agent

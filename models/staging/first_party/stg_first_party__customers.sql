@@ -2,8 +2,9 @@
 {%- if var('tiktok_load_demo_data') | as_bool %}
 -- depends_on: {{ ref('customers') }}
 {%- endif %}
-{#- Timestamps become UTC without zone (macro source_timestamp_utc). -#}
+{#- Timestamps become UTC without zone (macro source_timestamp_utc), by the column types looked up once. -#}
 {%- set source_relation = source('first_party', 'customers') %}
+{%- set column_types = tiktok_outbox.source_column_types(source_relation) %}
 
 with source as (
     select * from {{ source_relation }}
@@ -15,8 +16,8 @@ renamed as (
         cast(email as {{ dbt.type_string() }}) as email,
         cast(phone as {{ dbt.type_string() }}) as phone,
         upper(nullif(trim(cast(country_code as {{ dbt.type_string() }})), '')) as country_code,
-        {{ tiktok_outbox.source_timestamp_utc(source_relation, 'created_at') }} as created_at,
-        {{ tiktok_outbox.source_timestamp_utc(source_relation, 'updated_at') }} as updated_at
+        {{ tiktok_outbox.source_timestamp_utc(column_types, 'created_at') }} as created_at,
+        {{ tiktok_outbox.source_timestamp_utc(column_types, 'updated_at') }} as updated_at
     from source
 )
 

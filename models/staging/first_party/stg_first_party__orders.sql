@@ -2,8 +2,9 @@
 {%- if var('tiktok_load_demo_data') | as_bool %}
 -- depends_on: {{ ref('orders') }}
 {%- endif %}
-{#- Timestamps become UTC without zone (macro source_timestamp_utc). -#}
+{#- Timestamps become UTC without zone (macro source_timestamp_utc), by the column types looked up once. -#}
 {%- set source_relation = source('first_party', 'orders') %}
+{%- set column_types = tiktok_outbox.source_column_types(source_relation) %}
 
 with source as (
     select * from {{ source_relation }}
@@ -13,14 +14,14 @@ renamed as (
     select
         cast(order_id as {{ dbt.type_string() }}) as order_id,
         cast(customer_id as {{ dbt.type_string() }}) as customer_id,
-        {{ tiktok_outbox.source_timestamp_utc(source_relation, 'ordered_at') }} as ordered_at,
+        {{ tiktok_outbox.source_timestamp_utc(column_types, 'ordered_at') }} as ordered_at,
         lower(trim(cast(status as {{ dbt.type_string() }}))) as order_status,
         upper(nullif(trim(cast(currency as {{ dbt.type_string() }})), '')) as currency,
         cast(gross_revenue as {{ dbt.type_numeric() }}) as gross_revenue,
         cast(discount_amount as {{ dbt.type_numeric() }}) as discount_amount,
         cast(net_revenue as {{ dbt.type_numeric() }}) as net_revenue,
         cast(coalesce(refunded_amount, 0) as {{ dbt.type_numeric() }}) as refunded_amount,
-        {{ tiktok_outbox.source_timestamp_utc(source_relation, 'updated_at') }} as updated_at
+        {{ tiktok_outbox.source_timestamp_utc(column_types, 'updated_at') }} as updated_at
     from source
 )
 

@@ -2,8 +2,9 @@
 {%- if var('tiktok_load_demo_data') | as_bool %}
 -- depends_on: {{ ref('pltv_predictions') }}
 {%- endif %}
-{#- Timestamps become UTC without zone (macro source_timestamp_utc). -#}
+{#- Timestamps become UTC without zone (macro source_timestamp_utc), by the column types looked up once. -#}
 {%- set source_relation = source('first_party', 'pltv_predictions') %}
+{%- set column_types = tiktok_outbox.source_column_types(source_relation) %}
 
 with source as (
     select * from {{ source_relation }}
@@ -15,7 +16,7 @@ renamed as (
         cast(predicted_ltv as {{ tiktok_outbox.type_double() }}) as predicted_ltv,
         upper(nullif(trim(cast(currency as {{ dbt.type_string() }})), '')) as currency,
         cast(model_version as {{ dbt.type_string() }}) as model_version,
-        {{ tiktok_outbox.source_timestamp_utc(source_relation, 'scored_at') }} as scored_at,
+        {{ tiktok_outbox.source_timestamp_utc(column_types, 'scored_at') }} as scored_at,
         cast(horizon_days as {{ dbt.type_int() }}) as horizon_days
     from source
 )

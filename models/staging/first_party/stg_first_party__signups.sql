@@ -2,8 +2,9 @@
 {%- if var('tiktok_load_demo_data') | as_bool %}
 -- depends_on: {{ ref('signups') }}
 {%- endif %}
-{#- Timestamps become UTC without zone (macro source_timestamp_utc). -#}
+{#- Timestamps become UTC without zone (macro source_timestamp_utc), by the column types looked up once. -#}
 {%- set source_relation = source('first_party', 'signups') %}
+{%- set column_types = tiktok_outbox.source_column_types(source_relation) %}
 
 with source as (
     select * from {{ source_relation }}
@@ -13,11 +14,11 @@ renamed as (
     select
         cast(signup_id as {{ dbt.type_string() }}) as signup_id,
         cast(customer_id as {{ dbt.type_string() }}) as customer_id,
-        {{ tiktok_outbox.source_timestamp_utc(source_relation, 'signed_up_at') }} as signed_up_at,
+        {{ tiktok_outbox.source_timestamp_utc(column_types, 'signed_up_at') }} as signed_up_at,
         lower(trim(cast(plan as {{ dbt.type_string() }}))) as plan,
-        {{ tiktok_outbox.source_timestamp_utc(source_relation, 'activated_at') }} as activated_at,
+        {{ tiktok_outbox.source_timestamp_utc(column_types, 'activated_at') }} as activated_at,
         cast(seats as {{ dbt.type_int() }}) as seats,
-        {{ tiktok_outbox.source_timestamp_utc(source_relation, 'updated_at') }} as updated_at
+        {{ tiktok_outbox.source_timestamp_utc(column_types, 'updated_at') }} as updated_at
     from source
 )
 

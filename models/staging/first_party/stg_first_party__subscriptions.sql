@@ -2,8 +2,9 @@
 {%- if var('tiktok_load_demo_data') | as_bool %}
 -- depends_on: {{ ref('subscriptions') }}
 {%- endif %}
-{#- Timestamps become UTC without zone (macro source_timestamp_utc). -#}
+{#- Timestamps become UTC without zone (macro source_timestamp_utc), by the column types looked up once. -#}
 {%- set source_relation = source('first_party', 'subscriptions') %}
+{%- set column_types = tiktok_outbox.source_column_types(source_relation) %}
 
 with source as (
     select * from {{ source_relation }}
@@ -14,12 +15,12 @@ renamed as (
         cast(subscription_id as {{ dbt.type_string() }}) as subscription_id,
         cast(customer_id as {{ dbt.type_string() }}) as customer_id,
         lower(trim(cast(plan as {{ dbt.type_string() }}))) as plan,
-        {{ tiktok_outbox.source_timestamp_utc(source_relation, 'trial_started_at') }} as trial_started_at,
-        {{ tiktok_outbox.source_timestamp_utc(source_relation, 'subscribed_at') }} as subscribed_at,
-        {{ tiktok_outbox.source_timestamp_utc(source_relation, 'cancelled_at') }} as cancelled_at,
+        {{ tiktok_outbox.source_timestamp_utc(column_types, 'trial_started_at') }} as trial_started_at,
+        {{ tiktok_outbox.source_timestamp_utc(column_types, 'subscribed_at') }} as subscribed_at,
+        {{ tiktok_outbox.source_timestamp_utc(column_types, 'cancelled_at') }} as cancelled_at,
         upper(nullif(trim(cast(currency as {{ dbt.type_string() }})), '')) as currency,
         cast(price as {{ dbt.type_numeric() }}) as price,
-        {{ tiktok_outbox.source_timestamp_utc(source_relation, 'updated_at') }} as updated_at
+        {{ tiktok_outbox.source_timestamp_utc(column_types, 'updated_at') }} as updated_at
     from source
 )
 
