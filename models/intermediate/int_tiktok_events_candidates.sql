@@ -258,10 +258,11 @@ valued as (
 ),
 
 screened as (
-    -- the reasons nothing that arrives later can change before the conversion is sendable, then
-    -- whether it waits for its own record
+    -- the exclusions that come before waiting (a cancelled, unmapped, undated, future or too old
+    -- conversion, or one without an event source id, does not wait), and when waiting ends
     select
         valued.*,
+        {{ dbt.dateadd('minute', settle_minutes, 'converted_at') }} as settles_at,
         case
             when not is_completed then 'not_completed'
             when not is_mapped then 'unmapped_event'
@@ -278,7 +279,7 @@ waits as (
         screened.*,
         case
             when early_exclusion is null and awaited is not null
-                and {{ as_of }} < {{ dbt.dateadd('minute', settle_minutes, 'converted_at') }}
+                and {{ as_of }} < settles_at
                 then awaited
         end as wait_reason
     from screened
@@ -380,7 +381,7 @@ final as (
         blended_value,
         exclusion_reason,
         wait_reason,
-        {{ dbt.dateadd('minute', settle_minutes, 'converted_at') }} as settles_at,
+        settles_at,
         {{ as_of }} as evaluated_at
     from checked
 )
