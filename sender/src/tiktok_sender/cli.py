@@ -34,6 +34,11 @@ app = typer.Typer(
 T = TypeVar("T")
 
 
+# Loggers of the libraries a run writes through; their records go through the same redacting
+# handler as the sender's own.
+LIBRARY_LOGGERS = ("httpx", "httpcore", "asyncio", "urllib3")
+
+
 class _Redact(logging.Filter):
     def __init__(self, *secrets: Secret | None) -> None:
         super().__init__()
@@ -42,17 +47,33 @@ class _Redact(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg = redact(record.getMessage(), *self._secrets)
         record.args = None
+        if record.exc_info and record.exc_info[1] is not None:
+            # the traceback text is formatted from exc_info: render it now, redacted
+            record.msg += "\n" + redact(
+                "".join(traceback.format_exception(*record.exc_info)).rstrip(), *self._secrets)
+            record.exc_info = None
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info, *self._secrets)
         return True
 
 
 def _setup_logging(verbose: bool, *secrets: Secret | None) -> None:
+    """One stderr handler on the root logger, redacting `secrets` from every record that reaches
+    it: the sender's own, and those of httpx, httpcore and asyncio (a task's exception, a
+    transport error), which propagate to the root. Libraries log warnings and up (everything
+    with --verbose)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
     handler.addFilter(_Redact(*secrets))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
     logger = logging.getLogger("tiktok_sender")
-    logger.handlers[:] = [handler]
+    logger.handlers.clear()
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
-    logger.propagate = False
+    logger.propagate = True
+    for name in LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 def _guard(fn: Callable[[], T], secrets: Sequence[Secret | None] = ()) -> T:
@@ -232,6 +253,18 @@ def push(
                      help="DuckDB targets: the warehouse's memory limit for the run (a size such "
                           "as 512MB or 2GB). Too low for the delivery history fails the run."),
     ] = DEFAULT_DUCKDB_MEMORY_LIMIT,
+    proxy: Annotated[
+        str | None,
+        typer.Option(envvar="TIKTOK_PROXY",
+                     help="Send the API requests through this http(s) proxy. Without it (or "
+                          "--use-env-proxy) the sender connects directly and ignores HTTPS_PROXY."),
+    ] = None,
+    use_env_proxy: Annotated[
+        bool,
+        typer.Option("--use-env-proxy", envvar="TIKTOK_USE_ENV_PROXY",
+                     help="Use HTTPS_PROXY / NO_PROXY (and SSL_CERT_FILE / SSL_CERT_DIR) from the "
+                          "environment for the API requests."),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Send every outbox event that has no terminal receipt yet, and record receipts."""
@@ -267,6 +300,8 @@ def push(
             shard=Shard.parse(shard) if shard is not None else None,
             read_chunk_rows=read_chunk,
             duckdb_memory_limit=duckdb_memory_limit,
+            proxy=proxy,
+            use_env_proxy=use_env_proxy,
         )
         target = _target(ctx, secrets)
         return Delivery(

@@ -1,15 +1,30 @@
-"""The HTTP side of a run: one httpx client, explicit timeouts, the token only in its header."""
+"""The HTTP side of a run: one httpx client, explicit timeouts, the token only in its header.
+
+Proxies are a decision, not an accident of the environment: the client uses `proxy` when one is
+given, the environment's `HTTPS_PROXY` / `NO_PROXY` (and `SSL_CERT_FILE`, `SSL_CERT_DIR`, as
+httpx's `trust_env` reads them) only with `use_env_proxy`, and otherwise connects directly.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
 import httpx
 
 from tiktok_sender import __version__
-from tiktok_sender.classify import Response
 from tiktok_sender.settings import Secret, redact
+
+
+@dataclass(frozen=True)
+class Response:
+    """What came back over HTTP, or the transport error instead (`status` is None then)."""
+
+    status: int | None
+    body: bytes = b""
+    retry_after: str | None = None
+    error: str | None = None
 
 
 class ApiClient:
@@ -23,6 +38,8 @@ class ApiClient:
         concurrency: int,
         connect_timeout: float,
         read_timeout: float,
+        proxy: str | None = None,
+        use_env_proxy: bool = False,
     ) -> None:
         self._url = url
         self._token = token
@@ -38,7 +55,9 @@ class ApiClient:
             limits=httpx.Limits(
                 max_connections=concurrency, max_keepalive_connections=concurrency
             ),
-            follow_redirects=False,
+            follow_redirects=False,  # a redirect is a configuration error, never followed
+            proxy=proxy,
+            trust_env=use_env_proxy,
         )
 
     def __repr__(self) -> str:

@@ -10,144 +10,43 @@ warehouse connection's own limit; the run keeps counters, never per-event state.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
+import os
 import signal
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any
 
 import orjson
 import pyarrow as pa
 
 from tiktok_sender import __version__
-from tiktok_sender.classify import Classification, Verdict, classify
+from tiktok_sender.batch import Batch, Batcher, body
 from tiktok_sender.client import ApiClient
-from tiktok_sender.contract import (
-    CODE_REQUEST_FREQUENCY_LIMITED,
-    CODE_REQUEST_TOO_FREQUENT,
-    CODE_TOO_MANY_REQUESTS_BL,
-)
 from tiktok_sender.errors import EXIT_OK, ApiConfigError, AuthError, ConfigError
-from tiktok_sender.pacing import Pacer, backoff_delay, sleep_unless
-from tiktok_sender.payload import Batch, Batcher, Prepared, Skipped, body, prepare
+from tiktok_sender.payload import Prepared, Skipped, prepare, test_event_id_suffix
 from tiktok_sender.receipts import (
     DELIVERED,
     EXPIRED,
-    FAILED,
     REJECTED,
     Outcome,
     ReceiptFactory,
     truncate,
 )
 from tiktok_sender.run_state import NoProgress, Progress, RunResult, utcnow
-from tiktok_sender.settings import PushSettings, redact, safe_url
+from tiktok_sender.settings import PushSettings, redact, safe_url, unusual_api_host
+from tiktok_sender.sink import ReceiptSink, WarehouseThread
 from tiktok_sender.warehouse import Warehouse
+from tiktok_sender.workers import Workers
 
 log = logging.getLogger("tiktok_sender")
 
-T = TypeVar("T")
-THROTTLE_CODES = frozenset(
-    {CODE_REQUEST_TOO_FREQUENT, CODE_REQUEST_FREQUENCY_LIMITED, CODE_TOO_MANY_REQUESTS_BL}
-)
 RECEIPT_LINGER_S = 0.05  # longest wait for receipts to gather before a write
 IN_FLIGHT_MESSAGE = "interrupted while the request was in flight: outcome unknown, sent again next run"
-
-
-class WarehouseThread:
-    """Runs every warehouse call on one dedicated thread, awaited from the event loop."""
-
-    def __init__(self) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warehouse")
-
-    async def call(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
-
-    def shutdown(self) -> None:
-        self._executor.shutdown(wait=True)
-
-
-class ReceiptSink:
-    """Appends receipt tables to the warehouse, in bulk and promptly.
-
-    Tables that arrive during a write are written together by the next one, so there is one
-    insert per request or fewer, never one per row. Each insert has a fixed cost (milliseconds
-    in DuckDB, whatever its size), so a write also waits up to `linger_s` for `flush_rows`
-    receipts to gather. `flush_rows` is half a round of requests (`concurrency x batch_size / 2`),
-    which keeps the answers received but not yet written within the documented bound.
-
-    Bounded: once `max_rows` receipts wait for the warehouse, `room()` blocks the senders until
-    the running write is done, so a slow warehouse slows sending instead of filling memory."""
-
-    def __init__(
-        self,
-        db: WarehouseThread,
-        warehouse: Warehouse,
-        *,
-        flush_rows: int = 1,
-        linger_s: float = 0.0,
-        max_rows: int = 50_000,
-    ) -> None:
-        self._db = db
-        self._warehouse = warehouse
-        self._pending: list[pa.Table] = []
-        self._pending_rows = 0
-        self._flush_rows = max(flush_rows, 1)
-        self._linger_s = linger_s
-        self._max_rows = max(max_rows, self._flush_rows)
-        self._gathered = asyncio.Event()
-        self._draining = False
-        self._task: asyncio.Task[None] | None = None
-        self.rows_written = 0
-
-    def add(self, table: pa.Table) -> None:
-        if self._task is not None and self._task.done():
-            self._task.result()  # re-raise a failed write
-            self._task = None
-        self._pending.append(table)
-        self._pending_rows += table.num_rows
-        if self._pending_rows >= self._flush_rows:
-            self._gathered.set()
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._write())
-
-    async def room(self) -> None:
-        """Wait while too many receipts wait for the warehouse."""
-        while self._pending_rows >= self._max_rows and self._task is not None:
-            await asyncio.shield(self._task)
-
-    async def _write(self) -> None:
-        while self._pending:
-            if self._linger_s > 0 and self._pending_rows < self._flush_rows and not self._draining:
-                try:
-                    await asyncio.wait_for(self._gathered.wait(), self._linger_s)
-                except TimeoutError:
-                    pass
-            self._gathered.clear()
-            tables, self._pending = self._pending, []
-            table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
-            try:
-                await self._db.call(self._warehouse.append_receipts, table)
-            finally:
-                self._pending_rows -= table.num_rows
-            self.rows_written += table.num_rows
-
-    async def drain(self) -> None:
-        self._draining = True  # the last writes do not linger
-        self._gathered.set()
-        while self._task is not None:
-            task = self._task
-            await asyncio.shield(task)
-            if self._task is task:
-                self._task = None
-        if self._pending:
-            self._task = asyncio.get_running_loop().create_task(self._write())
-            await self.drain()
 
 
 class Delivery:
@@ -178,10 +77,9 @@ class Delivery:
         # requests in flight finish and are recorded. A second signal cancels them.
         self._stopping = asyncio.Event()
         self._sending = False
-        self._fatal: AuthError | ApiConfigError | None = None
+        self._id_suffix = test_event_id_suffix(settings.test_event_code)
         self._abort_open = threading.Event()  # a signal while waiting for the delivery lease
-        self._pacer = Pacer(settings.rate_limit, stop=self._stopping)
-        self._dump: IO[bytes] | None = None
+        self._workers = Workers(settings, self.result, self.receipts, self.progress, self._stopping)
 
     @property
     def terminal_statuses(self) -> tuple[str, ...]:
@@ -252,9 +150,16 @@ class Delivery:
             warehouse.count_pending, self.terminal_statuses, s.limit, s.shard
         )
         await db.call(warehouse.insert_run, self._run_row(initial=True))
+        # At most 2 x concurrency x batch size events sent without a durable receipt: the
+        # resend bound after a crash (README, "What a crash or a stop costs").
         sink = ReceiptSink(db, warehouse, flush_rows=s.concurrency * s.batch_size // 2,
-                           linger_s=RECEIPT_LINGER_S)
+                           linger_s=RECEIPT_LINGER_S,
+                           unacknowledged=2 * s.concurrency * s.batch_size)
         self.progress.start(result.counts.pending)
+        host = unusual_api_host(s.api_url)
+        if host is not None and not s.dry_run:
+            log.warning("the API URL points at %s, which is neither TikTok's API host nor a "
+                        "loopback address: the events and the access token go there", host)
         log.info(
             "run %s: %d pending event(s)%s%s", result.run_id, result.counts.pending,
             f" in shard {s.shard}" if s.shard is not None else "",
@@ -262,7 +167,7 @@ class Delivery:
         )
         try:
             if s.dump is not None:
-                self._dump = _open_dump(s.dump)
+                self._workers.dump = _open_dump(s.dump)
             self._sending = True
             if s.dry_run:
                 await self._produce(db, warehouse, sink, self._dry_send)
@@ -274,10 +179,16 @@ class Delivery:
                     concurrency=s.concurrency,
                     connect_timeout=s.connect_timeout,
                     read_timeout=s.read_timeout,
+                    proxy=s.proxy,
+                    use_env_proxy=s.use_env_proxy,
                 ) as client:
-                    await self._send_all(db, warehouse, sink, client)
-            if self._fatal is not None:
-                raise self._fatal
+                    await self._workers.send_all(
+                        lambda emit: self._produce(db, warehouse, sink, emit), sink, client)
+            if self._workers.fatal is not None:
+                raise self._workers.fatal
+            stopped = self._workers.source_error()
+            if stopped is not None:
+                raise stopped
             if self._stopping.is_set():
                 result.outcome, result.message = "interrupted", (
                     "stopped by a signal; requests in flight finished, unsent events stay pending"
@@ -296,8 +207,8 @@ class Delivery:
             result.message = truncate(redact(str(exc), s.token))
             raise
         finally:
-            if self._dump is not None:
-                self._dump.close()
+            if self._workers.dump is not None:
+                self._workers.dump.close()
             self.progress.finish()
             try:
                 await sink.drain()
@@ -350,7 +261,7 @@ class Delivery:
             upcoming = asyncio.ensure_future(db.call(reader.next))
             while (chunk := await upcoming) is not None and not self._stopping.is_set():
                 upcoming = asyncio.ensure_future(db.call(reader.next))  # read ahead meanwhile
-                prepared = prepare(chunk, expire_before=expire_before)
+                prepared = prepare(chunk, expire_before=expire_before, id_suffix=self._id_suffix)
                 self._record_skipped(prepared, sink)
                 for batch in batcher.add(prepared.groups):
                     await emit(batch)
@@ -404,207 +315,16 @@ class Delivery:
         counts = self.result.counts
         counts.requests += 1
         counts.sent += len(batch)
-        self.result.groups[(batch.event_source, batch.event_source_id)] += len(batch)
-        if self._dump is not None:
-            self._dump.write(body(batch, self.settings.test_event_code) + b"\n")
+        self.result.groups[batch.key] += len(batch)
+        if self._workers.dump is not None:
+            self._workers.dump.write(body(batch, self.settings.test_event_code) + b"\n")
         self.progress.advance(len(batch))
 
-    # -- sending -----------------------------------------------------------------------------
-
-    async def _send_all(
-        self, db: WarehouseThread, warehouse: Warehouse, sink: ReceiptSink, client: ApiClient
-    ) -> None:
-        queue: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=2 * self.settings.concurrency)
-
-        async def produce() -> None:
-            await self._produce(db, warehouse, sink, queue.put)
-            for _ in range(self.settings.concurrency):
-                await queue.put(None)
-
-        async def work() -> None:
-            while (batch := await queue.get()) is not None:
-                if self._stopping.is_set():
-                    continue  # not sent: stays pending
-                self.result.counts.sent += len(batch)
-                self.result.groups[(batch.event_source, batch.event_source_id)] += len(batch)
-                if self._dump is not None:
-                    self._dump.write(body(batch, self.settings.test_event_code) + b"\n")
-                await sink.room()
-                await self._deliver(client, sink, batch)
-
-        async def stop_when_asked() -> None:
-            await self._stopping.wait()
-            producer.cancel()  # it only reads the outbox and queues batches
-            while not queue.empty():  # queued batches were never sent: they stay pending
-                queue.get_nowait()
-            for _ in range(self.settings.concurrency):
-                queue.put_nowait(None)
-
-        producer = asyncio.create_task(produce())
-        tasks = [producer] + [asyncio.create_task(work()) for _ in range(self.settings.concurrency)]
-        watcher = asyncio.create_task(stop_when_asked())
-        workers = tasks[1:]
-        try:
-            try:
-                await asyncio.gather(*tasks)
-            except asyncio.CancelledError:
-                stopped_on_purpose = (
-                    self._stopping.is_set()
-                    and producer.cancelled()
-                    and not any(w.cancelled() for w in workers)
-                )
-                if not stopped_on_purpose:
-                    raise
-                await asyncio.gather(*workers)  # they finish the requests in flight
-        except BaseException:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
-        finally:
-            watcher.cancel()
-            await asyncio.gather(watcher, return_exceptions=True)
-
-    async def _deliver(self, client: ApiClient, sink: ReceiptSink, first: Batch) -> None:
-        """Send one batch until every event in it is delivered, rejected or out of attempts."""
-        s, counts = self.settings, self.result.counts
-        stack = [first]
-        while stack and not self._stopping.is_set():
-            batch = stack.pop()
-            await self._pacer.wait()
-            if self._stopping.is_set():
-                break
-            batch.attempt += 1
-            sent_at = utcnow()
-            counts.requests += 1
-            try:
-                response = await client.post(body(batch, s.test_event_code))
-            except asyncio.CancelledError:
-                # Stopped at once: the API may or may not have these events. Say so; the next
-                # run sends them again with the same event_id, which TikTok deduplicates.
-                sink.add(self._receipt(batch, FAILED, Outcome(
-                    sent_at=sent_at, api_message=IN_FLIGHT_MESSAGE)))
-                raise
-            # Redact before anything truncates the message: a cut through the token would
-            # leave a piece of it that redaction no longer recognises.
-            verdict = classify(response)
-            verdict = dataclasses.replace(verdict, message=redact(verdict.message, s.token))
-            outcome = Outcome(
-                sent_at=sent_at,
-                acknowledged_at=utcnow() if response.status is not None else None,
-                http_status=verdict.http_status,
-                api_code=verdict.api_code,
-                api_message=verdict.message,
-                request_id=verdict.request_id,
-            )
-            kind = verdict.verdict
-            if kind is Verdict.DELIVERED:
-                self._settle(sink, batch, DELIVERED, outcome)
-            elif kind is Verdict.RETRY:
-                batch.retries += 1
-                if batch.retries >= s.max_attempts:
-                    self._settle(sink, batch, FAILED, outcome)
-                    log.warning(
-                        "%d event(s) failed after %d attempt(s): %s",
-                        len(batch), batch.retries, _describe(verdict),
-                    )
-                    continue
-                sink.add(self._receipt(batch, FAILED, outcome))
-                delay = backoff_delay(
-                    batch.retries, base=s.backoff_base, cap=s.backoff_max,
-                    retry_after=verdict.retry_after,
-                )
-                log.debug("retrying %d event(s) in %.2fs: %s", len(batch), delay, _describe(verdict))
-                if verdict.http_status == 429 or verdict.api_code in THROTTLE_CODES:
-                    self._pacer.pause(delay)
-                else:
-                    await sleep_unless(self._stopping, delay)
-                stack.append(batch)
-            elif kind is Verdict.REJECT or kind is Verdict.SPLIT:
-                stack.extend(self._isolate(sink, batch, verdict, outcome))
-            else:
-                sink.add(self._receipt(batch, FAILED, outcome))
-                error = AuthError if kind is Verdict.FATAL_AUTH else ApiConfigError
-                hint = (
-                    "check TIKTOK_ACCESS_TOKEN and its access to the event source"
-                    if kind is Verdict.FATAL_AUTH
-                    else "check TIKTOK_API_URL"
-                )
-                # Stop like a signal does: no new request, the ones in flight finish and are
-                # recorded (their events are not sent twice for nothing), then the error ends
-                # the run.
-                if self._fatal is None:
-                    self._fatal = error(f"the API stopped the run: {_describe(verdict)}; {hint}")
-                self._stopping.set()
-                break
-        if first.attempt == 0:  # stopped before its first send: it was never sent
-            counts.sent -= len(first)
-
-    def _isolate(
-        self, sink: ReceiptSink, batch: Batch, verdict: Classification, outcome: Outcome
-    ) -> list[Batch]:
-        """Reject the events the API named (or the lone event), resend the rest or split it."""
-        bad = {i for i in verdict.event_indexes if i < len(batch)}
-        if verdict.verdict is Verdict.REJECT and bad:
-            statuses = [REJECTED if i in bad else FAILED for i in range(len(batch))]
-            sink.add(self._receipt(batch, statuses, outcome))
-            self._count_final(REJECTED, len(bad), outcome.api_code, outcome.api_message)
-            good = [i for i in range(len(batch)) if i not in bad]
-            return [batch.subset(batch.events.take(good))] if good else []
-        if len(batch) == 1:
-            self._settle(sink, batch, REJECTED, outcome)
-            return []
-        sink.add(self._receipt(batch, FAILED, outcome))
-        first, second = batch.halves()
-        return [second, first]
-
-    def _settle(self, sink: ReceiptSink, batch: Batch, status: str, outcome: Outcome) -> None:
-        """Record the final status of every event of `batch`."""
-        sink.add(self._receipt(batch, status, outcome))
-        self._count_final(status, len(batch), outcome.api_code, outcome.api_message)
-
-    def _count_final(self, status: str, n: int, api_code: int | None, message: str | None) -> None:
-        counts = self.result.counts
-        if status == DELIVERED:
-            counts.delivered += n
-        elif status == REJECTED:
-            counts.rejected += n
-        elif status == FAILED:
-            counts.failed += n
-        if status != DELIVERED:
-            text = truncate(redact(message or "", self.settings.token), 120) or ""
-            self.result.problems[(status, api_code, text)] += n
-        self.progress.advance(n)
-
-    def _receipt(self, batch: Batch, statuses: list[str] | str, outcome: Outcome) -> pa.Table:
-        events = batch.events
-        return self.receipts.build(
-            event_source=batch.event_source,
-            event_source_id=batch.event_source_id,
-            event_ids=events.event_id,
-            events=events.event,
-            event_times=events.event_time,
-            cells=events.experiment_cell,
-            payload_sha256=events.payload_sha256,
-            statuses=statuses,
-            attempt=batch.attempt,
-            outcome=outcome,
-        )
-
-
-def _describe(verdict: Classification) -> str:
-    parts = []
-    if verdict.http_status is not None and verdict.http_status != 200:
-        parts.append(f"HTTP {verdict.http_status}")
-    if verdict.api_code is not None:
-        parts.append(f"code {verdict.api_code}")
-    if verdict.message:
-        parts.append(truncate(verdict.message, 200) or "")
-    return " ".join(parts) or "no answer"
-
-
 def _open_dump(path: Path) -> IO[bytes]:
+    """The dump file, readable by its owner only: it holds ips, user agents and click ids."""
     try:
-        return path.open("wb")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT
     except OSError as exc:
         raise ConfigError(f"cannot write the dump file {path}: {exc.strerror}") from None
+    return os.fdopen(fd, "wb")

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Self
+from typing import Any, NamedTuple
 
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tiktok_sender.batch import Events, GroupKey
 from tiktok_sender.contract import (
     ALL_STANDARD_EVENTS,
     CURRENCIES,
@@ -37,92 +37,6 @@ HASHED_FIELDS = (
 )
 
 
-class Event(NamedTuple):
-    """One event ready to send: what receipts need, plus its encoded JSON."""
-
-    event_id: str
-    event: str
-    event_time: int
-    experiment_cell: str | None
-    payload: bytes
-    payload_sha256: str
-
-
-class Events:
-    """Events of one group, columnar: one Arrow array per `Event` field (payloads as strings).
-
-    Slicing, filtering and concatenating never copy a payload into Python; `joined` gives the
-    payloads separated by commas, the inside of a request's `data` array."""
-
-    __slots__ = ("event", "event_id", "event_time", "experiment_cell", "payload", "payload_sha256")
-
-    def __init__(
-        self,
-        event_id: pa.Array,
-        event: pa.Array,
-        event_time: pa.Array,
-        experiment_cell: pa.Array,
-        payload: pa.Array,
-        payload_sha256: pa.Array,
-    ) -> None:
-        self.event_id = event_id
-        self.event = event
-        self.event_time = event_time
-        self.experiment_cell = experiment_cell
-        self.payload = payload
-        self.payload_sha256 = payload_sha256
-
-    def _columns(self) -> tuple[pa.Array, ...]:
-        return (self.event_id, self.event, self.event_time, self.experiment_cell, self.payload,
-                self.payload_sha256)
-
-    @classmethod
-    def of(cls, events: Sequence[Event]) -> Self:
-        """Columnar events from `Event` tuples."""
-        return cls(
-            pa.array([e.event_id for e in events], pa.string()),
-            pa.array([e.event for e in events], pa.string()),
-            pa.array([e.event_time for e in events], pa.int64()),
-            pa.array([e.experiment_cell for e in events], pa.string()),
-            pa.array([e.payload.decode() for e in events], pa.string()),
-            pa.array([e.payload_sha256 for e in events], pa.string()),
-        )
-
-    @classmethod
-    def concat(cls, parts: Sequence[Events]) -> Events:
-        if len(parts) == 1:
-            return parts[0]
-        columns = zip(*(p._columns() for p in parts), strict=True)
-        return Events(*(pa.concat_arrays(list(c)) for c in columns))
-
-    def __len__(self) -> int:
-        return len(self.event_id)
-
-    def __getitem__(self, index: int) -> Event:
-        e_id, name, time, cell, payload, digest = (c[index].as_py() for c in self._columns())
-        return Event(e_id, name, time, cell, payload.encode(), digest)
-
-    def __iter__(self) -> Iterator[Event]:
-        for index in range(len(self)):
-            yield self[index]
-
-    def slice(self, start: int, stop: int) -> Events:
-        return Events(*(c.slice(start, stop - start) for c in self._columns()))
-
-    def filter(self, mask: pa.Array) -> Events:
-        return Events(*(c.filter(mask) for c in self._columns()))
-
-    def take(self, indices: Sequence[int]) -> Events:
-        positions = pa.array(indices, pa.int64())
-        return Events(*(c.take(positions) for c in self._columns()))
-
-    def joined(self) -> bytes:
-        """The payloads separated by commas."""
-        as_list = pa.ListArray.from_arrays(pa.array([0, len(self)], pa.int32()), self.payload)
-        joined: bytes = pc.binary_join(as_list.cast(pa.list_(pa.binary())), b",")[0].as_py()
-        return joined
-
-
 class Skipped(NamedTuple):
     """An outbox row that is not sent: too old (expired) or invalid (rejected locally)."""
 
@@ -133,9 +47,6 @@ class Skipped(NamedTuple):
     event_time: int
     experiment_cell: str | None
     reason: str
-
-
-GroupKey = tuple[str, str]  # (event_source, event_source_id)
 
 
 @dataclass
@@ -288,22 +199,39 @@ def _suspect_mask(batch: pa.RecordBatch) -> pa.Array:
     return flagged
 
 
-def prepare(batch: pa.RecordBatch, *, expire_before: int) -> Prepared:
+def test_event_id_suffix(test_event_code: str | None) -> str | None:
+    """What a test push appends to each `event_id` it sends: `~test-<code>`.
+
+    Whether TikTok deduplicates test events against live ones is not documented. If it does, a
+    test push of an event would make the live push of the same event, within 48 hours, a
+    duplicate that TikTok drops. Test pushes therefore send ids of their own; receipts keep the
+    outbox's `event_id`."""
+    return f"~test-{test_event_code}" if test_event_code else None
+
+
+def prepare(batch: pa.RecordBatch, *, expire_before: int, id_suffix: str | None = None) -> Prepared:
     """Validate and encode one chunk of pending outbox rows.
 
     Columnar: `render_events` builds every event's JSON with Arrow compute. Python only touches
     the rare rows that are expired, suspect (`_suspect_mask`) or need orjson's escaping, and
-    hashes each payload (SHA-256)."""
+    hashes each payload (SHA-256). `id_suffix` is appended to the `event_id` sent (test pushes:
+    `test_event_id_suffix`); the events keep the outbox's id."""
     prepared = Prepared()
     if batch.num_rows == 0:
         return prepared
+    rendered = batch
+    if id_suffix:
+        index = batch.schema.get_field_index("event_id")
+        suffixed = pc.binary_join_element_wise(batch.column(index), id_suffix, "")
+        rendered = batch.set_column(index, "event_id", suffixed)
     expired = pc.fill_null(pc.less(batch.column("event_time"), expire_before), False)
-    slow = pc.or_(pc.or_(expired, _suspect_mask(batch)), needs_orjson(batch))
-    payloads = render_events(batch)
+    slow = pc.or_(pc.or_(expired, _suspect_mask(batch)), needs_orjson(rendered))
+    payloads = render_events(rendered)
     keep = pc.invert(slow)
     slow_rows = pc.indices_nonzero(slow).to_pylist()
     if slow_rows:
-        keep, payloads = _encode_slow_rows(batch, slow_rows, expired, keep, payloads, prepared)
+        keep, payloads = _encode_slow_rows(batch, slow_rows, expired, keep, payloads, prepared,
+                                           id_suffix)
     kept = batch.filter(keep)
     if kept.num_rows == 0:
         return prepared
@@ -333,6 +261,7 @@ def _encode_slow_rows(
     keep: pa.Array,
     payloads: pa.Array,
     prepared: Prepared,
+    id_suffix: str | None = None,
 ) -> tuple[pa.Array, pa.Array]:
     """Sort the flagged rows into expired, invalid and sendable ones (encoded with orjson);
     returns the updated keep mask and payloads."""
@@ -351,6 +280,8 @@ def _encode_slow_rows(
             prepared.invalid.append(_skipped(row, reason))
             continue
         values = [row.get(c) for c in EVENT_COLUMNS]
+        if id_suffix:
+            values[EVENT_COLUMNS.index("event_id")] += id_suffix
         sendable.append(index)
         encoded.append(orjson.dumps(build_event(*values)).decode())
     if not sendable:
@@ -374,66 +305,3 @@ def _skipped(row: dict[str, Any], reason: str) -> Skipped:
         row.get("experiment_cell"),
         reason,
     )
-
-
-@dataclass
-class Batch:
-    """Events of one group, sent together; `attempt` counts sends of these events in the run."""
-
-    event_source: str
-    event_source_id: str
-    events: Events
-    attempt: int = 0
-    retries: int = 0
-
-    def __len__(self) -> int:
-        return len(self.events)
-
-    def subset(self, events: Events) -> Batch:
-        return Batch(self.event_source, self.event_source_id, events, self.attempt, self.retries)
-
-    def halves(self) -> tuple[Batch, Batch]:
-        middle = len(self.events) // 2
-        return (self.subset(self.events.slice(0, middle)),
-                self.subset(self.events.slice(middle, len(self.events))))
-
-
-def envelope(event_source: str, event_source_id: str, test_event_code: str | None) -> bytes:
-    """The request body up to and including `"data":[`."""
-    head: dict[str, Any] = {"event_source": event_source, "event_source_id": event_source_id}
-    if test_event_code:
-        head["test_event_code"] = test_event_code
-    return orjson.dumps(head)[:-1] + b',"data":['
-
-
-def body(batch: Batch, test_event_code: str | None) -> bytes:
-    """The exact request body of `batch`."""
-    head = envelope(batch.event_source, batch.event_source_id, test_event_code)
-    return head + batch.events.joined() + b"]}"
-
-
-class Batcher:
-    """Accumulates events per group and hands out batches of at most `size` events."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._open: dict[GroupKey, list[Events]] = {}
-
-    def add(self, groups: dict[GroupKey, Events]) -> Iterator[Batch]:
-        for key, events in groups.items():
-            parts = self._open.setdefault(key, [])
-            parts.append(events)
-            total = sum(len(p) for p in parts)
-            if total < self.size:
-                continue
-            merged = Events.concat(parts)
-            full = total - total % self.size
-            for start in range(0, full, self.size):
-                yield Batch(key[0], key[1], merged.slice(start, start + self.size))
-            self._open[key] = [merged.slice(full, total)] if full < total else []
-
-    def flush(self) -> Iterator[Batch]:
-        for key, parts in self._open.items():
-            if parts:
-                yield Batch(key[0], key[1], Events.concat(parts))
-        self._open.clear()

@@ -42,10 +42,11 @@ class RunCounts:
     failed: int = 0
     expired: int = 0
     requests: int = 0
+    held: int = 0  # not sent (again): their event source, or the run, stopped; still pending
 
     @property
     def done(self) -> int:
-        return self.delivered + self.rejected + self.failed + self.expired
+        return self.delivered + self.rejected + self.failed + self.expired + self.held
 
 
 @dataclass
@@ -79,8 +80,8 @@ class RunResult:
     @property
     def failure_rate(self) -> float:
         c = self.counts
-        considered = (c.sent if self.dry_run else c.delivered + c.failed) + c.rejected
-        return (c.rejected + c.failed) / considered if considered else 0.0
+        considered = (c.sent if self.dry_run else c.delivered + c.failed + c.held) + c.rejected
+        return (c.rejected + c.failed + c.held) / considered if considered else 0.0
 
     @property
     def exit_code(self) -> int:

@@ -133,6 +133,21 @@ def validate_api_url(url: str, *, allow_insecure_http: bool = False) -> str:
     return url.strip()
 
 
+TIKTOK_API_DOMAIN = "tiktok.com"
+
+
+def unusual_api_host(url: str) -> str | None:
+    """The host of `url` when it is neither TikTok's (`*.tiktok.com`) nor a loopback address:
+    the events and the access token would go to someone else. None otherwise."""
+    try:
+        host = (urlsplit(url.strip()).hostname or "").rstrip(".").lower()
+    except ValueError:
+        return None
+    if host == TIKTOK_API_DOMAIN or host.endswith("." + TIKTOK_API_DOMAIN) or _is_loopback(host):
+        return None
+    return host
+
+
 def safe_url(url: str) -> str:
     """`url` without user info, query or fragment: safe to log and to store."""
     try:
@@ -188,6 +203,8 @@ class PushSettings:
     lock_timeout: float = 0.0
     shard: Shard | None = None
     duckdb_memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT
+    proxy: str | None = None  # an explicit proxy URL for the API requests
+    use_env_proxy: bool = False  # use HTTPS_PROXY / NO_PROXY (and SSL_CERT_*) from the environment
 
     def __post_init__(self) -> None:
         object.__setattr__(
@@ -212,6 +229,15 @@ class PushSettings:
         except ConfigError:
             raise ConfigError("--duckdb-memory-limit must be a size such as 512MB or 2GB") from None
         _check(not math.isnan(self.max_age_days), "--max-age-days must be a number")
+        if self.proxy is not None:
+            _check(self.proxy.strip() != "", "--proxy must not be empty")
+            _check(not self.use_env_proxy, "--proxy and --use-env-proxy exclude each other")
+            try:
+                scheme = urlsplit(self.proxy.strip()).scheme
+            except ValueError:
+                scheme = ""
+            _check(scheme in ("http", "https"),
+                   "--proxy must be an http(s) URL such as http://proxy.internal:3128")
         if not self.dry_run and self.token is None:
             raise ConfigError(
                 "no access token: set TIKTOK_ACCESS_TOKEN or --token-file (not needed with --dry-run)"
@@ -224,6 +250,7 @@ class PushSettings:
         record["dump"] = str(self.dump) if self.dump is not None else None
         record["token_set"] = self.token is not None
         record["shard"] = str(self.shard) if self.shard is not None else None
+        record["proxy"] = safe_url(self.proxy) if self.proxy else None  # no proxy credentials
         return record
 
 

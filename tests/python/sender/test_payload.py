@@ -10,15 +10,11 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tiktok_sender.batch import Batch, Batcher, Event, Events, body
 from tiktok_sender.emulator.validate import validate_body
 from tiktok_sender.payload import (
     EVENT_COLUMNS,
-    Batch,
-    Batcher,
-    Event,
-    Events,
     _suspects,
-    body,
     build_event,
     invalid_reason,
     prepare,
@@ -128,9 +124,12 @@ def test_batcher_caps_batches_per_group() -> None:
     out = list(batcher.add({("web", "A"): Events.of([ev(5)])})) + list(batcher.flush())
     assert sorted((b.event_source_id, len(b)) for b in out) == [("A", 2), ("B", 1)]
     assert [e.event_id for e in out[0].events] == ["e3", "e5"]
-    first, second = Batch("web", "A", Events.of([ev(i) for i in range(5)]), attempt=2).halves()
-    assert (len(first), len(second), first.attempt) == (2, 3, 2)
+    whole = Batch("web", "A", Events.of([ev(i) for i in range(5)]), attempt=2)
+    first, second = whole.part(range(2), retries=1, depth=1), whole.part(range(2, 5), retries=1, depth=1)
+    assert (len(first), len(second), first.attempt, first.retries, first.depth) == (2, 3, 2, 1, 1)
     assert [e.event_id for e in second.events] == ["e2", "e3", "e4"]
+    picked = whole.part((0, 3, 4), retries=0, depth=0)
+    assert [e.event_id for e in picked.events] == ["e0", "e3", "e4"]
 
 
 hashish = st.one_of(st.none(), st.just(H), st.just(H.upper()), st.text(max_size=70))
