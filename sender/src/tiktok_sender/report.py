@@ -111,6 +111,7 @@ def render_run(result: RunResult, *, as_json: bool) -> str:
         ("rejected", f"{data['rejected']:,}"),
         ("failed", f"{data['failed']:,}"),
         ("expired", f"{data['expired']:,}"),
+        ("held", f"{data['held']:,} (source or run stopped; still pending)"),
         ("failure rate", f"{data['failure_rate']:.4f} (max {data['max_failure_rate']})"),
         ("elapsed", f"{data['elapsed_s']:.2f} s, {data['events_per_s']:,.0f} events/s"),
     ]
