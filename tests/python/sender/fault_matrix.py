@@ -8,9 +8,11 @@ After a scenario, for every outbox event (key: event_source_id, event, event_id)
 - accepted by the emulator  <=>  it has a `delivered` receipt (whose payload hash is the hash of
   what the emulator stored), or else
 - it has a terminal `rejected` / `expired` receipt with a reason;
-- nothing is still `failed` or never sent; the emulator holds no event outside the outbox (so a
-  resend never used another id); the runs table adds up to the same counts.
-`lost` counts events that satisfy none of this; it must be 0.
+- nothing is still `failed` or never sent (but the poison events a scenario names); the emulator
+  holds no event outside the outbox (so a resend never used another id); the runs table adds up
+  to the same counts.
+`lost` counts events that satisfy none of this, and `refused as delivered` the events with a
+`delivered` receipt that the API never stored; both must be 0.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
-from sender_harness import PROFILES_YML, TOKEN, Project, Result, base_env, make_outbox
+from sender_harness import APP_ID, PROFILES_YML, TOKEN, Project, Result, base_env, make_outbox
 
 from tiktok_sender.emulator import EmulatorThread
 from tiktok_sender.settings import Secret
@@ -49,6 +51,9 @@ class Scenario:
     rejected: int = 0  # events the scenario must reject
     sent_twice: bool = False  # the scenario must make some events arrive twice
     min_seconds: float = 0.0  # the first run must last at least this long (Retry-After honoured)
+    failed: int = 0  # poison events left `failed` (pending) after every run
+    held: bool = False  # the first run must hold events back (their source stopped)
+    api_code: int | None = None  # some `delivered` receipt must carry this API code
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -80,6 +85,24 @@ SCENARIOS: tuple[Scenario, ...] = (
              ("throttle=0.1,http429=0.05,http5xx=0.1,sys_error=0.05,timeout=0.05,hang=1,"
               "reset=0.05,lost_ack=0.05,garbage=0.05,retry_after=0.05,reject=evt-00000042",),
              seed=5, rejected=1),
+    Scenario("code0_under_403", "HTTP 403 whose body says code 0 (a WAF page): never delivered",
+             ("code0=1*2", ""), exit_codes=(3, 0)),
+    Scenario("redirect_302", "HTTP 302 whose body says code 0 (a wrong URL): the run stops",
+             ("redirect=1*1", ""), exit_codes=(4, 0)),
+    Scenario("poison_unknown_code", "one event draws code 49999 in every request holding it",
+             ("poison=evt-00000017",), exit_codes=(1,), failed=1),
+    Scenario("poison_4xx_without_code", "one event makes a WAF answer HTTP 400 (HTML) every time",
+             ("poison_http=evt-00000017",), exit_codes=(1,), rejected=1),
+    Scenario("poison_5xx", "one event makes the API answer HTTP 500 every time",
+             ("poison_5xx=evt-00000017",), exit_codes=(1,), failed=1),
+    Scenario("partial_20001", "20001 naming two events of a request in data.failed_events",
+             ("partial=evt-00000017|evt-00000018",), exit_codes=(1,), rejected=2),
+    Scenario("partial_20001_opaque", "20001 naming no event (all stored): delivered, message kept",
+             ("partial_opaque=evt-00000017",), exit_codes=(0,), api_code=20001),
+    Scenario("source_refused_40002", "40002 'Invalid event_source_id' for every app request; "
+             "fixed, re-run", (f"refuse_source={APP_ID}", ""), exit_codes=(4, 0), held=True),
+    Scenario("permission_40001_one_source", "40001 for the app source only; re-authorised, re-run",
+             (f"forbid_source={APP_ID}", ""), exit_codes=(3, 0), held=True),
 )
 
 
@@ -94,8 +117,10 @@ class Row:
     delivered: int = 0
     rejected: int = 0
     failed: int = 0
+    held: int = 0
     sent_twice: int = 0
     lost: int = 0
+    misdelivered: int = 0
     seconds: float = 0.0
     exit_codes: list[int] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -162,14 +187,22 @@ def run_scenario(
             row.exit_codes.append(result.returncode)
             if "Traceback" in result.stderr or TOKEN in result.stdout + result.stderr:
                 row.problems.append(f"run {run + 1}: traceback or token in the output")
-            if pending_events(project) == 0 and run + 1 >= len(scenario.runs):
+            if pending_events(project) <= scenario.failed and run + 1 >= len(scenario.runs):
                 break
         row.runs = len(results)
         row.seconds = time.monotonic() - started
         expected = list(scenario.exit_codes)
         if row.exit_codes[: len(expected)] != expected:
             row.problems.append(f"exit codes {row.exit_codes}, expected {expected} first")
-        reconcile(project, emulator, row, results)
+        reconcile(project, emulator, row, results, poisoned=scenario.failed)
+        summaries = [orjson.loads(r.stdout) for r in results if r.stdout.strip().startswith("{")]
+        row.held = sum(s.get("held", 0) for s in summaries)
+        if scenario.held and not (summaries and summaries[0].get("held")):
+            row.problems.append("the first run held no event back: its source did not stop")
+        if scenario.api_code is not None and not any(
+                r["status"] == "delivered" and r["api_code"] == scenario.api_code
+                for r in project.outbox.receipts("test_event_code is null")):
+            row.problems.append(f"no delivered receipt carries code {scenario.api_code}")
         # Only requests whose answer was lost after the events were stored repeat events.
         repeats = sum(a["receive_count"] - 1 for a in emulator.events())
         allowed = BATCH * (injected["lost_ack"] + injected["garbage"])
@@ -196,9 +229,11 @@ def reconcile(
     results: list[Result],
     *,
     killed_runs: int = 0,
+    poisoned: int = 0,
 ) -> None:
     """Check the invariants of the module docstring; `results` are the runs that finished,
-    `killed_runs` the ones killed with SIGKILL (their run rows stay `running`)."""
+    `killed_runs` the ones killed with SIGKILL (their run rows stay `running`), `poisoned` the
+    events expected to stay `failed`."""
     outbox = {
         (s, e, i): None
         for s, e, i in project.outbox.execute(
@@ -234,7 +269,7 @@ def reconcile(
         in_emulator = key in accepted
         if "delivered" in statuses:
             if not in_emulator:
-                final["lost"] += 1  # a receipt claims a delivery the API never saw
+                final["misdelivered"] += 1  # a receipt claims a delivery the API never saw
                 continue
             hashes = {r["payload_sha256"] for r in by_key[key] if r["status"] == "delivered"}
             stored = hashlib.sha256(orjson.dumps(accepted[key]["payload"])).hexdigest()
@@ -257,12 +292,17 @@ def reconcile(
     row.rejected = final["rejected"]
     row.failed = final["failed"]
     row.lost = final["lost"]
+    row.misdelivered = final["misdelivered"]
     row.sent_twice = sum(1 for a in accepted.values() if a["receive_count"] > 1)
-    if row.failed:
-        problems.append(f"{row.failed} event(s) still failed after {row.runs} run(s)")
+    if row.failed != poisoned:
+        problems.append(f"{row.failed} event(s) still failed after {row.runs} run(s), "
+                        f"expected {poisoned}")
     if row.lost:
         problems.append(f"{row.lost} event(s) lost")
-    if row.delivered + row.rejected + final["expired"] != len(outbox) and not row.lost:
+    if row.misdelivered:
+        problems.append(f"{row.misdelivered} event(s) refused but recorded as delivered")
+    if (row.delivered + row.rejected + row.failed + final["expired"] != len(outbox)
+            and not row.lost and not row.misdelivered):
         problems.append("delivered + rejected + expired does not add up to the outbox")
 
     # the runs table and the summaries agree with the receipts
@@ -283,14 +323,14 @@ def reconcile(
         problems.append("summaries: delivered counts do not add up to the receipts")
 
 
-HEADER = ("scenario", "events", "runs", "requests", "delivered", "rejected", "failed",
-          "sent twice (same id)", "lost", "seconds", "ok")
+HEADER = ("scenario", "events", "runs", "requests", "delivered", "rejected", "failed", "held",
+          "sent twice (same id)", "refused as delivered", "lost", "seconds", "ok")
 
 
 def table(rows: list[Row]) -> str:
     cells = [
-        (r.scenario, r.events, r.runs, r.requests, r.delivered, r.rejected, r.failed,
-         r.sent_twice, r.lost, f"{r.seconds:.1f}", "yes" if r.ok else "NO")
+        (r.scenario, r.events, r.runs, r.requests, r.delivered, r.rejected, r.failed, r.held,
+         r.sent_twice, r.misdelivered, r.lost, f"{r.seconds:.1f}", "yes" if r.ok else "NO")
         for r in rows
     ]
     widths = [max(len(str(c)) for c in column) for column in zip(HEADER, *cells, strict=True)]

@@ -12,5 +12,5 @@ from fault_matrix import SCENARIOS, Scenario, run_scenario, table
 def test_fault_scenario_loses_nothing(scenario: Scenario, tmp_path: Path) -> None:
     row = run_scenario(scenario, tmp_path)
     assert row.problems == [], table([row]) + "\n" + "\n".join(row.problems)
-    assert row.lost == 0 and row.failed == 0
-    assert row.delivered + row.rejected == row.events
+    assert row.lost == 0 and row.misdelivered == 0 and row.failed == scenario.failed
+    assert row.delivered + row.rejected + row.failed == row.events

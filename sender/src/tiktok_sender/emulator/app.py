@@ -86,7 +86,8 @@ class EmulatorApp:
 
     # -- the API -----------------------------------------------------------------------------
 
-    def _answer(self, code: int, message: str, status: int = 200, **headers: str) -> Reply:
+    def _answer(self, code: int, message: str, status: int = 200, data: dict[str, Any] | None = None,
+                **headers: str) -> Reply:
         self.codes[code] += 1
         if code != c.CODE_OK and self.faults.spec.verbose_errors:
             # a gateway that echoes the request headers at the end of messages of about N chars
@@ -94,9 +95,9 @@ class EmulatorApp:
             pad = max(self.faults.spec.verbose_errors - len(message) - len(echo) - 8, 0)
             message += " (trace=" + "x" * pad + echo
         self._request_seq += 1
-        data = {"code": code, "message": message, "request_id": f"emu{self._request_seq:012d}",
-                "data": {}}
-        return _json(status, data, headers)
+        answer = {"code": code, "message": message, "request_id": f"emu{self._request_seq:012d}",
+                  "data": data or {}}
+        return _json(status, answer, headers)
 
     def _token_problem(self, request: Request) -> Reply | None:
         given = request.headers.get("access-token", "")
@@ -147,6 +148,10 @@ class EmulatorApp:
             return self._answer(c.CODE_REQUEST_TOO_FREQUENT, "Request too frequent")
         if fault == "sys_error":
             return self._answer(c.CODE_SYS_ERROR, "System error")
+        if fault == "code0":  # a WAF or proxy page that happens to say code 0
+            return self._answer(c.CODE_OK, "OK", status=spec.code0_status)
+        if fault == "redirect":
+            return self._answer(c.CODE_OK, "OK", status=302, Location="https://example.invalid/")
         if version != API_VERSION:
             return self._answer(c.CODE_INVALID_API_VERSION, f"Invalid API version {version}")
         try:
@@ -157,13 +162,36 @@ class EmulatorApp:
             events = validate_body(body, sample=self.lean)
         except Invalid as invalid:
             return self._answer(invalid.code, invalid.message)
+        source_id = body.get("event_source_id")
+        if source_id in spec.refuse_source:
+            return self._answer(c.CODE_PARAM_ERROR, "Invalid event_source_id")
+        if source_id in spec.forbid_source:
+            return self._answer(
+                c.CODE_PERMISSION_ERROR, f"No permission to operate pixel code: {source_id}. "
+                "You must be an admin or operator of this advertiser account.")
+        ids = {event.get("event_id") for event in events}
+        if ids & spec.poison:
+            return self._answer(49999, "Unknown error (fault)")
+        if ids & spec.poison_http:
+            return Reply(400, b"<html><body>Request blocked by a security rule</body></html>",
+                         "text/html")
+        if ids & spec.poison_5xx:
+            return Reply(500, b"<html><body>500 Internal Server Error</body></html>", "text/html")
         for index, event in enumerate(events if spec.reject or spec.reject_noindex else ()):
             event_id = event.get("event_id")
             if event_id in spec.reject:
                 return self._answer(c.CODE_PARAM_ERROR, f"data.{index}.event_id: rejected (fault)")
             if event_id in spec.reject_noindex:
                 return self._answer(c.CODE_PARAM_ERROR, "Invalid parameters in the request")
+        if ids & spec.partial:
+            failed = [{"index": i, "event_id": e.get("event_id"), "message": "rejected (fault)"}
+                      for i, e in enumerate(events) if e.get("event_id") in spec.partial]
+            self._store(body, [e for e in events if e.get("event_id") not in spec.partial])
+            return self._answer(c.CODE_PARTIAL_OK, "Partial success",
+                                data={"failed_events": failed})
         self._store(body, events)
+        if ids & spec.partial_opaque:
+            return self._answer(c.CODE_PARTIAL_OK, "Partial success")
         return self._answer(c.CODE_OK, "OK")
 
     def _store(self, body: dict[str, Any], events: list[dict[str, Any]]) -> None:

@@ -12,7 +12,19 @@ capped with `*N` (`http5xx=1*3`: the first three requests answer 503). Keys:
     reset=P         TCP reset before any answer; the events are not stored
     lost_ack=P      the events are stored, then the connection is reset (the answer is lost)
     garbage=P       the events are stored, the answer is HTTP 200 with a truncated, non-JSON body
+    code0=P         HTTP `code0_status` (default 403) with `{"code": 0}`: a WAF or proxy; nothing stored
+    redirect=P      HTTP 302 to another URL, with `{"code": 0}`; nothing stored
     verbose_errors=N  error messages padded to about N characters, ending with the Access-Token
+
+Per event or per event source (`|`-separated ids), every time:
+
+    poison=ID        a request holding the event answers code 49999 (unknown); nothing stored
+    poison_http=ID   ... answers HTTP 400 with an HTML page (a WAF rule); nothing stored
+    poison_5xx=ID    ... answers HTTP 500 with an HTML page; nothing stored
+    partial=ID       the other events are stored; 20001 lists the event in data.failed_events
+    partial_opaque=ID  every event is stored; 20001 names none
+    refuse_source=SOURCE_ID  every request of the source: 40002 "Invalid event_source_id"
+    forbid_source=SOURCE_ID  every request of the source: 40001 "No permission to operate pixel code"
 
 Decisions come from one `random.Random(seed)` drawn in request order, so a seed replays the
 same faults for the same sequence of requests.
@@ -30,7 +42,10 @@ from tiktok_sender.errors import ConfigError
 
 RATE_KINDS = (
     "drop", "timeout", "http5xx", "http429", "throttle", "sys_error", "reset", "lost_ack", "garbage",
+    "code0", "redirect",
 )
+ID_SETS = ("reject", "reject_noindex", "poison", "poison_http", "poison_5xx", "partial",
+           "partial_opaque", "refuse_source", "forbid_source")
 
 
 @dataclass(frozen=True)
@@ -72,6 +87,9 @@ class FaultSpec:
     reset: Rate = Rate()
     lost_ack: Rate = Rate()
     garbage: Rate = Rate()
+    code0: Rate = Rate()
+    redirect: Rate = Rate()
+    code0_status: int = 403
     latency_ms: float = 0.0
     retry_after: float = 1.0
     hang: float = 30.0
@@ -79,6 +97,13 @@ class FaultSpec:
     verbose_errors: int = 0
     reject: frozenset[str] = field(default_factory=frozenset)
     reject_noindex: frozenset[str] = field(default_factory=frozenset)
+    poison: frozenset[str] = field(default_factory=frozenset)
+    poison_http: frozenset[str] = field(default_factory=frozenset)
+    poison_5xx: frozenset[str] = field(default_factory=frozenset)
+    partial: frozenset[str] = field(default_factory=frozenset)
+    partial_opaque: frozenset[str] = field(default_factory=frozenset)
+    refuse_source: frozenset[str] = field(default_factory=frozenset)
+    forbid_source: frozenset[str] = field(default_factory=frozenset)
 
     @classmethod
     def parse(cls, text: str) -> FaultSpec:
@@ -99,12 +124,12 @@ class FaultSpec:
                 raise ConfigError(f"unknown fault '{key}' (known: {', '.join(sorted(known))})")
             if key in RATE_KINDS:
                 values[key] = Rate.parse(key, value)
-            elif key in ("reject", "reject_noindex"):
+            elif key in ID_SETS:
                 items = value if isinstance(value, list | tuple | set) else str(value).split("|")
                 values[key] = frozenset(str(v) for v in items if str(v))
             elif key == "revoke_after":
                 values[key] = None if value in (None, "") else _number(key, value, int)
-            elif key == "verbose_errors":
+            elif key in ("verbose_errors", "code0_status"):
                 values[key] = _number(key, value, int)
             else:
                 values[key] = _number(key, value, float)
