@@ -87,3 +87,30 @@ def test_room_blocks_senders_while_too_many_receipts_wait() -> None:
         run(scenario())
     finally:
         db.shutdown()
+
+
+def test_reserve_bounds_the_events_sent_without_a_durable_receipt() -> None:
+    """The crash bound: a request waits while the events sent but not yet recorded would pass
+    `unacknowledged`; a written receipt table gives its events back."""
+    release = threading.Event()
+    warehouse, db = SlowWarehouse(release), WarehouseThread()
+
+    async def scenario() -> None:
+        sink = ReceiptSink(db, warehouse, unacknowledged=10)  # type: ignore[arg-type]
+        await sink.reserve(6)  # sent: 6 without a receipt
+        sink.add(rows(6), sent=6)  # their receipts wait for a stuck warehouse
+        await sink.reserve(4)  # 10: still within the bound
+        blocked = asyncio.create_task(sink.reserve(1))
+        await asyncio.sleep(0.1)
+        assert not blocked.done() and sink.peak_reserved == 10
+        release.set()  # the write of the first 6 lands
+        await asyncio.wait_for(blocked, 2)
+        sink.release(4)  # a request that was never sent
+        sink.add(rows(1), sent=1)
+        await sink.drain()
+        assert sink.peak_reserved == 10 and warehouse.writes == [6, 1]
+
+    try:
+        run(scenario())
+    finally:
+        db.shutdown()
