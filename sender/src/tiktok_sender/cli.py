@@ -327,7 +327,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
 ) -> None:
     """Delivery counts, the last run, top errors, and the audit figures once `dbt build` made them."""
-    from tiktok_sender.audit import audit_json, audit_section
+    from tiktok_sender.audit_text import audit_json, audit_section
     from tiktok_sender.report import render_json, render_status, status_dict
     from tiktok_sender.warehouse import open_warehouse
 

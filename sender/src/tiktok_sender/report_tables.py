@@ -1,0 +1,320 @@
+"""The HTML tables of `sender report`: the generic `table` (cells given as escaped HTML) and,
+per section, the table of its figures of `audit.AuditData` (runs, latency, values, readiness,
+rejections, schema drift, calibration, experiment readout), with the notes that go with them.
+Every text from the warehouse goes through `html.escape`; a pass or a fail is a mark with a
+word beside it, colour is never the only signal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from html import escape
+from typing import Any
+
+from tiktok_sender.audit import READINESS_CHECKS, STATUSES, AuditData
+from tiktok_sender.audit_text import (
+    fmt_amount,
+    fmt_count,
+    fmt_hours,
+    fmt_ratio,
+    fmt_share,
+    readout_verdict,
+    without_indexes,
+)
+
+
+def table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    numeric: Sequence[int] = (),
+    name: str = "",
+    empty: str = "No rows.",
+) -> str:
+    """An HTML table; cells are pre-escaped HTML, columns in `numeric` right-aligned."""
+    if not rows:
+        return f'<p class="note">{escape(empty)}</p>' if empty else ""
+    head = "".join(
+        f'<th class="num">{escape(h)}</th>' if i in numeric else f"<th>{escape(h)}</th>"
+        for i, h in enumerate(headers)
+    )
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f'<td class="num">{c}</td>' if i in numeric else f"<td>{c}</td>"
+            for i, c in enumerate(r)
+        )
+        + "</tr>"
+        for r in rows
+    )
+    attr = f' data-table="{escape(name)}"' if name else ""
+    return f"<table{attr}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _e(value: Any) -> str:
+    """A value as escaped text, NULL as `-`."""
+    return escape("-" if value is None else str(value))
+
+
+def _mark(ok: Any, passed: str = "pass", failed: str = "fail") -> str:
+    """A check mark or a cross, with the word beside it (colour is never the only signal)."""
+    if ok is None:
+        return "-"
+    if ok:
+        return f'<span class="pass">&#10003; {escape(passed)}</span>'
+    return f'<span class="fail">&#10007; {escape(failed)}</span>'
+
+
+def readiness_table(audit: AuditData) -> str:
+    """The readiness checklist per anchor event (tiktok_vbo_readiness)."""
+    rows = []
+    for r in audit.readiness:
+        ready = (
+            '<span class="badge pass">ready</span>'
+            if r["is_ready"]
+            else '<span class="badge fail">not ready</span>'
+        )
+        reasons = [s.strip() for s in (r.get("not_ready_reasons") or "").split(";") if s.strip()]
+        rows.append(
+            [
+                escape(str(r["event"])),
+                escape(str(r["event_source"])),
+                ready,
+                fmt_count(r["weekly_events"]),
+                *(_mark(r[c]) for c, _ in READINESS_CHECKS),
+                "<br>".join(escape(s) for s in reasons) or "-",
+            ]
+        )
+    return table(
+        [
+            "event",
+            "source",
+            "verdict",
+            "events 7d",
+            *(label for _, label in READINESS_CHECKS),
+            "reasons",
+        ],
+        rows,
+        numeric=(3,),
+        name="readiness",
+        empty="No anchor event in the mapping.",
+    )
+
+
+def runs_table(audit: AuditData) -> str:
+    """The 12 latest rows of tiktok_delivery_health (a run on a delivery day), newest first."""
+    runs = [
+        [
+            _e(r["delivery_date"]),
+            f"<code>{_e(str(r['run_id'])[:12])}</code>",
+            _e(r.get("run_outcome")),
+            fmt_count(r["events"]),
+            *(fmt_count(r[s]) for s in STATUSES),
+            fmt_share(r["success_rate"]),
+            _e(
+                " ".join(
+                    str(x)
+                    for x in (r.get("top_error_code"), without_indexes(r.get("top_error_message")))
+                    if x is not None
+                )
+                or "-"
+            ),
+        ]
+        for r in list(reversed(audit.health))[:12]
+    ]
+    return table(
+        ["day", "run", "outcome", "events", *STATUSES, "success", "top error"],
+        runs,
+        numeric=range(3, 9),
+        name="runs",
+    )
+
+
+def latency_table(audit: AuditData) -> str:
+    """Latency of each event's latest delivery day, against the goal (tiktok_delivery_latency)."""
+    latency_rows = [
+        [
+            _e(r["event"]),
+            _e(r["delivery_date"]),
+            fmt_count(r["events_delivered"]),
+            fmt_hours(r["p50_hours"]),
+            fmt_hours(r["p90_hours"]),
+            fmt_hours(r["p99_hours"]),
+            fmt_share(r["share_within_goal"]),
+            fmt_hours(r["worst_p90_hours_7d"]),
+            _mark(r["is_p90_within_goal"]),
+        ]
+        for r in audit.latency_latest
+    ]
+    return table(
+        [
+            "event",
+            "day",
+            "delivered",
+            "p50",
+            "p90",
+            "p99",
+            "within goal",
+            "worst p90, 7 days",
+            "p90 within goal",
+        ],
+        latency_rows,
+        numeric=range(2, 8),
+        name="latency",
+    )
+
+
+def valueless_note(audit: AuditData) -> str:
+    """A note naming the events sent without a value in the value week, if any."""
+    valueless = sorted(
+        {r["event"] for r in audit.values}
+        - {r["event"] for r in audit.values if r.get("events_with_value")}
+    )
+    return (
+        f'<p class="note">Sent without a value: {escape(", ".join(valueless))}.</p>'
+        if valueless
+        else ""
+    )
+
+
+def values_table(audit: AuditData) -> str:
+    """Values per event and cell of the value week (tiktok_value_distribution)."""
+    value_rows = [
+        [
+            _e(r["event"]),
+            _e(r["experiment_cell"]),
+            fmt_count(r["events"]),
+            fmt_amount(r["mean_value"]),
+            fmt_ratio(r["coefficient_of_variation"]),
+            fmt_share(r["share_zero"]),
+            fmt_share(r["share_capped"]),
+            "-"
+            if r.get("week_over_week_drift") is None
+            else f"{float(r['week_over_week_drift']) * 100:+.1f}%",
+        ]
+        for r in audit.values
+        if r.get("events_with_value")
+    ]
+    return table(
+        ["event", "cell", "events", "mean", "cv", "zero", "capped", "vs previous week"],
+        value_rows,
+        numeric=range(2, 8),
+        name="values",
+    )
+
+
+def rejections_table(audit: AuditData) -> str:
+    """The top rejection and failure reasons; nothing when there is none (the chart says so)."""
+    rejection_rows = [
+        [
+            _e(r["status"]),
+            _e(r["api_code"]),
+            _e(r["reason"]),
+            fmt_count(r["events"]),
+            fmt_count(r["runs"]),
+            _e(f"{r['last_seen_at']:%Y-%m-%d %H:%M}" if r.get("last_seen_at") else None),
+        ]
+        for r in audit.rejections
+    ]
+    return table(
+        ["status", "code", "reason", "events", "runs", "last seen (UTC)"],
+        rejection_rows,
+        numeric=(3, 4),
+        name="rejections",
+        empty="",
+    )
+
+
+def drift_table(audit: AuditData) -> str:
+    """Events in the outbox against the event mapping (tiktok_schema_drift)."""
+    drift_rows = [
+        [
+            _e(r["event"]),
+            _e(r["event_source"]),
+            "yes" if r["is_mapped"] else "no",
+            "yes" if r["is_value_anchor"] else "no",
+            fmt_count(r["events_last_7_days"]),
+            fmt_count(r["days_since_seen"]),
+            _mark(r["drift_status"] == "ok", "ok", str(r["drift_status"])),
+        ]
+        for r in audit.drift
+    ]
+    return table(
+        ["event", "source", "mapped", "anchor", "events 7d", "days since seen", "status"],
+        drift_rows,
+        numeric=(4, 5),
+        name="drift",
+    )
+
+
+def calibration_table(audit: AuditData) -> str:
+    """pLTV calibration per model version over its mature cohorts (pltv_calibration)."""
+    calibration_rows = [
+        [
+            _e(v["model_version"]),
+            fmt_count(v["cohorts"]),
+            _e(f"{v['first_cohort']:%Y-%m} to {v['last_cohort']:%Y-%m}"),
+            fmt_count(v["customers"]),
+            fmt_amount(v["predicted_total"]),
+            fmt_amount(v["realised_total"]),
+            fmt_ratio(v["calibration_ratio"]),
+        ]
+        for v in audit.calibration_versions
+    ]
+    return table(
+        [
+            "model version",
+            "cohorts",
+            "months",
+            "customers",
+            "predicted",
+            "realised",
+            "ratio",
+        ],
+        calibration_rows,
+        numeric=(1, 3, 4, 5, 6),
+        name="calibration",
+    )
+
+
+def readout_verdicts(audit: AuditData) -> str:
+    """One note per cell compared with the holdout: is the difference significant."""
+    return "".join(
+        f'<p class="note">{escape(readout_verdict(r))}</p>'
+        for r in audit.readout
+        if r.get("difference_ci95_low") is not None
+    )
+
+
+def readout_table(audit: AuditData) -> str:
+    """Revenue per customer per cell against the holdout (tiktok_experiment_readout)."""
+    readout_rows = [
+        [
+            _e(r["experiment_cell"]),
+            fmt_count(r["customers"]),
+            fmt_count(r["events_delivered"]),
+            fmt_amount(r["revenue_per_customer"]),
+            fmt_amount(r["revenue_stddev"]),
+            fmt_amount(r["difference_vs_holdout"], True),
+            "-"
+            if r.get("difference_ci95_low") is None
+            else f"{fmt_amount(r['difference_ci95_low'], True)} to {fmt_amount(r['difference_ci95_high'], True)}",
+            "-" if r.get("relative_lift") is None else f"{float(r['relative_lift']) * 100:+.1f}%",
+        ]
+        for r in audit.readout
+    ]
+    return table(
+        [
+            "cell",
+            "customers",
+            "events delivered",
+            "revenue / customer",
+            "stddev",
+            "vs holdout",
+            "95% CI",
+            "lift",
+        ],
+        readout_rows,
+        numeric=range(1, 8),
+        name="readout",
+    )
