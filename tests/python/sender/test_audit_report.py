@@ -65,15 +65,19 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
             [REJECTED_IDS],
         ).fetchall()]
     (root / "profiles.yml").write_text(PROFILES_YML)
-    faults = FaultSpec.parse("http5xx=1*1,reject=" + "|".join(rejected))
+    # The first request and its halves and quarters get a 503: the policy splits a request
+    # whose attempts ran out, then stops its source for the run when every part fails too.
+    faults = FaultSpec.parse("http5xx=1*7,reject=" + "|".join(rejected))
     with EmulatorThread(token=Secret(TOKEN), faults=faults, seed=3) as emulator:
         project = Project(root, Outbox(db, SCHEMA), {**base_env(root, db), "TIKTOK_API_URL": emulator.url})
         common = ["push", "--json", "--batch-size", "100", "--concurrency", "1", "--max-failure-rate", "1"]
         # run 1: the first request gets a 503 and, with one attempt allowed, its events fail
         first = project.sender(*common, "--limit", "400", "--max-attempts", "1")
         assert first.returncode == 0, first.stderr
-        failed = first.json()["failed"]
-        assert 0 < failed < 400
+        run_id = first.json()["run_id"]
+        failed = len({r["event_id"] for r in project.outbox.receipts(
+            f"run_id = '{run_id}' and status = 'failed'")})
+        assert failed == 100 and first.json()["held"] >= failed
         # run 2: the failed events are resent, old ones expire, the listed ones are rejected
         second = project.sender(*common, "--max-age-days", EXPIRE_AFTER_DAYS)
         assert second.returncode == 0, second.stderr
@@ -106,7 +110,8 @@ def test_audit_figures_show_what_happened(audit: AuditData, built: Built) -> Non
     assert sum(b["rejected"] for b in audit.deliveries) == REJECTED_IDS
     reasons = {(r["status"], r["api_code"], r["reason"]): r["events"] for r in audit.rejections}
     assert reasons[("rejected", 40002, "data.N.event_id: rejected (fault)")] == REJECTED_IDS
-    http_503 = "HTTP 503 without an API code: <html><body>503 Service Unavailable</body></html>"
+    http_503 = ("HTTP 503 without an API code: <html><body>503 Service Unavailable</body></html>; "
+                "attempts exhausted (1)")
     assert reasons[("failed", None, http_503)] == built.failed_first_run
     assert {r["event"] for r in audit.readiness} == {"CompletePayment", "Subscribe", "SubmitForm"}
     assert {r["experiment_cell"] for r in audit.readout} == {"treatment", "holdout"}
@@ -122,7 +127,10 @@ def test_status_tables_carry_every_figure(audit: AuditData) -> None:
         assert title in text
     for event in ("CompletePayment", "Subscribe", "SubmitForm", "StartTrial"):
         assert event in text
-    assert "95% CI" in text and "HTTP 503 without an API code" in text  # the day's top error
+    # the day's top error: the 503s of the first run or the expired events, whichever are more
+    top = ("HTTP 503 without an API code" if audit.deliveries[0]["failed"] > audit.totals["expired"]
+           else "not sent: event is older than the maximum age")
+    assert "95% CI" in text and top in text
     lines = text.splitlines()
     readiness = lines[lines.index(next(x for x in lines if x.startswith("value-based"))) + 3]
     assert readiness.split()[0] in {"CompletePayment", "Subscribe", "SubmitForm"}
