@@ -146,7 +146,8 @@ def test_retries_and_rejections_leave_the_same_receipts_as_on_duckdb(
         pg.drop()
 
 
-@pytest.mark.parametrize("name", ["chaos", "lost_ack", "token_revoked_40105"])
+@pytest.mark.parametrize("name", ["chaos", "lost_ack", "token_revoked_40105", "source_refused_40002",
+                                  "poison_unknown_code", "code0_under_403"])
 def test_fault_scenarios_lose_nothing_on_postgres(postgres_cluster, tmp_path: Path, name: str) -> None:
     """fault_matrix's scenarios, reconciled event by event, with the outbox on PostgreSQL."""
     scenario = next(s for s in SCENARIOS if s.name == name)
@@ -162,7 +163,8 @@ def test_fault_scenarios_lose_nothing_on_postgres(postgres_cluster, tmp_path: Pa
         for outbox in created:
             outbox.drop()
     assert row.problems == [], table([row]) + "\n" + "\n".join(row.problems)
-    assert row.lost == 0 and row.failed == 0 and row.delivered + row.rejected == row.events
+    assert row.lost == 0 and row.misdelivered == 0 and row.failed == scenario.failed
+    assert row.delivered + row.rejected + row.failed == row.events
 
 
 def test_limit_dry_run_and_test_events(project: Project, emulator: EmulatorThread, tmp_path: Path) -> None:
