@@ -1,13 +1,13 @@
 """Warehouse access behind a small interface: the outbox read, receipts and runs written.
 
-`open_warehouse` is the one place that picks an implementation: DuckDB here, PostgreSQL in
-`warehouse_postgres`. The SQL both run is written once, in `SqlWarehouse`: the pending query
-(an anti join of the outbox against terminal production receipts, the shard filter, the
-`--limit` order), the delivery status, the runs table and the delivery tables' creation. Each
-engine supplies its connection handling, its way of streaming the pending rows and of appending
-receipts in bulk, and the few expressions that differ (`Dialect`). Table and schema names are
-validated and quoted; no SQL is built from row data (values travel as parameters, Arrow tables
-or COPY data).
+`open_warehouse` is the one place that picks an implementation: DuckDB in `warehouse_duckdb`,
+PostgreSQL in `warehouse_postgres`. The SQL both run is written once, in `SqlWarehouse`: the
+pending query (an anti join of the outbox against terminal production receipts, the shard filter,
+the `--limit` order), the runs table and the delivery tables' creation; `warehouse_history` holds
+the status query. Each engine supplies its connection handling, its way of streaming the pending
+rows and of appending receipts in bulk, and the few expressions that differ (`Dialect`). Table and
+schema names are validated and quoted; no SQL is built from row data (values travel as parameters,
+Arrow tables or COPY data).
 
 The delivery lease: a warehouse opened for writing holds it until `close()`, so two `sender push`
 runs never select the same pending events. DuckDB's lease is the exclusive file lock of the
@@ -19,20 +19,15 @@ seconds, then WarehouseBusyError.
 
 from __future__ import annotations
 
-import functools
 import logging
-import re
 import threading
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, ClassVar, Concatenate, ParamSpec, Protocol, TypeVar
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, ClassVar, Protocol
 
-import duckdb
 import pyarrow as pa
 
-from tiktok_sender.errors import ConfigError, WarehouseBusyError, WarehouseError
+from tiktok_sender.errors import ConfigError, WarehouseError
+from tiktok_sender.outbox_schema import OUTBOX_COLUMNS, OUTBOX_SCHEMA, OUTBOX_TABLE
 from tiktok_sender.profiles import WarehouseTarget
 from tiktok_sender.receipts import (
     RECEIPT_COLUMNS,
@@ -41,75 +36,24 @@ from tiktok_sender.receipts import (
     RUNS_TABLE,
     Column,
 )
-from tiktok_sender.settings import DEFAULT_DUCKDB_MEMORY_LIMIT, memory_bytes
+from tiktok_sender.settings import DEFAULT_DUCKDB_MEMORY_LIMIT
 from tiktok_sender.shard import Shard
-
-OUTBOX_TABLE = "tiktok_events_outbox"
-# `--limit` reads the pending rows oldest first: DuckDB's external sort spills to disk, but needs
-# more working memory than the streaming read (at 64 MB it fails on a million wide rows). A lower
-# --duckdb-memory-limit is raised to this for such a run.
-DUCKDB_SORT_MEMORY_LIMIT = "128MB"
-
-# Outbox columns the sender reads, in the order of the pending query (value cast to double).
-OUTBOX_COLUMNS: tuple[str, ...] = (
-    "event_source",
-    "event_source_id",
-    "event_id",
-    "event",
-    "event_time",
-    "email_sha256",
-    "phone_sha256",
-    "external_id_sha256",
-    "ttclid",
-    "ttp",
-    "ip",
-    "user_agent",
-    "page_url",
-    "value",
-    "currency",
-    "order_id",
-    "experiment_cell",
+from tiktok_sender.warehouse_history import StatusReport, delivery_status
+from tiktok_sender.warehouse_support import (
+    LeaseHeld,
+    first_line,
+    poll_lease,
+    quote_identifier,
+    wrap_errors,
 )
-# The Arrow schema of the pending rows every reader hands out (the outbox contract's types).
-OUTBOX_SCHEMA = pa.schema(
-    [
-        (c, pa.int64() if c == "event_time" else pa.float64() if c == "value" else pa.string())
-        for c in OUTBOX_COLUMNS
-    ]
-)
+
+__all__ = [
+    "OUTBOX_COLUMNS", "OUTBOX_SCHEMA", "OUTBOX_TABLE", "Dialect", "LeaseHeld", "PendingReader",
+    "SqlWarehouse", "StatusReport", "Warehouse", "first_line", "open_warehouse", "poll_lease",
+    "quote_identifier",
+]
 
 log = logging.getLogger("tiktok_sender")
-P = ParamSpec("P")
-T = TypeVar("T")
-W = TypeVar("W", bound="SqlWarehouse")
-
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,127}")
-
-
-def quote_identifier(name: str) -> str:
-    """`name` double-quoted after checking it is a plain identifier."""
-    if not _IDENTIFIER.fullmatch(name):
-        raise ConfigError(f"invalid schema or table name: {name!r}")
-    return f'"{name}"'
-
-
-@dataclass(frozen=True)
-class StatusReport:
-    """Event-level delivery state of the outbox (production receipts only)."""
-
-    outbox: int
-    delivered: int
-    rejected: int
-    expired: int
-    failed: int
-    never_sent: int
-    test_events: int
-    last_run: Mapping[str, Any] | None
-    top_errors: Sequence[Mapping[str, Any]]
-
-    @property
-    def pending(self) -> int:
-        return self.failed + self.never_sent
 
 
 class PendingReader(Protocol):
@@ -163,6 +107,8 @@ def open_warehouse(
     `lock_timeout` seconds for another holder to let go, or until `abort` is set). `shard` is the
     run's `--shard`: where the lease allows it (PostgreSQL), shards of one set run side by side."""
     if target.type == "duckdb":
+        from tiktok_sender.warehouse_duckdb import DuckDBWarehouse
+
         return DuckDBWarehouse(target, read_only=read_only, lock_timeout=lock_timeout, abort=abort,
                                memory_limit=memory_limit)
     if target.type == "postgres":
@@ -180,67 +126,6 @@ def open_warehouse(
             target, read_only=read_only, lock_timeout=lock_timeout, abort=abort, shard=shard
         )
     raise ConfigError(f"warehouse type '{target.type}' is not supported")
-
-
-class LeaseHeld(Exception):
-    """Raised by a lease attempt when another process holds the lease; carries who, if known."""
-
-
-def poll_lease(
-    attempt: Callable[[], T],
-    *,
-    timeout: float,
-    describe: str,
-    hint: str = "another `sender push` is running, or a dbt build or DuckDB session holds it",
-    abort: threading.Event | None = None,
-    clock: Callable[[], float] = time.monotonic,
-) -> T:
-    """Call `attempt` until it stops raising LeaseHeld, `timeout` seconds have passed or `abort`
-    is set (a signal while waiting). `hint` says, in the final error, who usually holds it."""
-    deadline = clock() + max(timeout, 0.0)
-    delay = 0.05
-    abort = abort or threading.Event()
-    announced = False
-    while True:
-        try:
-            return attempt()
-        except LeaseHeld as held:
-            remaining = deadline - clock()
-            if not announced and remaining > 0 and not abort.is_set():
-                log.info("%s is in use by another process (%s); waiting up to %g s",
-                         describe, held, timeout)
-                announced = True
-            if remaining <= 0 or abort.is_set():
-                waited = f"; waited {timeout:g} s" if timeout > 0 else ""
-                raise WarehouseBusyError(
-                    f"{describe} is in use by another process ({held}){waited}: {hint}; "
-                    "try again later or wait with --lock-timeout"
-                ) from None
-            abort.wait(min(delay, remaining))
-            delay = min(delay * 2, 1.0)
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0].strip() if text else exc.__class__.__name__
-
-
-def _wrap_errors(
-    what: str,
-) -> Callable[[Callable[Concatenate[W, P], T]], Callable[Concatenate[W, P], T]]:
-    """Turn a driver error escaping a warehouse method into one clear WarehouseError."""
-
-    def decorate(fn: Callable[Concatenate[W, P], T]) -> Callable[Concatenate[W, P], T]:
-        @functools.wraps(fn)
-        def wrapper(self: W, /, *args: P.args, **kwargs: P.kwargs) -> T:
-            try:
-                return fn(self, *args, **kwargs)
-            except self.driver_errors as exc:
-                raise WarehouseError(f"{what} failed: {self.error_text(exc)}") from None
-
-        return wrapper
-
-    return decorate
 
 
 class Dialect:
@@ -321,7 +206,8 @@ class SqlWarehouse:
 
     # -- schema -----------------------------------------------------------------------------
 
-    def _columns(self, table: str) -> list[str] | None:
+    def column_names(self, table: str) -> list[str] | None:
+        """The columns of `table` in the target's schema, in order; None when there is none."""
         _, rows = self.query(
             "select column_name from information_schema.columns where table_schema = "
             f"{self.dialect.param} and table_name = {self.dialect.param} order by ordinal_position",
@@ -329,9 +215,9 @@ class SqlWarehouse:
         )
         return [r[0] for r in rows] or None
 
-    @_wrap_errors("checking the outbox")
+    @wrap_errors("checking the outbox")
     def check_outbox(self) -> None:
-        columns = self._columns(OUTBOX_TABLE)
+        columns = self.column_names(OUTBOX_TABLE)
         if columns is None:
             raise WarehouseError(
                 f"outbox table {self.target.schema}.{OUTBOX_TABLE} not found in {self.location()} "
@@ -345,7 +231,7 @@ class SqlWarehouse:
             )
 
     def _ensure_table(self, table: str, quoted: str, columns: Iterable[Column]) -> None:
-        existing = self._columns(table)
+        existing = self.column_names(table)
         if existing is None:
             body = ", ".join(f"{quote_identifier(c.name)} {c.sql}" for c in columns)
             self._execute(f"create schema if not exists {self._schema}")
@@ -357,7 +243,7 @@ class SqlWarehouse:
                     f"alter table {quoted} add column {quote_identifier(column.name)} {column.sql}"
                 )
 
-    @_wrap_errors("creating the delivery tables")
+    @wrap_errors("creating the delivery tables")
     def ensure_delivery_tables(self) -> None:
         self._ensure_table(RECEIPTS_TABLE, self.receipts, RECEIPT_COLUMNS)
         self._ensure_table(RUNS_TABLE, self.runs, RUN_COLUMNS)
@@ -379,7 +265,7 @@ class SqlWarehouse:
         )
         params: list[Any] = []
         join, conditions = "", []
-        if terminal and self._columns(RECEIPTS_TABLE) is not None:
+        if terminal and self.column_names(RECEIPTS_TABLE) is not None:
             keys = (
                 f"select event_source_id, event, event_id from {self.receipts}"
                 f" where test_event_code is null and status in ({', '.join(mark for _ in terminal)})"
@@ -401,7 +287,7 @@ class SqlWarehouse:
                 params.append(limit)
         return sql, params
 
-    @_wrap_errors("counting pending events")
+    @wrap_errors("counting pending events")
     def count_pending(
         self, terminal: Sequence[str], limit: int | None, shard: Shard | None = None
     ) -> int:
@@ -412,13 +298,13 @@ class SqlWarehouse:
 
     # -- runs --------------------------------------------------------------------------------
 
-    @_wrap_errors("writing the run row")
+    @wrap_errors("writing the run row")
     def insert_run(self, row: Mapping[str, Any]) -> None:
         names = ", ".join(quote_identifier(k) for k in row)
         marks = ", ".join(self.dialect.param for _ in row)
         self._execute(f"insert into {self.runs} ({names}) values ({marks})", list(row.values()))
 
-    @_wrap_errors("updating the run row")
+    @wrap_errors("updating the run row")
     def update_run(self, run_id: str, row: Mapping[str, Any]) -> None:
         assignments = ", ".join(f"{quote_identifier(k)} = {self.dialect.param}" for k in row)
         self._execute(
@@ -428,192 +314,6 @@ class SqlWarehouse:
 
     # -- status ------------------------------------------------------------------------------
 
-    @_wrap_errors("reading the delivery status")
+    @wrap_errors("reading the delivery status")
     def status(self) -> StatusReport:
-        self.check_outbox()
-        has_receipts = self._columns(RECEIPTS_TABLE) is not None
-        has_runs = self._columns(RUNS_TABLE) is not None
-        if has_receipts:
-            _, rows = self.query(
-                f"""
-                with r as (
-                    select event_source_id, event, event_id,
-                           bool_or(status = 'delivered') as d,
-                           bool_or(status = 'rejected') as rj,
-                           bool_or(status = 'expired') as ex,
-                           bool_or(status = 'failed') as f
-                    from {self.receipts}
-                    where test_event_code is null
-                    group by event_source_id, event, event_id
-                )
-                select count(*),
-                       count(*) filter (where r.d),
-                       count(*) filter (where not coalesce(r.d, false) and r.rj),
-                       count(*) filter (where not coalesce(r.d or r.rj, false) and r.ex),
-                       count(*) filter (where not coalesce(r.d or r.rj or r.ex, false) and r.f),
-                       count(*) filter (where r.event_id is null)
-                from {self.outbox} o
-                left join r using (event_source_id, event, event_id)
-                """
-            )
-            counts = rows[0]
-            _, test_rows = self.query(
-                f"select count(distinct (event_source_id, event, event_id)) from {self.receipts}"
-                " where test_event_code is not null"
-            )
-            test_events = int(test_rows[0][0])
-            _, errors = self.query(
-                f"""
-                select api_code, status, count(*) as receipts, min(api_message) as example
-                from {self.receipts}
-                where status in ('rejected', 'failed') and test_event_code is null
-                group by api_code, status
-                order by receipts desc, api_code nulls last
-                limit 5
-                """
-            )
-        else:
-            _, rows = self.query(f"select count(*) from {self.outbox}")
-            total = int(rows[0][0])
-            counts, test_events, errors = (total, 0, 0, 0, 0, total), 0, []
-        last_run = None
-        if has_runs:
-            names, runs = self.query(f"select * from {self.runs} order by started_at desc limit 1")
-            last_run = dict(zip(names, runs[0], strict=True)) if runs else None
-        return StatusReport(
-            outbox=int(counts[0]),
-            delivered=int(counts[1]),
-            rejected=int(counts[2]),
-            expired=int(counts[3]),
-            failed=int(counts[4]),
-            never_sent=int(counts[5]),
-            test_events=test_events,
-            last_run=last_run,
-            top_errors=[
-                {"api_code": e[0], "status": e[1], "receipts": int(e[2]), "example": e[3]}
-                for e in errors
-            ],
-        )
-
-
-class _DuckDBPendingReader:
-    def __init__(
-        self, cursor: duckdb.DuckDBPyConnection, reader: pa.RecordBatchReader, limit: int | None
-    ) -> None:
-        self._cursor = cursor
-        self._reader = reader
-        self._left = limit  # rows still to hand out (`--limit`), None for all
-
-    def next(self) -> pa.RecordBatch | None:
-        if self._left is not None and self._left <= 0:
-            return None
-        try:
-            batch = self._reader.read_next_batch()
-        except StopIteration:
-            return None
-        except duckdb.Error as exc:
-            raise WarehouseError(f"reading the outbox failed: {first_line(exc)}") from None
-        if self._left is not None:
-            batch = batch.slice(0, self._left)
-            self._left -= batch.num_rows
-        return batch
-
-    def close(self) -> None:
-        self._reader.close()
-        self._cursor.close()
-
-
-class DuckDBWarehouse(SqlWarehouse):
-    """The DuckDB file dbt builds into; receipts and runs live in the outbox's schema."""
-
-    driver_errors = (duckdb.Error,)
-
-    def __init__(
-        self,
-        target: WarehouseTarget,
-        *,
-        read_only: bool = False,
-        lock_timeout: float = 0.0,
-        abort: threading.Event | None = None,
-        memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT,
-    ) -> None:
-        memory_bytes(memory_limit)  # a size, checked before it goes into SQL
-        self._memory_limit = memory_limit
-        path = target.path
-        if path is None or not Path(path).is_file():
-            raise WarehouseError(
-                f"warehouse file not found: {path} (run `dbt build` first, or check "
-                "DBT_DUCKDB_PATH / --profiles-dir / --target)"
-            )
-        self._init_names(target)
-
-        def connect() -> duckdb.DuckDBPyConnection:
-            try:
-                return duckdb.connect(str(path), read_only=read_only)
-            except duckdb.Error as exc:
-                message = first_line(exc)
-                if "lock" in message.lower():
-                    holder = re.search(r"\(PID (\d+)\)", message)
-                    raise LeaseHeld(f"PID {holder.group(1)}" if holder else "file lock") from None
-                raise WarehouseError(f"cannot open the warehouse {path}: {message}") from None
-
-        self._con = poll_lease(
-            connect, timeout=lock_timeout, describe=f"the warehouse file {path}", abort=abort
-        )
-        try:
-            # Memory bounded by --duckdb-memory-limit: beyond it DuckDB spills to its temp
-            # directory where it can, and fails where it cannot (the receipts hash table of the
-            # pending query and the receipts committed while the outbox is read grow with the
-            # history and the run: settings.DEFAULT_DUCKDB_MEMORY_LIMIT). One thread: with two,
-            # the anti join's partitions do not fit a 64 MB limit and it fails instead of
-            # spilling once the receipts reach about a million rows.
-            if not read_only:
-                self._con.execute(f"set memory_limit = '{memory_limit.strip()}'")
-                self._con.execute("set threads = 1")
-        except duckdb.Error as exc:
-            self._con.close()
-            raise WarehouseError(f"cannot configure the warehouse: {first_line(exc)}") from None
-
-    def location(self) -> str:
-        return str(self.target.path)
-
-    def query(self, sql: str, params: Sequence[Any] = ()) -> tuple[list[str], list[tuple[Any, ...]]]:
-        cursor = self._con.execute(sql, list(params))
-        names = [d[0] for d in cursor.description or []]
-        return names, cursor.fetchall()
-
-    def _execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        self._con.execute(sql, list(params))
-
-    @_wrap_errors("reading the outbox")
-    def open_pending(
-        self, terminal: Sequence[str], limit: int | None, chunk_rows: int,
-        shard: Shard | None = None,
-    ) -> PendingReader:
-        sql, params = self._pending_sql(terminal, limit, shard)
-        if limit is not None and memory_bytes(self._memory_limit) < memory_bytes(DUCKDB_SORT_MEMORY_LIMIT):
-            self._con.execute(f"set memory_limit = '{DUCKDB_SORT_MEMORY_LIMIT}'")
-        cursor = self._con.cursor()  # its own connection: receipts are written meanwhile
-        try:
-            result = cursor.execute(sql, params)
-            # `to_arrow_reader` is the newer name of `fetch_record_batch` (deprecated in 1.5)
-            stream = getattr(result, "to_arrow_reader", None) or result.fetch_record_batch
-            reader = stream(chunk_rows)
-        except duckdb.Error:
-            cursor.close()
-            raise
-        return _DuckDBPendingReader(cursor, reader, limit)
-
-    @_wrap_errors("writing receipts")
-    def append_receipts(self, table: pa.Table) -> None:
-        if table.num_rows == 0:
-            return
-        self._con.register("_receipts_batch", table)
-        try:
-            self._con.execute(f"insert into {self.receipts} by name select * from _receipts_batch")
-        finally:
-            self._con.unregister("_receipts_batch")
-
-    @_wrap_errors("closing the warehouse")
-    def close(self) -> None:
-        self._con.close()
+        return delivery_status(self)

@@ -40,19 +40,17 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from tiktok_sender.errors import WarehouseError
+from tiktok_sender.outbox_schema import OUTBOX_SCHEMA
 from tiktok_sender.profiles import WarehouseTarget
 from tiktok_sender.settings import redact
 from tiktok_sender.shard import Shard
-from tiktok_sender.warehouse import (
-    OUTBOX_SCHEMA,
-    Dialect,
+from tiktok_sender.warehouse import Dialect, PendingReader, SqlWarehouse
+from tiktok_sender.warehouse_support import (
     LeaseHeld,
-    PendingReader,
-    SqlWarehouse,
-    _wrap_errors,
     first_line,
     poll_lease,
     quote_identifier,
+    wrap_errors,
 )
 
 APPLICATION_NAME = "tiktok-outbox sender"
@@ -317,7 +315,7 @@ class PostgresWarehouse(SqlWarehouse):
 
     # -- the delivery tables -------------------------------------------------------------------
 
-    @_wrap_errors("creating the delivery tables")
+    @wrap_errors("creating the delivery tables")
     def ensure_delivery_tables(self) -> None:
         # Shards start together: one creates the tables, the others then find them.
         with self._transaction():
@@ -326,7 +324,7 @@ class PostgresWarehouse(SqlWarehouse):
 
     # -- pending events ------------------------------------------------------------------------
 
-    @_wrap_errors("reading the outbox")
+    @wrap_errors("reading the outbox")
     def open_pending(
         self, terminal: Sequence[str], limit: int | None, chunk_rows: int,
         shard: Shard | None = None,
@@ -347,7 +345,7 @@ class PostgresWarehouse(SqlWarehouse):
 
     # -- receipts --------------------------------------------------------------------------------
 
-    @_wrap_errors("writing receipts")
+    @wrap_errors("writing receipts")
     def append_receipts(self, table: pa.Table) -> None:
         """Append in one COPY, committed when it returns (the connection is in autocommit)."""
         if table.num_rows == 0:
@@ -364,7 +362,7 @@ class PostgresWarehouse(SqlWarehouse):
         with self._con.cursor() as cur:
             cur.copy_expert(f"copy {self.receipts} ({columns}) from stdin with (format csv)", data)
 
-    @_wrap_errors("closing the warehouse")
+    @wrap_errors("closing the warehouse")
     def close(self) -> None:
         # The server releases a closed session's locks a moment after the client has gone; let
         # go explicitly, so that a run started right after this one finds the lease free.

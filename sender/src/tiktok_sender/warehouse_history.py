@@ -1,0 +1,103 @@
+"""What the delivery tables say about the past, in SQL every engine runs: the event-level state
+of the outbox (`sender status`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from tiktok_sender.receipts import RECEIPTS_TABLE, RUNS_TABLE
+
+if TYPE_CHECKING:
+    from tiktok_sender.warehouse import SqlWarehouse
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """Event-level delivery state of the outbox (production receipts only)."""
+
+    outbox: int
+    delivered: int
+    rejected: int
+    expired: int
+    failed: int
+    never_sent: int
+    test_events: int
+    last_run: Mapping[str, Any] | None
+    top_errors: Sequence[Mapping[str, Any]]
+
+    @property
+    def pending(self) -> int:
+        return self.failed + self.never_sent
+
+
+def delivery_status(warehouse: SqlWarehouse) -> StatusReport:
+    """The state of every outbox event at its best production receipt, the last run and the most
+    frequent errors (driver errors pass through: the caller wraps them)."""
+    warehouse.check_outbox()
+    outbox, receipts, runs = warehouse.outbox, warehouse.receipts, warehouse.runs
+    has_receipts = warehouse.column_names(RECEIPTS_TABLE) is not None
+    has_runs = warehouse.column_names(RUNS_TABLE) is not None
+    if has_receipts:
+        _, rows = warehouse.query(
+            f"""
+            with r as (
+                select event_source_id, event, event_id,
+                       bool_or(status = 'delivered') as d,
+                       bool_or(status = 'rejected') as rj,
+                       bool_or(status = 'expired') as ex,
+                       bool_or(status = 'failed') as f
+                from {receipts}
+                where test_event_code is null
+                group by event_source_id, event, event_id
+            )
+            select count(*),
+                   count(*) filter (where r.d),
+                   count(*) filter (where not coalesce(r.d, false) and r.rj),
+                   count(*) filter (where not coalesce(r.d or r.rj, false) and r.ex),
+                   count(*) filter (where not coalesce(r.d or r.rj or r.ex, false) and r.f),
+                   count(*) filter (where r.event_id is null)
+            from {outbox} o
+            left join r using (event_source_id, event, event_id)
+            """
+        )
+        counts = rows[0]
+        _, test_rows = warehouse.query(
+            f"select count(distinct (event_source_id, event, event_id)) from {receipts}"
+            " where test_event_code is not null"
+        )
+        test_events = int(test_rows[0][0])
+        _, errors = warehouse.query(
+            f"""
+            select api_code, status, count(*) as receipts, min(api_message) as example
+            from {receipts}
+            where status in ('rejected', 'failed') and test_event_code is null
+            group by api_code, status
+            order by receipts desc, api_code nulls last
+            limit 5
+            """
+        )
+    else:
+        _, rows = warehouse.query(f"select count(*) from {outbox}")
+        total = int(rows[0][0])
+        counts, test_events, errors = (total, 0, 0, 0, 0, total), 0, []
+    last_run = None
+    if has_runs:
+        names, found = warehouse.query(f"select * from {runs} order by started_at desc limit 1")
+        last_run = dict(zip(names, found[0], strict=True)) if found else None
+    return StatusReport(
+        outbox=int(counts[0]),
+        delivered=int(counts[1]),
+        rejected=int(counts[2]),
+        expired=int(counts[3]),
+        failed=int(counts[4]),
+        never_sent=int(counts[5]),
+        test_events=test_events,
+        last_run=last_run,
+        top_errors=[
+            {"api_code": e[0], "status": e[1], "receipts": int(e[2]), "example": e[3]}
+            for e in errors
+        ],
+    )
+
