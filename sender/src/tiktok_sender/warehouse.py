@@ -5,16 +5,16 @@ PostgreSQL in `warehouse_postgres`. The SQL both run is written once, in `SqlWar
 pending query (an anti join of the outbox against terminal production receipts, the shard filter,
 the `--limit` order), the runs table and the delivery tables' creation; `warehouse_history` holds
 the status query. Each engine supplies its connection handling, its way of streaming the pending
-rows and of appending receipts in bulk, and the few expressions that differ (`Dialect`). Table and
-schema names are validated and quoted; no SQL is built from row data (values travel as parameters,
-Arrow tables or COPY data).
+rows and of appending receipts in bulk, and the few expressions that differ (`Dialect`). The
+tables' names come from dbt (`relations`), are validated and quoted; no SQL is built from row data
+(values travel as parameters, Arrow tables or COPY data).
 
 The delivery lease: a warehouse opened for writing holds it until `close()`, so two `sender push`
 runs never select the same pending events. DuckDB's lease is the exclusive file lock of the
-read-write connection; PostgreSQL's is a session advisory lock keyed on the schema (and the
-shard: shards of one `--shard K/N` set run side by side). Either is released when its holder
-dies, even on SIGKILL, and either is waited for through `poll_lease`: up to `lock_timeout`
-seconds, then WarehouseBusyError.
+read-write connection; PostgreSQL's is a session advisory lock keyed on the delivery tables'
+schema (and the shard: shards of one `--shard K/N` set run side by side). Either is released when
+its holder dies, even on SIGKILL, and either is waited for through `poll_lease`: up to
+`lock_timeout` seconds, then WarehouseBusyError.
 """
 
 from __future__ import annotations
@@ -29,13 +29,8 @@ import pyarrow as pa
 from tiktok_sender.errors import ConfigError, WarehouseError
 from tiktok_sender.outbox_schema import OUTBOX_COLUMNS, OUTBOX_SCHEMA, OUTBOX_TABLE
 from tiktok_sender.profiles import WarehouseTarget
-from tiktok_sender.receipts import (
-    RECEIPT_COLUMNS,
-    RECEIPTS_TABLE,
-    RUN_COLUMNS,
-    RUNS_TABLE,
-    Column,
-)
+from tiktok_sender.receipts import RECEIPT_COLUMNS, RUN_COLUMNS, Column
+from tiktok_sender.relations import DeliveryRelations, Relation, moved_receipts, resolve_relations
 from tiktok_sender.settings import DEFAULT_DUCKDB_MEMORY_LIMIT
 from tiktok_sender.shard import Shard
 from tiktok_sender.warehouse_history import StatusReport, delivery_status
@@ -162,13 +157,19 @@ class SqlWarehouse:
     dialect: ClassVar[Dialect] = Dialect()
     driver_errors: ClassVar[tuple[type[BaseException], ...]] = ()
     target: WarehouseTarget
+    relations: DeliveryRelations
+    outbox: str  # the quoted relations, for SQL
+    receipts: str
+    runs: str
 
-    def _init_names(self, target: WarehouseTarget) -> None:
+    def _init_names(self, target: WarehouseTarget, *, database: str) -> None:
+        """Resolve the outbox, receipts and runs tables (`relations.resolve_relations`), checked
+        against `database`, the database the connection is in."""
         self.target = target
-        self._schema = quote_identifier(target.schema)
-        self.outbox = f"{self._schema}.{quote_identifier(OUTBOX_TABLE)}"
-        self.receipts = f"{self._schema}.{quote_identifier(RECEIPTS_TABLE)}"
-        self.runs = f"{self._schema}.{quote_identifier(RUNS_TABLE)}"
+        self.relations = resolve_relations(target, database=database)
+        self.outbox = self.relations.outbox.sql
+        self.receipts = self.relations.receipts.sql
+        self.runs = self.relations.runs.sql
 
     # -- what an engine provides -------------------------------------------------------------
 
@@ -206,47 +207,52 @@ class SqlWarehouse:
 
     # -- schema -----------------------------------------------------------------------------
 
-    def column_names(self, table: str) -> list[str] | None:
-        """The columns of `table` in the target's schema, in order; None when there is none."""
+    def column_types(self, relation: Relation) -> dict[str, str] | None:
+        """Column name -> data_type (information_schema's spelling) of a table, in column order;
+        None when there is no such table."""
         _, rows = self.query(
-            "select column_name from information_schema.columns where table_schema = "
+            "select column_name, data_type from information_schema.columns where table_schema = "
             f"{self.dialect.param} and table_name = {self.dialect.param} order by ordinal_position",
-            [self.target.schema, table],
+            [relation.schema, relation.name],
         )
-        return [r[0] for r in rows] or None
+        return {r[0]: r[1] for r in rows} or None
 
     @wrap_errors("checking the outbox")
     def check_outbox(self) -> None:
-        columns = self.column_names(OUTBOX_TABLE)
+        relation = self.relations.outbox
+        columns = self.column_types(relation)
         if columns is None:
             raise WarehouseError(
-                f"outbox table {self.target.schema}.{OUTBOX_TABLE} not found in {self.location()} "
-                "(run `dbt build` first)"
+                f"outbox table {relation} not found in {self.location()} (run `dbt build` first)"
             )
         missing = [c for c in OUTBOX_COLUMNS if c not in columns]
         if missing:
-            raise WarehouseError(
-                f"outbox table {self.target.schema}.{OUTBOX_TABLE} lacks column(s): "
-                + ", ".join(missing)
-            )
+            raise WarehouseError(f"outbox table {relation} lacks column(s): " + ", ".join(missing))
 
-    def _ensure_table(self, table: str, quoted: str, columns: Iterable[Column]) -> None:
-        existing = self.column_names(table)
+    def _ensure_table(self, relation: Relation, columns: Iterable[Column]) -> None:
+        existing = self.column_types(relation)
         if existing is None:
             body = ", ".join(f"{quote_identifier(c.name)} {c.sql}" for c in columns)
-            self._execute(f"create schema if not exists {self._schema}")
-            self._execute(f"create table if not exists {quoted} ({body})")
+            self._execute(f"create schema if not exists {quote_identifier(relation.schema)}")
+            self._execute(f"create table if not exists {relation.sql} ({body})")
             return
         for column in columns:  # new columns are only ever appended at the end
             if column.name not in existing:
                 self._execute(
-                    f"alter table {quoted} add column {quote_identifier(column.name)} {column.sql}"
+                    f"alter table {relation.sql} add column {quote_identifier(column.name)} {column.sql}"
                 )
 
     @wrap_errors("creating the delivery tables")
     def ensure_delivery_tables(self) -> None:
-        self._ensure_table(RECEIPTS_TABLE, self.receipts, RECEIPT_COLUMNS)
-        self._ensure_table(RUNS_TABLE, self.runs, RUN_COLUMNS)
+        """Create the receipts and runs tables (and their schema) when missing; add the columns
+        an older sender did not write, at the end. Refuses (WarehouseError) to start a receipts
+        table afresh where dbt has it while earlier receipts are in the target's schema."""
+        moved = moved_receipts(self.relations, self.target.schema,
+                               lambda relation: self.column_types(relation) is not None)
+        if moved is not None:
+            raise WarehouseError(moved)
+        self._ensure_table(self.relations.receipts, RECEIPT_COLUMNS)
+        self._ensure_table(self.relations.runs, RUN_COLUMNS)
 
     # -- pending events -----------------------------------------------------------------------
 
@@ -265,7 +271,7 @@ class SqlWarehouse:
         )
         params: list[Any] = []
         join, conditions = "", []
-        if terminal and self.column_names(RECEIPTS_TABLE) is not None:
+        if terminal and self.column_types(self.relations.receipts) is not None:
             keys = (
                 f"select event_source_id, event, event_id from {self.receipts}"
                 f" where test_event_code is null and status in ({', '.join(mark for _ in terminal)})"

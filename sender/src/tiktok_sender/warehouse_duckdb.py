@@ -54,7 +54,8 @@ class _DuckDBPendingReader:
 
 
 class DuckDBWarehouse(SqlWarehouse):
-    """The DuckDB file dbt builds into; receipts and runs live in the outbox's schema."""
+    """The DuckDB file dbt builds into; the tables are where dbt has them (`relations`), in the
+    file's catalog."""
 
     driver_errors = (duckdb.Error,)
 
@@ -75,7 +76,7 @@ class DuckDBWarehouse(SqlWarehouse):
                 f"warehouse file not found: {path} (run `dbt build` first, or check "
                 "DBT_DUCKDB_PATH / --profiles-dir / --target)"
             )
-        self._init_names(target)
+        self.target = target
 
         def connect() -> duckdb.DuckDBPyConnection:
             try:
@@ -100,9 +101,17 @@ class DuckDBWarehouse(SqlWarehouse):
             if not read_only:
                 self._con.execute(f"set memory_limit = '{memory_limit.strip()}'")
                 self._con.execute("set threads = 1")
+            # dbt-duckdb's `database` of a relation is the catalog of the file (named after it)
+            row = self._con.execute("select current_database()").fetchone()
+            catalog = str(row[0]) if row else ""
         except duckdb.Error as exc:
             self._con.close()
             raise WarehouseError(f"cannot configure the warehouse: {first_line(exc)}") from None
+        try:
+            self._init_names(target, database=catalog)
+        except BaseException:
+            self._con.close()
+            raise
 
     def location(self) -> str:
         return str(self.target.path)

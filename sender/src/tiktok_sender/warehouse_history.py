@@ -7,8 +7,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tiktok_sender.receipts import RECEIPTS_TABLE, RUNS_TABLE
-
 if TYPE_CHECKING:
     from tiktok_sender.warehouse import SqlWarehouse
 
@@ -37,8 +35,8 @@ def delivery_status(warehouse: SqlWarehouse) -> StatusReport:
     frequent errors (driver errors pass through: the caller wraps them)."""
     warehouse.check_outbox()
     outbox, receipts, runs = warehouse.outbox, warehouse.receipts, warehouse.runs
-    has_receipts = warehouse.column_names(RECEIPTS_TABLE) is not None
-    has_runs = warehouse.column_names(RUNS_TABLE) is not None
+    has_receipts = warehouse.column_types(warehouse.relations.receipts) is not None
+    has_runs = warehouse.column_types(warehouse.relations.runs) is not None
     if has_receipts:
         _, rows = warehouse.query(
             f"""

@@ -11,7 +11,8 @@ Two connections:
   the read goes on; the cursor reads the snapshot taken when it was opened, as on DuckDB.
 
 The delivery lease is held with advisory locks of two int4 keys, `(key, slot)`. `key` is derived
-from the schema name (advisory locks are per database already). An unsharded run holds slot 0
+from the name of the delivery tables' (the receipts') schema, so runs that share a receipts table
+share a lease; advisory locks are per database already. An unsharded run holds slot 0
 exclusively; a `--shard K/N` run holds slot 0 shared and slot `N * 10000 + K` exclusively, and
 refuses to start while a run of another N holds a shard (their shares overlap). So the shards of
 one set run side by side, and any two runs that could select the same event exclude each other.
@@ -67,7 +68,8 @@ _CSV = pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
 
 
 def lease_key(schema: str) -> int:
-    """The first advisory-lock key of `schema`'s delivery lease: a non-negative int4."""
+    """The first advisory-lock key of the delivery lease of the delivery tables in `schema` (the
+    receipts' schema): a non-negative int4."""
     digest = hashlib.sha256((LEASE_NAMESPACE + schema).encode()).digest()
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
@@ -141,7 +143,7 @@ class _PostgresPendingReader:
 
 
 class PostgresWarehouse(SqlWarehouse):
-    """A PostgreSQL database dbt builds into; receipts and runs live in the outbox's schema."""
+    """A PostgreSQL database dbt builds into; the tables are where dbt has them (`relations`)."""
 
     dialect = PostgresDialect()
     driver_errors = (psycopg2.Error,)
@@ -155,11 +157,12 @@ class PostgresWarehouse(SqlWarehouse):
         abort: threading.Event | None = None,
         shard: Shard | None = None,
     ) -> None:
-        self._init_names(target)
         self._options = target.options
+        self._init_names(target, database=str(target.options["dbname"]))
         self._read_only = read_only
         self._shard = shard
-        self._key = lease_key(target.schema)
+        schema = self.relations.receipts.schema  # the lease is the delivery tables'
+        self._key = lease_key(schema)
         self._con = self._connect(readonly=read_only, autocommit=True)
         if read_only:  # `sender status` and the audit: MVCC reads need no lease
             return
@@ -168,7 +171,7 @@ class PostgresWarehouse(SqlWarehouse):
                 self._take_lease,
                 timeout=lock_timeout,
                 describe=(
-                    f"the delivery lease of schema {target.schema}"
+                    f"the delivery lease of schema {schema}"
                     + (f" for shard {shard}" if shard is not None else "")
                     + f" in {self.location()}"
                 ),
