@@ -2,12 +2,12 @@
 
 `open_warehouse` is the one place that picks an implementation: DuckDB in `warehouse_duckdb`,
 PostgreSQL in `warehouse_postgres`. The SQL both run is written once, in `SqlWarehouse`: the
-pending query (an anti join of the outbox against terminal production receipts, the shard filter,
-the `--limit` order), the runs table and the delivery tables' creation; `warehouse_history` holds
-the status query. Each engine supplies its connection handling, its way of streaming the pending
-rows and of appending receipts in bulk, and the few expressions that differ (`Dialect`). The
-tables' names come from dbt (`relations`), are validated and quoted; no SQL is built from row data
-(values travel as parameters, Arrow tables or COPY data).
+outbox check, the pending query (an anti join of the outbox against terminal production receipts,
+the shard filter, the `--limit` order), the runs table and the delivery tables' creation;
+`warehouse_history` holds the status query. Each engine supplies its connection handling, its way
+of streaming the pending rows and of appending receipts in bulk, and the few expressions that
+differ (`Dialect`). The tables' names come from dbt (`relations`), are validated and quoted; no
+SQL is built from row data (values travel as parameters, Arrow tables or COPY data).
 
 The delivery lease: a warehouse opened for writing holds it until `close()`, so two `sender push`
 runs never select the same pending events. DuckDB's lease is the exclusive file lock of the
@@ -27,7 +27,13 @@ from typing import Any, ClassVar, Protocol
 import pyarrow as pa
 
 from tiktok_sender.errors import ConfigError, WarehouseError
-from tiktok_sender.outbox_schema import OUTBOX_COLUMNS, OUTBOX_SCHEMA, OUTBOX_TABLE
+from tiktok_sender.outbox_schema import (
+    CONTRACT_TYPES,
+    OUTBOX_COLUMNS,
+    OUTBOX_SCHEMA,
+    OUTBOX_TABLE,
+    type_problem,
+)
 from tiktok_sender.profiles import WarehouseTarget
 from tiktok_sender.receipts import RECEIPT_COLUMNS, RUN_COLUMNS, Column
 from tiktok_sender.relations import DeliveryRelations, Relation, moved_receipts, resolve_relations
@@ -161,6 +167,7 @@ class SqlWarehouse:
     outbox: str  # the quoted relations, for SQL
     receipts: str
     runs: str
+    _outbox_checked: bool = False
 
     def _init_names(self, target: WarehouseTarget, *, database: str) -> None:
         """Resolve the outbox, receipts and runs tables (`relations.resolve_relations`), checked
@@ -219,15 +226,25 @@ class SqlWarehouse:
 
     @wrap_errors("checking the outbox")
     def check_outbox(self) -> None:
+        """Check the outbox has every column of OUTBOX_COLUMNS, each of a type that reads safely as
+        its contract type; WarehouseError (one line) when not."""
         relation = self.relations.outbox
-        columns = self.column_types(relation)
-        if columns is None:
+        types = self.column_types(relation)
+        if types is None:
             raise WarehouseError(
                 f"outbox table {relation} not found in {self.location()} (run `dbt build` first)"
             )
-        missing = [c for c in OUTBOX_COLUMNS if c not in columns]
+        missing = [c for c in OUTBOX_COLUMNS if c not in types]
         if missing:
             raise WarehouseError(f"outbox table {relation} lacks column(s): " + ", ".join(missing))
+        problem = type_problem(str(relation), types)
+        if problem is not None:
+            raise WarehouseError(problem)
+        self._outbox_checked = True
+
+    def _check_outbox_once(self) -> None:
+        if not self._outbox_checked:
+            self.check_outbox()
 
     def _ensure_table(self, relation: Relation, columns: Iterable[Column]) -> None:
         existing = self.column_types(relation)
@@ -256,19 +273,21 @@ class SqlWarehouse:
 
     # -- pending events -----------------------------------------------------------------------
 
+    def _outbox_select(self) -> str:
+        """The OUTBOX_COLUMNS of outbox rows `o`, each cast to its contract type."""
+        return ", ".join(f"cast(o.{c} as {CONTRACT_TYPES[c]}) as {c}" for c in OUTBOX_COLUMNS)
+
     def _pending_sql(
         self, terminal: Sequence[str], limit: int | None, shard: Shard | None = None,
         *, ordered: bool = True,
     ) -> tuple[str, list[Any]]:
         """The pending rows: outbox rows without a terminal production receipt (optionally of one
-        shard, the `limit` oldest first), columns in OUTBOX_COLUMNS order, value as a double.
-        Where the dialect has no `limit_in_sql`, the rows come oldest first and the reader stops
-        after `limit`; `ordered=False` leaves the order (and that limit) out, for counting."""
+        shard, the `limit` oldest first), columns in OUTBOX_COLUMNS order, each cast to its
+        contract type. Where the dialect has no `limit_in_sql`, the rows come oldest first and the
+        reader stops after `limit`; `ordered=False` leaves the order (and that limit) out, for
+        counting."""
+        self._check_outbox_once()
         mark = self.dialect.param
-        select = ", ".join(
-            "cast(o.value as double precision) as value" if c == "value" else f"o.{c}"
-            for c in OUTBOX_COLUMNS
-        )
         params: list[Any] = []
         join, conditions = "", []
         if terminal and self.column_types(self.relations.receipts) is not None:
@@ -283,7 +302,7 @@ class SqlWarehouse:
         if shard is not None:
             conditions.append(f"{self.dialect.shard_of('o.event_id', mark)} = {mark}")
             params.extend([shard.count, shard.index - 1])
-        sql = f"select {select} from {self.outbox} o{join}"
+        sql = f"select {self._outbox_select()} from {self.outbox} o{join}"
         if conditions:
             sql += " where " + " and ".join(conditions)
         if limit is not None and ordered:

@@ -43,6 +43,7 @@ import pyarrow.csv as pacsv
 from tiktok_sender.errors import WarehouseError
 from tiktok_sender.outbox_schema import OUTBOX_SCHEMA
 from tiktok_sender.profiles import WarehouseTarget
+from tiktok_sender.relations import Relation
 from tiktok_sender.settings import redact
 from tiktok_sender.shard import Shard
 from tiktok_sender.warehouse import Dialect, PendingReader, SqlWarehouse
@@ -98,14 +99,10 @@ class PostgresDialect(Dialect):
 
 
 def _to_batch(rows: list[tuple[Any, ...]]) -> pa.RecordBatch:
+    # The pending query casts every column to its contract type (`check_outbox` refused the
+    # columns that do not cast), so the driver's values fit OUTBOX_SCHEMA.
     columns = list(zip(*rows, strict=True))
-    try:
-        arrays = [pa.array(c, type=f.type) for c, f in zip(columns, OUTBOX_SCHEMA, strict=True)]
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError) as exc:
-        raise WarehouseError(
-            "reading the outbox failed: a column does not hold the type of the outbox contract "
-            f"({first_line(exc)})"
-        ) from None
+    arrays = [pa.array(c, type=f.type) for c, f in zip(columns, OUTBOX_SCHEMA, strict=True)]
     return pa.RecordBatch.from_arrays(arrays, schema=OUTBOX_SCHEMA)
 
 
@@ -244,6 +241,18 @@ class PostgresWarehouse(SqlWarehouse):
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         with self._con.cursor() as cur:
             cur.execute(sql, tuple(params) if params else None)
+
+    def column_types(self, relation: Relation) -> dict[str, str] | None:
+        # From the catalog, which every role sees, not information_schema, which hides the tables
+        # the role has no privilege on: a missing grant then fails as such, not as a missing table.
+        _, rows = self.query(
+            "select a.attname, format_type(a.atttypid, a.atttypmod) from pg_attribute a"
+            " join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace"
+            " where n.nspname = %s and c.relname = %s and c.relkind in ('r', 'p', 'v', 'm', 'f')"
+            " and a.attnum > 0 and not a.attisdropped order by a.attnum",
+            [relation.schema, relation.name],
+        )
+        return {r[0]: r[1] for r in rows} or None
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
