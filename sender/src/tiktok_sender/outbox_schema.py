@@ -6,14 +6,19 @@ strings to varchar, event_time to bigint, value to double precision), so every e
 batches of OUTBOX_SCHEMA whatever width or flavour of the type the warehouse holds. A column whose
 type cannot be cast safely (a timestamp or a string `event_time`, a non-numeric `value`, a
 non-string id) is refused before the query runs, with one line saying what to change.
+
+An outbox row with a null key (event_source_id, event or event_id) can never match a receipt, so
+it is not pending; the sender gives it one receipt, once, recognised by `row_fingerprint`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
-from collections.abc import Mapping
-from typing import Final
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
 
+import orjson
 import pyarrow as pa
 
 OUTBOX_TABLE: Final = "tiktok_events_outbox"
@@ -38,6 +43,10 @@ OUTBOX_COLUMNS: tuple[str, ...] = (
     "order_id",
     "experiment_cell",
 )
+# The key of an outbox row (its grain), as receipts carry it.
+KEY_COLUMNS: Final = ("event_source_id", "event", "event_id")
+# The receipts column that recognises an outbox row with a null key.
+FINGERPRINT_COLUMN: Final = "row_fingerprint"
 
 # The type each column is read as: the SQL of the cast in the pending query (the same in DuckDB
 # and PostgreSQL), and the Arrow type of OUTBOX_SCHEMA.
@@ -99,3 +108,27 @@ def type_problem(table: str, types: Mapping[str, str]) -> str | None:
         f"contract type {contract}: {_HINTS[contract]}{more}"
     )
 
+
+def row_fingerprint(values: Sequence[Any]) -> str:
+    """SHA-256 (hex) of a row's OUTBOX_COLUMNS values as read, in that order, as JSON (orjson).
+
+    Computed in Python from the values of OUTBOX_SCHEMA, so it is the same on every engine."""
+    return hashlib.sha256(orjson.dumps(list(values))).hexdigest()
+
+
+def unreceipted_rows(rows: Sequence[Sequence[Any]], receipted: set[str]) -> pa.Table:
+    """The `rows` (OUTBOX_COLUMNS values, as read) whose fingerprint is not in `receipted`, as
+    OUTBOX_SCHEMA columns plus FINGERPRINT_COLUMN; of identical rows only the first is kept."""
+    kept: list[Sequence[Any]] = []
+    fingerprints: list[str] = []
+    seen = set(receipted)
+    for row in rows:
+        fingerprint = row_fingerprint(row)
+        if fingerprint not in seen:
+            seen.add(fingerprint)
+            kept.append(row)
+            fingerprints.append(fingerprint)
+    columns = list(zip(*kept, strict=True)) if kept else [() for _ in OUTBOX_COLUMNS]
+    arrays = [pa.array(c, type=f.type) for c, f in zip(columns, OUTBOX_SCHEMA, strict=True)]
+    schema = OUTBOX_SCHEMA.append(pa.field(FINGERPRINT_COLUMN, pa.string()))
+    return pa.Table.from_arrays([*arrays, pa.array(fingerprints, pa.string())], schema=schema)

@@ -56,6 +56,8 @@ RECEIPT_COLUMNS: Final = (
     Column("sender_version", pa.string(), "varchar", "Version of the sender."),
     Column("event_source_id", pa.string(), "varchar", "Pixel code / app id / event set id."),
     Column("event_source", pa.string(), "varchar", "web | app | offline | crm."),
+    Column("row_fingerprint", pa.string(), "varchar", "For outbox rows with a null key only: "
+           "SHA-256 of the row as read, so that it gets one receipt, once."),
 )
 RECEIPT_SCHEMA: Final = pa.schema([pa.field(c.name, c.arrow) for c in RECEIPT_COLUMNS])
 
@@ -141,8 +143,8 @@ class ReceiptFactory:
     def build(
         self,
         *,
-        event_source: str,
-        event_source_id: str,
+        event_source: str | None,
+        event_source_id: str | None,
         event_ids: Values,
         events: Values,
         event_times: Values,
@@ -151,7 +153,11 @@ class ReceiptFactory:
         statuses: Values | str,
         attempt: int | None,
         outcome: Outcome,
+        row_fingerprints: Values | None = None,
     ) -> pa.Table:
+        """Receipts of `len(event_ids)` events of one event source. `row_fingerprints` is given
+        for outbox rows with a null key only (`SqlWarehouse.unreceipted_null_key_rows`); the
+        column is null otherwise; `event_source`/`event_source_id` may then be None."""
         n = len(event_ids)
 
         def const(value: object, kind: pa.DataType) -> pa.Array:
@@ -183,5 +189,7 @@ class ReceiptFactory:
             const(__version__, pa.string()),
             const(event_source_id, pa.string()),
             const(event_source, pa.string()),
+            pa.nulls(n, pa.string()) if row_fingerprints is None
+            else _column(row_fingerprints, pa.string()),
         ]
         return pa.Table.from_arrays(columns, schema=RECEIPT_SCHEMA)

@@ -3,11 +3,12 @@
 `open_warehouse` is the one place that picks an implementation: DuckDB in `warehouse_duckdb`,
 PostgreSQL in `warehouse_postgres`. The SQL both run is written once, in `SqlWarehouse`: the
 outbox check, the pending query (an anti join of the outbox against terminal production receipts,
-the shard filter, the `--limit` order), the runs table and the delivery tables' creation;
-`warehouse_history` holds the status query. Each engine supplies its connection handling, its way
-of streaming the pending rows and of appending receipts in bulk, and the few expressions that
-differ (`Dialect`). The tables' names come from dbt (`relations`), are validated and quoted; no
-SQL is built from row data (values travel as parameters, Arrow tables or COPY data).
+the shard filter, the `--limit` order), the outbox rows with a null key, the runs table and the
+delivery tables' creation; `warehouse_history` holds the status query and the fingerprints already
+receipted. Each engine supplies its connection handling, its way of streaming the pending rows and
+of appending receipts in bulk, and the few expressions that differ (`Dialect`). The tables' names
+come from dbt (`relations`), are validated and quoted; no SQL is built from row data (values
+travel as parameters, Arrow tables or COPY data).
 
 The delivery lease: a warehouse opened for writing holds it until `close()`, so two `sender push`
 runs never select the same pending events. DuckDB's lease is the exclusive file lock of the
@@ -29,17 +30,19 @@ import pyarrow as pa
 from tiktok_sender.errors import ConfigError, WarehouseError
 from tiktok_sender.outbox_schema import (
     CONTRACT_TYPES,
+    KEY_COLUMNS,
     OUTBOX_COLUMNS,
     OUTBOX_SCHEMA,
     OUTBOX_TABLE,
     type_problem,
+    unreceipted_rows,
 )
 from tiktok_sender.profiles import WarehouseTarget
 from tiktok_sender.receipts import RECEIPT_COLUMNS, RUN_COLUMNS, Column
 from tiktok_sender.relations import DeliveryRelations, Relation, moved_receipts, resolve_relations
 from tiktok_sender.settings import DEFAULT_DUCKDB_MEMORY_LIMIT
 from tiktok_sender.shard import Shard
-from tiktok_sender.warehouse_history import StatusReport, delivery_status
+from tiktok_sender.warehouse_history import StatusReport, delivery_status, receipted_fingerprints
 from tiktok_sender.warehouse_support import (
     LeaseHeld,
     first_line,
@@ -83,6 +86,8 @@ class Warehouse(Protocol):
         self, terminal: Sequence[str], limit: int | None, chunk_rows: int,
         shard: Shard | None = None,
     ) -> PendingReader: ...
+
+    def unreceipted_null_key_rows(self, shard: Shard | None = None) -> pa.Table: ...
 
     def append_receipts(self, table: pa.Table) -> None: ...
 
@@ -281,15 +286,16 @@ class SqlWarehouse:
         self, terminal: Sequence[str], limit: int | None, shard: Shard | None = None,
         *, ordered: bool = True,
     ) -> tuple[str, list[Any]]:
-        """The pending rows: outbox rows without a terminal production receipt (optionally of one
-        shard, the `limit` oldest first), columns in OUTBOX_COLUMNS order, each cast to its
-        contract type. Where the dialect has no `limit_in_sql`, the rows come oldest first and the
-        reader stops after `limit`; `ordered=False` leaves the order (and that limit) out, for
-        counting."""
+        """The pending rows: outbox rows with a full key and without a terminal production receipt
+        (optionally of one shard, the `limit` oldest first), columns in OUTBOX_COLUMNS order, each
+        cast to its contract type. Where the dialect has no `limit_in_sql`, the rows come oldest
+        first and the reader stops after `limit`; `ordered=False` leaves the order (and that
+        limit) out, for counting. A row with a null key is never pending: no receipt can match
+        it (`unreceipted_null_key_rows` hands those out)."""
         self._check_outbox_once()
         mark = self.dialect.param
         params: list[Any] = []
-        join, conditions = "", []
+        join, conditions = "", [f"o.{c} is not null" for c in KEY_COLUMNS]
         if terminal and self.column_types(self.relations.receipts) is not None:
             keys = (
                 f"select event_source_id, event, event_id from {self.receipts}"
@@ -302,9 +308,8 @@ class SqlWarehouse:
         if shard is not None:
             conditions.append(f"{self.dialect.shard_of('o.event_id', mark)} = {mark}")
             params.extend([shard.count, shard.index - 1])
-        sql = f"select {self._outbox_select()} from {self.outbox} o{join}"
-        if conditions:
-            sql += " where " + " and ".join(conditions)
+        sql = (f"select {self._outbox_select()} from {self.outbox} o{join}"
+               f" where {' and '.join(conditions)}")
         if limit is not None and ordered:
             sql += " order by o.event_time, o.event_id"
             if self.dialect.limit_in_sql:
@@ -320,6 +325,27 @@ class SqlWarehouse:
         _, rows = self.query(f"select count(*) from ({sql}) pending", params)
         count = int(rows[0][0]) if rows else 0
         return count if limit is None else min(count, limit)
+
+    @wrap_errors("reading the outbox rows with a null key")
+    def unreceipted_null_key_rows(self, shard: Shard | None = None) -> pa.Table:
+        """The outbox rows with a null event_source_id, event or event_id (never pending: no
+        receipt can match them) that have no receipt of the same `row_fingerprint` yet: the
+        OUTBOX_SCHEMA columns, cast as in the pending query, plus the string column
+        `row_fingerprint` (`outbox_schema.row_fingerprint` of the row as read; identical rows are
+        one row). Give each one receipt, with that fingerprint (`ReceiptFactory.build(...,
+        row_fingerprints=...)`), and it is not handed out again. `shard` keeps the rows of one
+        shard (by the hash of event_id, a null one counting as ''), so that shards running side by
+        side do not both report a row. Read whole: such rows are expected to be few."""
+        self._check_outbox_once()
+        mark = self.dialect.param
+        condition = "(" + " or ".join(f"o.{c} is null" for c in KEY_COLUMNS) + ")"
+        params: list[Any] = []
+        if shard is not None:
+            condition += f" and {self.dialect.shard_of('o.event_id', mark)} = {mark}"
+            params.extend([shard.count, shard.index - 1])
+        _, rows = self.query(
+            f"select {self._outbox_select()} from {self.outbox} o where {condition}", params)
+        return unreceipted_rows(rows, receipted_fingerprints(self) if rows else set())
 
     # -- runs --------------------------------------------------------------------------------
 

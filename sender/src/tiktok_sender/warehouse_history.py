@@ -1,11 +1,14 @@
 """What the delivery tables say about the past, in SQL every engine runs: the event-level state
-of the outbox (`sender status`)."""
+of the outbox (`sender status`), and the outbox rows with a null key that already have their
+receipt."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from tiktok_sender.outbox_schema import FINGERPRINT_COLUMN, KEY_COLUMNS
 
 if TYPE_CHECKING:
     from tiktok_sender.warehouse import SqlWarehouse
@@ -24,6 +27,10 @@ class StatusReport:
     test_events: int
     last_run: Mapping[str, Any] | None
     top_errors: Sequence[Mapping[str, Any]]
+    null_key: int = 0
+    """Outbox rows with a null event_source_id, event or event_id: never pending (no receipt can
+    settle them), so not in `never_sent`; each gets one `rejected` receipt, recognised by its
+    `row_fingerprint`."""
 
     @property
     def pending(self) -> int:
@@ -35,6 +42,7 @@ def delivery_status(warehouse: SqlWarehouse) -> StatusReport:
     frequent errors (driver errors pass through: the caller wraps them)."""
     warehouse.check_outbox()
     outbox, receipts, runs = warehouse.outbox, warehouse.receipts, warehouse.runs
+    null_key = " or ".join(f"o.{c} is null" for c in KEY_COLUMNS)
     has_receipts = warehouse.column_types(warehouse.relations.receipts) is not None
     has_runs = warehouse.column_types(warehouse.relations.runs) is not None
     if has_receipts:
@@ -55,7 +63,8 @@ def delivery_status(warehouse: SqlWarehouse) -> StatusReport:
                    count(*) filter (where not coalesce(r.d, false) and r.rj),
                    count(*) filter (where not coalesce(r.d or r.rj, false) and r.ex),
                    count(*) filter (where not coalesce(r.d or r.rj or r.ex, false) and r.f),
-                   count(*) filter (where r.event_id is null)
+                   count(*) filter (where r.event_id is null and not ({null_key})),
+                   count(*) filter (where {null_key})
             from {outbox} o
             left join r using (event_source_id, event, event_id)
             """
@@ -77,9 +86,10 @@ def delivery_status(warehouse: SqlWarehouse) -> StatusReport:
             """
         )
     else:
-        _, rows = warehouse.query(f"select count(*) from {outbox}")
-        total = int(rows[0][0])
-        counts, test_events, errors = (total, 0, 0, 0, 0, total), 0, []
+        _, rows = warehouse.query(
+            f"select count(*), count(*) filter (where {null_key}) from {outbox} o")
+        total, keyless = int(rows[0][0]), int(rows[0][1])
+        counts, test_events, errors = (total, 0, 0, 0, 0, total - keyless, keyless), 0, []
     last_run = None
     if has_runs:
         names, found = warehouse.query(f"select * from {runs} order by started_at desc limit 1")
@@ -91,6 +101,7 @@ def delivery_status(warehouse: SqlWarehouse) -> StatusReport:
         expired=int(counts[3]),
         failed=int(counts[4]),
         never_sent=int(counts[5]),
+        null_key=int(counts[6]),
         test_events=test_events,
         last_run=last_run,
         top_errors=[
@@ -99,3 +110,16 @@ def delivery_status(warehouse: SqlWarehouse) -> StatusReport:
         ],
     )
 
+
+
+def receipted_fingerprints(warehouse: SqlWarehouse) -> set[str]:
+    """The `row_fingerprint`s of the receipts: the outbox rows with a null key already reported
+    (none while the receipts table, or that column, does not exist). Driver errors pass through."""
+    types = warehouse.column_types(warehouse.relations.receipts)
+    if types is None or FINGERPRINT_COLUMN not in types:
+        return set()
+    _, rows = warehouse.query(
+        f"select distinct {FINGERPRINT_COLUMN} from {warehouse.receipts}"
+        f" where {FINGERPRINT_COLUMN} is not null"
+    )
+    return {r[0] for r in rows}
