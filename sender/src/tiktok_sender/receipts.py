@@ -25,6 +25,13 @@ FAILED: Final = "failed"
 EXPIRED: Final = "expired"
 STATUSES: Final = (DELIVERED, REJECTED, FAILED, EXPIRED)
 
+# Run outcomes the warehouse itself writes (the others come from the run: run_state).
+RUN_RUNNING: Final = "running"
+RUN_CRASHED: Final = "crashed"
+CRASHED_MESSAGE: Final = (
+    "the process ended without finishing this run (killed?); marked crashed by run {run_id}"
+)
+
 API_MESSAGE_MAX: Final = 500
 
 
@@ -66,7 +73,8 @@ RUN_COLUMNS: Final = (
     Column("started_at", pa.timestamp("us"), "timestamp", "Start (UTC)."),
     Column("finished_at", pa.timestamp("us"), "timestamp", "End (UTC); null while running."),
     Column("outcome", pa.string(), "varchar", "running | success | failures | auth_error | "
-           "config_error | interrupted | error."),
+           "config_error | interrupted | error | crashed (left running by a process that ended "
+           "without finishing it, found so by a later run)."),
     Column("settings", pa.string(), "varchar", "Settings as JSON (never the token)."),
     Column("pending", pa.int64(), "bigint", "Events pending at the start (after --limit)."),
     Column("sent", pa.int64(), "bigint", "Distinct events sent at least once."),
@@ -81,6 +89,8 @@ RUN_COLUMNS: Final = (
     Column("dry_run", pa.bool_(), "boolean", "True for --dry-run (nothing was sent)."),
     Column("message", pa.string(), "varchar", "Why the run stopped, for non-success outcomes."),
     Column("shard", pa.string(), "varchar", "K/N of `--shard K/N`; null for an unsharded run."),
+    Column("held", pa.int64(), "bigint", "Events not sent because their event source was stopped "
+           "in this run (permission or configuration error); they stay pending."),
 )
 RUN_SCHEMA: Final = pa.schema([pa.field(c.name, c.arrow) for c in RUN_COLUMNS])
 

@@ -4,11 +4,11 @@
 PostgreSQL in `warehouse_postgres`. The SQL both run is written once, in `SqlWarehouse`: the
 outbox check, the pending query (an anti join of the outbox against terminal production receipts,
 the shard filter, the `--limit` order), the outbox rows with a null key, the runs table and the
-delivery tables' creation; `warehouse_history` holds the status query and the fingerprints already
-receipted. Each engine supplies its connection handling, its way of streaming the pending rows and
-of appending receipts in bulk, and the few expressions that differ (`Dialect`). The tables' names
-come from dbt (`relations`), are validated and quoted; no SQL is built from row data (values
-travel as parameters, Arrow tables or COPY data).
+delivery tables' creation; `warehouse_history` holds the status query, the marking of crashed
+runs and the fingerprints already receipted. Each engine supplies its connection handling, its
+way of streaming the pending rows and of appending receipts in bulk, and the few expressions that
+differ (`Dialect`). The tables' names come from dbt (`relations`), are validated and quoted; no
+SQL is built from row data (values travel as parameters, Arrow tables or COPY data).
 
 The delivery lease: a warehouse opened for writing holds it until `close()`, so two `sender push`
 runs never select the same pending events. DuckDB's lease is the exclusive file lock of the
@@ -42,7 +42,12 @@ from tiktok_sender.receipts import RECEIPT_COLUMNS, RUN_COLUMNS, Column
 from tiktok_sender.relations import DeliveryRelations, Relation, moved_receipts, resolve_relations
 from tiktok_sender.settings import DEFAULT_DUCKDB_MEMORY_LIMIT
 from tiktok_sender.shard import Shard
-from tiktok_sender.warehouse_history import StatusReport, delivery_status, receipted_fingerprints
+from tiktok_sender.warehouse_history import (
+    StatusReport,
+    delivery_status,
+    mark_crashed_runs,
+    receipted_fingerprints,
+)
 from tiktok_sender.warehouse_support import (
     LeaseHeld,
     first_line,
@@ -77,6 +82,8 @@ class Warehouse(Protocol):
     def check_outbox(self) -> None: ...
 
     def ensure_delivery_tables(self) -> None: ...
+
+    def mark_crashed_runs(self, run_id: str, shard: Shard | None) -> int: ...
 
     def count_pending(
         self, terminal: Sequence[str], limit: int | None, shard: Shard | None = None
@@ -167,6 +174,9 @@ class SqlWarehouse:
 
     dialect: ClassVar[Dialect] = Dialect()
     driver_errors: ClassVar[tuple[type[BaseException], ...]] = ()
+    # Whether runs of other shards may be alive beside this one (PostgreSQL's per-shard lease);
+    # where the lease is one exclusive lock (DuckDB's file lock), no other run is.
+    concurrent_shards: ClassVar[bool] = False
     target: WarehouseTarget
     relations: DeliveryRelations
     outbox: str  # the quoted relations, for SQL
@@ -362,6 +372,22 @@ class SqlWarehouse:
             f"update {self.runs} set {assignments} where run_id = {self.dialect.param}",
             [*row.values(), run_id],
         )
+
+    @wrap_errors("marking crashed runs")
+    def mark_crashed_runs(self, run_id: str, shard: Shard | None) -> int:
+        """Mark `crashed` the run rows left `running` that no live process can own, and return
+        how many. Call it right after taking the lease (a warehouse opened for writing, the
+        tables ensured), before inserting this run's row; `run_id` and `shard` are this run's.
+
+        Which rows: the lease excludes every run that could be alive beside this one. On DuckDB
+        (one exclusive file lock) that is every other run, so every `running` row is marked. On
+        PostgreSQL an unsharded run marks every `running` row too; a run of shard K/N marks the
+        rows of unsharded runs, of shard K/N itself and of another shard count N' (none of which
+        can run beside it), never those of the other shards K'/N of its set, which may be alive.
+
+        `finished_at` stays null (when the process ended is unknown); `message` says `the process
+        ended without finishing this run (killed?); marked crashed by run <run_id>`."""
+        return mark_crashed_runs(self, run_id, shard)
 
     # -- status ------------------------------------------------------------------------------
 

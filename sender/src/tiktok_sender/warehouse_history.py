@@ -1,17 +1,22 @@
 """What the delivery tables say about the past, in SQL every engine runs: the event-level state
-of the outbox (`sender status`), and the outbox rows with a null key that already have their
-receipt."""
+of the outbox (`sender status`), the runs a killed process left `running`, and the outbox rows
+with a null key that already have their receipt."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tiktok_sender.outbox_schema import FINGERPRINT_COLUMN, KEY_COLUMNS
+from tiktok_sender.receipts import CRASHED_MESSAGE, RUN_CRASHED, RUN_RUNNING
+from tiktok_sender.shard import Shard
 
 if TYPE_CHECKING:
     from tiktok_sender.warehouse import SqlWarehouse
+
+log = logging.getLogger("tiktok_sender")
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,28 @@ def delivery_status(warehouse: SqlWarehouse) -> StatusReport:
         ],
     )
 
+
+def mark_crashed_runs(warehouse: SqlWarehouse, run_id: str, shard: Shard | None) -> int:
+    """`SqlWarehouse.mark_crashed_runs` (see there): mark `crashed` the `running` rows of runs
+    that cannot be alive beside run `run_id` of `shard`; how many. Driver errors pass through."""
+    if warehouse.column_types(warehouse.relations.runs) is None:
+        return 0
+    mark = warehouse.dialect.param
+    where = f"outcome = {mark} and run_id <> {mark}"
+    params: list[Any] = [RUN_CRASHED, CRASHED_MESSAGE.format(run_id=run_id), RUN_RUNNING, run_id]
+    if warehouse.concurrent_shards and shard is not None:
+        # not the rows of the other shards K'/N of this set: those runs may be alive
+        where += f" and (shard is null or shard = {mark} or split_part(shard, '/', 2) <> {mark})"
+        params.extend([str(shard), str(shard.count)])
+    _, rows = warehouse.query(
+        f"update {warehouse.runs} set outcome = {mark}, message = {mark} where {where}"
+        " returning run_id",
+        params,
+    )
+    if rows:
+        log.warning("%d earlier run(s) left `running` marked crashed: %s", len(rows),
+                    ", ".join(sorted(str(r[0]) for r in rows)))
+    return len(rows)
 
 
 def receipted_fingerprints(warehouse: SqlWarehouse) -> set[str]:

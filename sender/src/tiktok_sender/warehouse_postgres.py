@@ -144,6 +144,7 @@ class PostgresWarehouse(SqlWarehouse):
 
     dialect = PostgresDialect()
     driver_errors = (psycopg2.Error,)
+    concurrent_shards = True  # the shards of a set hold leases side by side
 
     def __init__(
         self,
