@@ -10,22 +10,16 @@ Two connections:
   sender holds one chunk whatever the outbox size. Receipts commit on the other connection while
   the read goes on; the cursor reads the snapshot taken when it was opened, as on DuckDB.
 
-The delivery lease is held with advisory locks of two int4 keys, `(key, slot)`. `key` is derived
-from the name of the delivery tables' (the receipts') schema, so runs that share a receipts table
-share a lease; advisory locks are per database already. An unsharded run holds slot 0
-exclusively; a `--shard K/N` run holds slot 0 shared and slot `N * 10000 + K` exclusively, and
-refuses to start while a run of another N holds a shard (their shares overlap). So the shards of
-one set run side by side, and any two runs that could select the same event exclude each other.
-Lease attempts are serialised by a transaction lock on slot 1, which makes the check for other
-shard counts race-free. The locks belong to the session: the server releases them when the
-connection ends, also when the sender is killed. A connection pooler must therefore keep the
-session (PgBouncer's session mode, not transaction mode).
+The delivery lease is a set of session advisory locks on the session connection, keyed on the
+delivery tables' (the receipts') schema and the shard (`warehouse_postgres_lease`). The locks
+belong to the session: the server releases them when the connection ends, also when the sender is
+killed. A connection pooler must therefore keep the session (PgBouncer's session mode, not
+transaction mode).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import os
 import threading
@@ -47,36 +41,22 @@ from tiktok_sender.relations import Relation
 from tiktok_sender.settings import redact
 from tiktok_sender.shard import Shard
 from tiktok_sender.warehouse import Dialect, PendingReader, SqlWarehouse
+from tiktok_sender.warehouse_postgres_lease import SLOT_DDL, AdvisoryLease, lease_key, shard_slot
 from tiktok_sender.warehouse_support import (
-    LeaseHeld,
     first_line,
     poll_lease,
     quote_identifier,
     wrap_errors,
 )
 
+__all__ = ["APPLICATION_NAME", "PostgresDialect", "PostgresWarehouse", "lease_key", "shard_slot"]
+
 APPLICATION_NAME = "tiktok-outbox sender"
-LEASE_NAMESPACE = "tiktok_outbox.sender:"
-SLOT_LEASE = 0  # exclusive: an unsharded run; shared: every sharded run
-SLOT_GATE = 1  # transaction lock: one lease attempt at a time
-SLOT_DDL = 2  # transaction lock: one creation of the delivery tables at a time
-SLOT_SHARD_BASE = 10_000  # shard K/N holds slot N * 10000 + K
 DEFAULT_CONNECT_TIMEOUT_S = 10  # dbt-postgres's default
 # Receipt columns that carry text from the API, where a NUL character (which PostgreSQL text
 # cannot hold) could come from.
 API_TEXT_COLUMNS = ("api_message", "request_id")
 _CSV = pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
-
-
-def lease_key(schema: str) -> int:
-    """The first advisory-lock key of the delivery lease of the delivery tables in `schema` (the
-    receipts' schema): a non-negative int4."""
-    digest = hashlib.sha256((LEASE_NAMESPACE + schema).encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
-
-
-def shard_slot(shard: Shard) -> int:
-    return shard.count * SLOT_SHARD_BASE + shard.index
 
 
 class PostgresDialect(Dialect):
@@ -160,19 +140,17 @@ class PostgresWarehouse(SqlWarehouse):
         self._read_only = read_only
         self._shard = shard
         schema = self.relations.receipts.schema  # the lease is the delivery tables'
-        self._key = lease_key(schema)
+        self._lease = AdvisoryLease(self, schema, shard, (
+            f"the delivery lease of schema {schema}"
+            + (f" for shard {shard}" if shard is not None else "") + f" in {self.location()}"))
         self._con = self._connect(readonly=read_only, autocommit=True)
         if read_only:  # `sender status` and the audit: MVCC reads need no lease
             return
         try:
             poll_lease(
-                self._take_lease,
+                self._lease.take,
                 timeout=lock_timeout,
-                describe=(
-                    f"the delivery lease of schema {schema}"
-                    + (f" for shard {shard}" if shard is not None else "")
-                    + f" in {self.location()}"
-                ),
+                describe=self._lease.describe,
                 hint="another `sender push` is running against this schema",
                 abort=abort,
             )
@@ -256,7 +234,7 @@ class PostgresWarehouse(SqlWarehouse):
         return {r[0]: r[1] for r in rows} or None
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[None]:
+    def transaction(self) -> Iterator[None]:
         """Statements of the block in one transaction on the autocommit connection."""
         self._execute("begin")
         try:
@@ -267,72 +245,13 @@ class PostgresWarehouse(SqlWarehouse):
             raise
         self._execute("commit")
 
-    # -- the lease -----------------------------------------------------------------------------
-
-    def _try(self, slot: int, *, shared: bool = False) -> bool:
-        function = "pg_try_advisory_lock_shared" if shared else "pg_try_advisory_lock"
-        _, rows = self.query(f"select {function}(%s, %s)", [self._key, slot])
-        return bool(rows[0][0])
-
-    def _unlock(self, slot: int, *, shared: bool = False) -> None:
-        function = "pg_advisory_unlock_shared" if shared else "pg_advisory_unlock"
-        self.query(f"select {function}(%s, %s)", [self._key, slot])
-
-    def _holders(self, condition: str, params: Sequence[Any]) -> str:
-        """Who holds this lease's advisory locks matching `condition` (on pg_locks `l`)."""
-        _, rows = self.query(
-            "select l.pid, coalesce(a.application_name, '') from pg_locks l"
-            " left join pg_stat_activity a on a.pid = l.pid"
-            " where l.locktype = 'advisory' and l.granted and l.pid <> pg_backend_pid()"
-            " and l.database = (select oid from pg_database where datname = current_database())"
-            f" and l.objsubid = 2 and l.classid::bigint = %s and ({condition})"
-            " order by l.pid",
-            [self._key, *params],
-        )
-        held = [f"{app}; PostgreSQL backend PID {pid}" if app else f"PostgreSQL backend PID {pid}"
-                for pid, app in dict(rows).items()]
-        return ", ".join(held) or "a session that just let go"
-
-    def _take_lease(self) -> None:
-        """One attempt at the lease; raises LeaseHeld naming the holder when it is taken."""
-        try:
-            with self._transaction():
-                self._execute("select pg_advisory_xact_lock(%s, %s)", [self._key, SLOT_GATE])
-                if self._shard is None:
-                    if not self._try(SLOT_LEASE):
-                        raise LeaseHeld(self._holders("l.objid::bigint not in (%s, %s)",
-                                                      [SLOT_GATE, SLOT_DDL]))
-                    return
-                if not self._try(SLOT_LEASE, shared=True):
-                    raise LeaseHeld(self._holders("l.objid::bigint = %s and l.mode = 'ExclusiveLock'",
-                                                  [SLOT_LEASE]))
-                slot = shard_slot(self._shard)
-                if not self._try(slot):
-                    self._unlock(SLOT_LEASE, shared=True)
-                    raise LeaseHeld(self._holders("l.objid::bigint = %s", [slot]))
-                other_counts = "l.objid::bigint >= %s and l.objid::bigint / %s <> %s"
-                params = [SLOT_SHARD_BASE, SLOT_SHARD_BASE, self._shard.count]
-                if self.query(
-                    "select 1 from pg_locks l where l.locktype = 'advisory' and l.granted"
-                    " and l.database = (select oid from pg_database where datname = current_database())"
-                    f" and l.objsubid = 2 and l.classid::bigint = %s and {other_counts} limit 1",
-                    [self._key, *params],
-                )[1]:
-                    self._unlock(slot)
-                    self._unlock(SLOT_LEASE, shared=True)
-                    raise LeaseHeld(
-                        self._holders(other_counts, params) + ", a shard of another shard count"
-                    )
-        except psycopg2.Error as exc:
-            raise WarehouseError(f"taking the delivery lease failed: {self.error_text(exc)}") from None
-
     # -- the delivery tables -------------------------------------------------------------------
 
     @wrap_errors("creating the delivery tables")
     def ensure_delivery_tables(self) -> None:
         # Shards start together: one creates the tables, the others then find them.
-        with self._transaction():
-            self._execute("select pg_advisory_xact_lock(%s, %s)", [self._key, SLOT_DDL])
+        with self.transaction():
+            self._execute("select pg_advisory_xact_lock(%s, %s)", [self._lease.key, SLOT_DDL])
             super().ensure_delivery_tables()
 
     # -- pending events ------------------------------------------------------------------------
