@@ -83,6 +83,8 @@ class Warehouse(Protocol):
 
     def ensure_delivery_tables(self) -> None: ...
 
+    def check_lease(self) -> None: ...
+
     def mark_crashed_runs(self, run_id: str, shard: Shard | None) -> int: ...
 
     def count_pending(
@@ -222,6 +224,12 @@ class SqlWarehouse:
     def append_receipts(self, table: pa.Table) -> None:
         """Append receipts in bulk, durable when this returns."""
         raise NotImplementedError
+
+    def check_lease(self) -> None:
+        """Raise LeaseLostError when the delivery lease taken at opening is no longer held.
+
+        DuckDB: nothing to check (the file lock lasts as long as the connection, which the
+        process holds); a read-only warehouse holds no lease. PostgreSQL overrides it."""
 
     def close(self) -> None:
         """Close the connections, letting go of the lease."""

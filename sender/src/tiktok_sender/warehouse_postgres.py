@@ -14,7 +14,10 @@ The delivery lease is a set of session advisory locks on the session connection,
 delivery tables' (the receipts') schema and the shard (`warehouse_postgres_lease`). The locks
 belong to the session: the server releases them when the connection ends, also when the sender is
 killed. A connection pooler must therefore keep the session (PgBouncer's session mode, not
-transaction mode).
+transaction mode). Both connections turn the server's idle timeouts off for themselves
+(`idle_session_timeout`, PostgreSQL 14+, and `idle_in_transaction_session_timeout`): they idle
+while a slow API holds the sending back, and a session ended by the server would silently let go
+of the lease. `check_lease` confirms, on the session connection, that the locks are still held.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ __all__ = ["APPLICATION_NAME", "PostgresDialect", "PostgresWarehouse", "lease_ke
 
 APPLICATION_NAME = "tiktok-outbox sender"
 DEFAULT_CONNECT_TIMEOUT_S = 10  # dbt-postgres's default
+IDLE_SESSION_TIMEOUT_SINCE = 140000  # server_version_num of the first server that has it
 # Receipt columns that carry text from the API, where a NUL character (which PostgreSQL text
 # cannot hold) could come from.
 API_TEXT_COLUMNS = ("api_message", "request_id")
@@ -167,9 +171,9 @@ class PostgresWarehouse(SqlWarehouse):
     def error_text(self, exc: BaseException) -> str:
         return redact(first_line(exc), *self.target.secrets())
 
-    def _connect(
-        self, *, readonly: bool, autocommit: bool, options: str | None = None
-    ) -> psycopg2.extensions.connection:
+    def _connect(self, *, readonly: bool, autocommit: bool) -> psycopg2.extensions.connection:
+        """A connection of this run, named after it, with the target's role and without the
+        server's idle timeouts (see the module docstring)."""
         o = self._options
         name = APPLICATION_NAME + f", PID {os.getpid()}"
         if self._shard is not None:
@@ -185,10 +189,8 @@ class PostgresWarehouse(SqlWarehouse):
         params.update(
             {k: o[k] for k in ("sslmode", "sslcert", "sslkey", "sslrootcert") if k in o}
         )
-        if o.get("keepalives_idle"):
+        if o.get("keepalives_idle"):  # TCP keepalives (libpq sends them by default)
             params["keepalives_idle"] = o["keepalives_idle"]
-        if options:
-            params["options"] = options
         if self.target.password is not None:
             params["password"] = self.target.password.reveal()
         try:
@@ -200,11 +202,15 @@ class PostgresWarehouse(SqlWarehouse):
             ) from None
         try:
             con.set_session(readonly=readonly, autocommit=autocommit)
-            if o.get("role"):  # as dbt-postgres does
-                with con.cursor() as cur:
+            with con.cursor() as cur:
+                if o.get("role"):  # as dbt-postgres does
                     cur.execute(psycopg2.sql.SQL("set role {}").format(psycopg2.sql.Identifier(str(o["role"]))))
-                if not autocommit:
-                    con.commit()
+                # Set, not startup `options`: a server older than 14 refuses an unknown option.
+                cur.execute("set idle_in_transaction_session_timeout = 0")
+                if con.server_version >= IDLE_SESSION_TIMEOUT_SINCE:
+                    cur.execute("set idle_session_timeout = 0")
+            if not autocommit:
+                con.commit()
         except psycopg2.Error as exc:
             con.close()
             raise WarehouseError(f"cannot set up the connection: {self.error_text(exc)}") from None
@@ -245,6 +251,15 @@ class PostgresWarehouse(SqlWarehouse):
             raise
         self._execute("commit")
 
+    # -- the lease -----------------------------------------------------------------------------
+
+    def check_lease(self) -> None:
+        """Raise LeaseLostError (one line) unless the session connection still holds this run's
+        advisory locks (`AdvisoryLease.check`: one cheap query on pg_locks). Nothing to check for
+        a read-only warehouse, which holds no lease."""
+        if not self._read_only:
+            self._lease.check()
+
     # -- the delivery tables -------------------------------------------------------------------
 
     @wrap_errors("creating the delivery tables")
@@ -263,9 +278,9 @@ class PostgresWarehouse(SqlWarehouse):
     ) -> PendingReader:
         sql, params = self._pending_sql(terminal, limit, shard)
         # A named cursor lives in a transaction, idle while a slow API holds the sending back:
-        # a server-wide idle_in_transaction_session_timeout must not end the read.
-        con = self._connect(readonly=True, autocommit=False,
-                            options="-c idle_in_transaction_session_timeout=0")
+        # `_connect` turns the server's idle_in_transaction_session_timeout off, so it cannot
+        # end the read.
+        con = self._connect(readonly=True, autocommit=False)
         try:
             cursor = con.cursor(name=f"tiktok_pending_{uuid.uuid4().hex[:12]}")
             cursor.itersize = chunk_rows

@@ -8,7 +8,8 @@ shares overlap). So the shards of one set run side by side, and any two runs tha
 the same event exclude each other. Lease attempts are serialised by a transaction lock on slot 1,
 which makes the check for other shard counts race-free; slot 2 serialises the creation of the
 delivery tables. The locks belong to the session: the server releases them when the connection
-ends, also when the sender is killed.
+ends, also when the sender is killed, and also when the server ends the session, which
+`AdvisoryLease.check` detects.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any, Protocol
 
 import psycopg2
 
-from tiktok_sender.errors import WarehouseError
+from tiktok_sender.errors import LeaseLostError, WarehouseError
 from tiktok_sender.shard import Shard
 from tiktok_sender.warehouse_support import LeaseHeld
 
@@ -125,4 +126,31 @@ class AdvisoryLease:
         except psycopg2.Error as exc:
             reason = self._session.error_text(exc)
             raise WarehouseError(f"taking the delivery lease failed: {reason}") from None
+
+    def check(self) -> None:
+        """Raise LeaseLostError (one line) unless the session still holds the lease's advisory
+        locks: slot 0 exclusively (unsharded), or slot 0 shared and the shard's slot exclusively.
+        One cheap query on pg_locks for this backend."""
+        expected = ({(SLOT_LEASE, "ExclusiveLock")} if self._shard is None else
+                    {(SLOT_LEASE, "ShareLock"), (shard_slot(self._shard), "ExclusiveLock")})
+        try:
+            rows = self._query(
+                "select l.objid::bigint, l.mode from pg_locks l where l.locktype = 'advisory'"
+                " and l.granted and l.pid = pg_backend_pid() and l.objsubid = 2"
+                f" and {_THIS_DATABASE} and l.classid::bigint = %s",
+                [self.key],
+            )
+        except psycopg2.Error as exc:
+            reason = self._session.error_text(exc)
+            raise LeaseLostError(
+                f"{self.describe} was lost: the session holding it ended ({reason}); another run "
+                "may send the same events, so this run stops"
+            ) from None
+        missing = expected - {(int(slot), mode) for slot, mode in rows}
+        if missing:
+            raise LeaseLostError(
+                f"{self.describe} was lost: the session no longer holds its advisory lock(s) "
+                f"{', '.join(f'{slot} ({mode})' for slot, mode in sorted(missing))}; another run "
+                "may send the same events, so this run stops"
+            )
 
