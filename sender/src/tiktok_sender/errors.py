@@ -37,6 +37,11 @@ class WarehouseBusyError(WarehouseError):
     exit_code = EXIT_BUSY
 
 
+class LeaseLostError(WarehouseError):
+    """The delivery lease taken at the start is no longer held (PostgreSQL: the session that held
+    the advisory lock ended): another run may now select the same events, so this one must stop."""
+
+
 class AuthError(SenderError):
     """The API refused the access token or its permissions: the run stopped."""
 

@@ -11,11 +11,17 @@ Targets of type `duckdb` (a file `path`) and `postgres` (host, port, user, passw
 database, schema, optional sslmode, sslcert, sslkey, sslrootcert, connect_timeout,
 keepalives_idle, role) are supported. The password is held in a `Secret` from the moment it is
 read: no repr, message or table shows it.
+
+The dbt project is the current directory when it holds dbt_project.yml; its manifest is
+`<target-path>/manifest.json`, the target path being `$DBT_TARGET_PATH`, else `target-path:` of
+dbt_project.yml, else `target` (relative to the project). `relations` reads the outbox's and the
+delivery tables' names from it.
 """
 
 from __future__ import annotations
 
 import ast
+import dataclasses
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -54,6 +60,11 @@ class WarehouseTarget:
     given; never the password."""
     password: Secret | None = field(default=None, repr=False)
     """A postgres target's password, if it has one."""
+    project_dir: Path | None = None
+    """The dbt project the target was loaded in (the directory holding dbt_project.yml), if any."""
+    manifest_path: Path | None = None
+    """Where dbt writes that project's manifest (whether or not it exists yet); None without a
+    project."""
 
     def describe(self) -> str:
         if self.type == "postgres":
@@ -78,18 +89,37 @@ def profiles_dir(flag: Path | None, environ: Mapping[str, str], cwd: Path) -> Pa
     return Path.home() / ".dbt"
 
 
+def dbt_project(directory: Path) -> dict[str, Any] | None:
+    """The parsed dbt_project.yml of `directory`, or None when there is none."""
+    project = directory / "dbt_project.yml"
+    if not project.is_file():
+        return None
+    try:
+        data = yaml.safe_load(project.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot parse {project}: {exc.__class__.__name__}") from None
+    return data if isinstance(data, dict) else {}
+
+
 def profile_name(flag: str | None, cwd: Path) -> str:
     if flag:
         return flag
-    project = cwd / "dbt_project.yml"
-    if project.is_file():
-        try:
-            data = yaml.safe_load(project.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"cannot parse {project}: {exc.__class__.__name__}") from None
-        if isinstance(data, dict) and isinstance(data.get("profile"), str):
-            return data["profile"]
+    data = dbt_project(cwd)
+    if data is not None and isinstance(data.get("profile"), str):
+        return data["profile"]
     return DEFAULT_PROFILE
+
+
+def manifest_path(project_dir: Path, environ: Mapping[str, str]) -> Path:
+    """Where dbt writes the manifest of the project in `project_dir`: the target path is
+    $DBT_TARGET_PATH, else dbt_project.yml's `target-path`, else `target`, relative to the
+    project (dbt's `--target-path` flag is dbt's own: the sender cannot see it)."""
+    data = dbt_project(project_dir) or {}
+    configured = data.get("target-path")
+    if not isinstance(configured, str):
+        configured = ""
+    target_path = environ.get("DBT_TARGET_PATH") or configured
+    return project_dir / (target_path.strip() or "target") / "manifest.json"
 
 
 class _Text(str):
@@ -194,6 +224,8 @@ def load_target(
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot read {path}: {exc.__class__.__name__}") from None
     name = profile_name(profile_flag, cwd)
+    project_dir = cwd if (cwd / "dbt_project.yml").is_file() else None
+    manifest = manifest_path(project_dir, environ) if project_dir is not None else None
     profile = profiles.get(name) if isinstance(profiles, dict) else None
     if not isinstance(profile, dict):
         raise ConfigError(f"profile '{name}' not found in {path}")
@@ -209,7 +241,8 @@ def load_target(
         raise ConfigError(f"target '{target}' of profile '{name}' is not a mapping")
     kind = str(output.get("type", "")).strip()
     if kind == "postgres":
-        return _postgres_target(name, target, output)
+        return dataclasses.replace(_postgres_target(name, target, output), project_dir=project_dir,
+                                   manifest_path=manifest)
     if kind not in SUPPORTED_TYPES:
         raise ConfigError(
             f"warehouse type '{kind or '?'}' (target '{target}') is not supported; "
@@ -224,7 +257,8 @@ def load_target(
     schema = str(output.get("schema") or "main")
     options = {k: v for k, v in output.items() if k not in {"type", "path", "schema"}}
     return WarehouseTarget(
-        profile=name, target=target, type=kind, schema=schema, path=db_path, options=options
+        profile=name, target=target, type=kind, schema=schema, path=db_path, options=options,
+        project_dir=project_dir, manifest_path=manifest,
     )
 
 

@@ -25,6 +25,13 @@ FAILED: Final = "failed"
 EXPIRED: Final = "expired"
 STATUSES: Final = (DELIVERED, REJECTED, FAILED, EXPIRED)
 
+# Run outcomes the warehouse itself writes (the others come from the run: run_state).
+RUN_RUNNING: Final = "running"
+RUN_CRASHED: Final = "crashed"
+CRASHED_MESSAGE: Final = (
+    "the process ended without finishing this run (killed?); marked crashed by run {run_id}"
+)
+
 API_MESSAGE_MAX: Final = 500
 
 
@@ -56,6 +63,8 @@ RECEIPT_COLUMNS: Final = (
     Column("sender_version", pa.string(), "varchar", "Version of the sender."),
     Column("event_source_id", pa.string(), "varchar", "Pixel code / app id / event set id."),
     Column("event_source", pa.string(), "varchar", "web | app | offline | crm."),
+    Column("row_fingerprint", pa.string(), "varchar", "For outbox rows with a null key only: "
+           "SHA-256 of the row as read, so that it gets one receipt, once."),
 )
 RECEIPT_SCHEMA: Final = pa.schema([pa.field(c.name, c.arrow) for c in RECEIPT_COLUMNS])
 
@@ -64,7 +73,8 @@ RUN_COLUMNS: Final = (
     Column("started_at", pa.timestamp("us"), "timestamp", "Start (UTC)."),
     Column("finished_at", pa.timestamp("us"), "timestamp", "End (UTC); null while running."),
     Column("outcome", pa.string(), "varchar", "running | success | failures | auth_error | "
-           "config_error | interrupted | error."),
+           "config_error | interrupted | error | crashed (left running by a process that ended "
+           "without finishing it, found so by a later run)."),
     Column("settings", pa.string(), "varchar", "Settings as JSON (never the token)."),
     Column("pending", pa.int64(), "bigint", "Events pending at the start (after --limit)."),
     Column("sent", pa.int64(), "bigint", "Distinct events sent at least once."),
@@ -143,8 +153,8 @@ class ReceiptFactory:
     def build(
         self,
         *,
-        event_source: str,
-        event_source_id: str,
+        event_source: str | None,
+        event_source_id: str | None,
         event_ids: Values,
         events: Values,
         event_times: Values,
@@ -153,7 +163,11 @@ class ReceiptFactory:
         statuses: Values | str,
         attempt: int | None,
         outcome: Outcome,
+        row_fingerprints: Values | None = None,
     ) -> pa.Table:
+        """Receipts of `len(event_ids)` events of one event source. `row_fingerprints` is given
+        for outbox rows with a null key only (`SqlWarehouse.unreceipted_null_key_rows`); the
+        column is null otherwise; `event_source`/`event_source_id` may then be None."""
         n = len(event_ids)
 
         def const(value: object, kind: pa.DataType) -> pa.Array:
@@ -185,5 +199,7 @@ class ReceiptFactory:
             const(__version__, pa.string()),
             const(event_source_id, pa.string()),
             const(event_source, pa.string()),
+            pa.nulls(n, pa.string()) if row_fingerprints is None
+            else _column(row_fingerprints, pa.string()),
         ]
         return pa.Table.from_arrays(columns, schema=RECEIPT_SCHEMA)

@@ -1,115 +1,68 @@
 """Warehouse access behind a small interface: the outbox read, receipts and runs written.
 
-`open_warehouse` is the one place that picks an implementation: DuckDB here, PostgreSQL in
-`warehouse_postgres`. The SQL both run is written once, in `SqlWarehouse`: the pending query
-(an anti join of the outbox against terminal production receipts, the shard filter, the
-`--limit` order), the delivery status, the runs table and the delivery tables' creation. Each
-engine supplies its connection handling, its way of streaming the pending rows and of appending
-receipts in bulk, and the few expressions that differ (`Dialect`). Table and schema names are
-validated and quoted; no SQL is built from row data (values travel as parameters, Arrow tables
-or COPY data).
+`open_warehouse` is the one place that picks an implementation: DuckDB in `warehouse_duckdb`,
+PostgreSQL in `warehouse_postgres`. The SQL both run is written once, in `SqlWarehouse`: the
+outbox check, the pending query (an anti join of the outbox against terminal production receipts,
+the shard filter, the `--limit` order), the outbox rows with a null key, the runs table and the
+delivery tables' creation; `warehouse_history` holds the status query, the marking of crashed
+runs and the fingerprints already receipted. Each engine supplies its connection handling, its
+way of streaming the pending rows and of appending receipts in bulk, and the few expressions that
+differ (`Dialect`). The tables' names come from dbt (`relations`), are validated and quoted; no
+SQL is built from row data (values travel as parameters, Arrow tables or COPY data).
 
 The delivery lease: a warehouse opened for writing holds it until `close()`, so two `sender push`
 runs never select the same pending events. DuckDB's lease is the exclusive file lock of the
-read-write connection; PostgreSQL's is a session advisory lock keyed on the schema (and the
-shard: shards of one `--shard K/N` set run side by side). Either is released when its holder
-dies, even on SIGKILL, and either is waited for through `poll_lease`: up to `lock_timeout`
-seconds, then WarehouseBusyError.
+read-write connection; PostgreSQL's is a session advisory lock keyed on the delivery tables'
+schema (and the shard: shards of one `--shard K/N` set run side by side). Either is released when
+its holder dies, even on SIGKILL, and either is waited for through `poll_lease`: up to
+`lock_timeout` seconds, then WarehouseBusyError.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-import re
 import threading
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, ClassVar, Concatenate, ParamSpec, Protocol, TypeVar
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, ClassVar, Protocol
 
-import duckdb
 import pyarrow as pa
 
-from tiktok_sender.errors import ConfigError, WarehouseBusyError, WarehouseError
+from tiktok_sender.errors import ConfigError, WarehouseError
+from tiktok_sender.outbox_schema import (
+    CONTRACT_TYPES,
+    KEY_COLUMNS,
+    OUTBOX_COLUMNS,
+    OUTBOX_SCHEMA,
+    OUTBOX_TABLE,
+    type_problem,
+    unreceipted_rows,
+)
 from tiktok_sender.profiles import WarehouseTarget
-from tiktok_sender.receipts import (
-    RECEIPT_COLUMNS,
-    RECEIPTS_TABLE,
-    RUN_COLUMNS,
-    RUNS_TABLE,
-    Column,
-)
-from tiktok_sender.settings import DEFAULT_DUCKDB_MEMORY_LIMIT, memory_bytes
+from tiktok_sender.receipts import RECEIPT_COLUMNS, RUN_COLUMNS, Column
+from tiktok_sender.relations import DeliveryRelations, Relation, moved_receipts, resolve_relations
+from tiktok_sender.settings import DEFAULT_DUCKDB_MEMORY_LIMIT
 from tiktok_sender.shard import Shard
-
-OUTBOX_TABLE = "tiktok_events_outbox"
-# `--limit` reads the pending rows oldest first: DuckDB's external sort spills to disk, but needs
-# more working memory than the streaming read (at 64 MB it fails on a million wide rows). A lower
-# --duckdb-memory-limit is raised to this for such a run.
-DUCKDB_SORT_MEMORY_LIMIT = "128MB"
-
-# Outbox columns the sender reads, in the order of the pending query (value cast to double).
-OUTBOX_COLUMNS: tuple[str, ...] = (
-    "event_source",
-    "event_source_id",
-    "event_id",
-    "event",
-    "event_time",
-    "email_sha256",
-    "phone_sha256",
-    "external_id_sha256",
-    "ttclid",
-    "ttp",
-    "ip",
-    "user_agent",
-    "page_url",
-    "value",
-    "currency",
-    "order_id",
-    "experiment_cell",
+from tiktok_sender.warehouse_history import (
+    StatusReport,
+    delivery_status,
+    mark_crashed_runs,
+    receipted_fingerprints,
 )
-# The Arrow schema of the pending rows every reader hands out (the outbox contract's types).
-OUTBOX_SCHEMA = pa.schema(
-    [
-        (c, pa.int64() if c == "event_time" else pa.float64() if c == "value" else pa.string())
-        for c in OUTBOX_COLUMNS
-    ]
+from tiktok_sender.warehouse_support import (
+    LeaseHeld,
+    first_line,
+    poll_lease,
+    quote_identifier,
+    wrap_errors,
 )
+
+__all__ = [
+    "OUTBOX_COLUMNS", "OUTBOX_SCHEMA", "OUTBOX_TABLE", "Dialect", "LeaseHeld", "PendingReader",
+    "SqlWarehouse", "StatusReport", "Warehouse", "first_line", "open_warehouse", "poll_lease",
+    "quote_identifier",
+]
 
 log = logging.getLogger("tiktok_sender")
-P = ParamSpec("P")
-T = TypeVar("T")
-W = TypeVar("W", bound="SqlWarehouse")
-
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,127}")
-
-
-def quote_identifier(name: str) -> str:
-    """`name` double-quoted after checking it is a plain identifier."""
-    if not _IDENTIFIER.fullmatch(name):
-        raise ConfigError(f"invalid schema or table name: {name!r}")
-    return f'"{name}"'
-
-
-@dataclass(frozen=True)
-class StatusReport:
-    """Event-level delivery state of the outbox (production receipts only)."""
-
-    outbox: int
-    delivered: int
-    rejected: int
-    expired: int
-    failed: int
-    never_sent: int
-    test_events: int
-    last_run: Mapping[str, Any] | None
-    top_errors: Sequence[Mapping[str, Any]]
-
-    @property
-    def pending(self) -> int:
-        return self.failed + self.never_sent
 
 
 class PendingReader(Protocol):
@@ -130,6 +83,10 @@ class Warehouse(Protocol):
 
     def ensure_delivery_tables(self) -> None: ...
 
+    def check_lease(self) -> None: ...
+
+    def mark_crashed_runs(self, run_id: str, shard: Shard | None) -> int: ...
+
     def count_pending(
         self, terminal: Sequence[str], limit: int | None, shard: Shard | None = None
     ) -> int: ...
@@ -138,6 +95,8 @@ class Warehouse(Protocol):
         self, terminal: Sequence[str], limit: int | None, chunk_rows: int,
         shard: Shard | None = None,
     ) -> PendingReader: ...
+
+    def unreceipted_null_key_rows(self, shard: Shard | None = None) -> pa.Table: ...
 
     def append_receipts(self, table: pa.Table) -> None: ...
 
@@ -163,6 +122,8 @@ def open_warehouse(
     `lock_timeout` seconds for another holder to let go, or until `abort` is set). `shard` is the
     run's `--shard`: where the lease allows it (PostgreSQL), shards of one set run side by side."""
     if target.type == "duckdb":
+        from tiktok_sender.warehouse_duckdb import DuckDBWarehouse
+
         return DuckDBWarehouse(target, read_only=read_only, lock_timeout=lock_timeout, abort=abort,
                                memory_limit=memory_limit)
     if target.type == "postgres":
@@ -180,67 +141,6 @@ def open_warehouse(
             target, read_only=read_only, lock_timeout=lock_timeout, abort=abort, shard=shard
         )
     raise ConfigError(f"warehouse type '{target.type}' is not supported")
-
-
-class LeaseHeld(Exception):
-    """Raised by a lease attempt when another process holds the lease; carries who, if known."""
-
-
-def poll_lease(
-    attempt: Callable[[], T],
-    *,
-    timeout: float,
-    describe: str,
-    hint: str = "another `sender push` is running, or a dbt build or DuckDB session holds it",
-    abort: threading.Event | None = None,
-    clock: Callable[[], float] = time.monotonic,
-) -> T:
-    """Call `attempt` until it stops raising LeaseHeld, `timeout` seconds have passed or `abort`
-    is set (a signal while waiting). `hint` says, in the final error, who usually holds it."""
-    deadline = clock() + max(timeout, 0.0)
-    delay = 0.05
-    abort = abort or threading.Event()
-    announced = False
-    while True:
-        try:
-            return attempt()
-        except LeaseHeld as held:
-            remaining = deadline - clock()
-            if not announced and remaining > 0 and not abort.is_set():
-                log.info("%s is in use by another process (%s); waiting up to %g s",
-                         describe, held, timeout)
-                announced = True
-            if remaining <= 0 or abort.is_set():
-                waited = f"; waited {timeout:g} s" if timeout > 0 else ""
-                raise WarehouseBusyError(
-                    f"{describe} is in use by another process ({held}){waited}: {hint}; "
-                    "try again later or wait with --lock-timeout"
-                ) from None
-            abort.wait(min(delay, remaining))
-            delay = min(delay * 2, 1.0)
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0].strip() if text else exc.__class__.__name__
-
-
-def _wrap_errors(
-    what: str,
-) -> Callable[[Callable[Concatenate[W, P], T]], Callable[Concatenate[W, P], T]]:
-    """Turn a driver error escaping a warehouse method into one clear WarehouseError."""
-
-    def decorate(fn: Callable[Concatenate[W, P], T]) -> Callable[Concatenate[W, P], T]:
-        @functools.wraps(fn)
-        def wrapper(self: W, /, *args: P.args, **kwargs: P.kwargs) -> T:
-            try:
-                return fn(self, *args, **kwargs)
-            except self.driver_errors as exc:
-                raise WarehouseError(f"{what} failed: {self.error_text(exc)}") from None
-
-        return wrapper
-
-    return decorate
 
 
 class Dialect:
@@ -276,14 +176,24 @@ class SqlWarehouse:
 
     dialect: ClassVar[Dialect] = Dialect()
     driver_errors: ClassVar[tuple[type[BaseException], ...]] = ()
+    # Whether runs of other shards may be alive beside this one (PostgreSQL's per-shard lease);
+    # where the lease is one exclusive lock (DuckDB's file lock), no other run is.
+    concurrent_shards: ClassVar[bool] = False
     target: WarehouseTarget
+    relations: DeliveryRelations
+    outbox: str  # the quoted relations, for SQL
+    receipts: str
+    runs: str
+    _outbox_checked: bool = False
 
-    def _init_names(self, target: WarehouseTarget) -> None:
+    def _init_names(self, target: WarehouseTarget, *, database: str) -> None:
+        """Resolve the outbox, receipts and runs tables (`relations.resolve_relations`), checked
+        against `database`, the database the connection is in."""
         self.target = target
-        self._schema = quote_identifier(target.schema)
-        self.outbox = f"{self._schema}.{quote_identifier(OUTBOX_TABLE)}"
-        self.receipts = f"{self._schema}.{quote_identifier(RECEIPTS_TABLE)}"
-        self.runs = f"{self._schema}.{quote_identifier(RUNS_TABLE)}"
+        self.relations = resolve_relations(target, database=database)
+        self.outbox = self.relations.outbox.sql
+        self.receipts = self.relations.receipts.sql
+        self.runs = self.relations.runs.sql
 
     # -- what an engine provides -------------------------------------------------------------
 
@@ -315,71 +225,96 @@ class SqlWarehouse:
         """Append receipts in bulk, durable when this returns."""
         raise NotImplementedError
 
+    def check_lease(self) -> None:
+        """Raise LeaseLostError when the delivery lease taken at opening is no longer held.
+
+        DuckDB: nothing to check (the file lock lasts as long as the connection, which the
+        process holds); a read-only warehouse holds no lease. PostgreSQL overrides it."""
+
     def close(self) -> None:
         """Close the connections, letting go of the lease."""
         raise NotImplementedError
 
     # -- schema -----------------------------------------------------------------------------
 
-    def _columns(self, table: str) -> list[str] | None:
+    def column_types(self, relation: Relation) -> dict[str, str] | None:
+        """Column name -> data_type (information_schema's spelling) of a table, in column order;
+        None when there is no such table."""
         _, rows = self.query(
-            "select column_name from information_schema.columns where table_schema = "
+            "select column_name, data_type from information_schema.columns where table_schema = "
             f"{self.dialect.param} and table_name = {self.dialect.param} order by ordinal_position",
-            [self.target.schema, table],
+            [relation.schema, relation.name],
         )
-        return [r[0] for r in rows] or None
+        return {r[0]: r[1] for r in rows} or None
 
-    @_wrap_errors("checking the outbox")
+    @wrap_errors("checking the outbox")
     def check_outbox(self) -> None:
-        columns = self._columns(OUTBOX_TABLE)
-        if columns is None:
+        """Check the outbox has every column of OUTBOX_COLUMNS, each of a type that reads safely as
+        its contract type; WarehouseError (one line) when not."""
+        relation = self.relations.outbox
+        types = self.column_types(relation)
+        if types is None:
             raise WarehouseError(
-                f"outbox table {self.target.schema}.{OUTBOX_TABLE} not found in {self.location()} "
-                "(run `dbt build` first)"
+                f"outbox table {relation} not found in {self.location()} (run `dbt build` first)"
             )
-        missing = [c for c in OUTBOX_COLUMNS if c not in columns]
+        missing = [c for c in OUTBOX_COLUMNS if c not in types]
         if missing:
-            raise WarehouseError(
-                f"outbox table {self.target.schema}.{OUTBOX_TABLE} lacks column(s): "
-                + ", ".join(missing)
-            )
+            raise WarehouseError(f"outbox table {relation} lacks column(s): " + ", ".join(missing))
+        problem = type_problem(str(relation), types)
+        if problem is not None:
+            raise WarehouseError(problem)
+        self._outbox_checked = True
 
-    def _ensure_table(self, table: str, quoted: str, columns: Iterable[Column]) -> None:
-        existing = self._columns(table)
+    def _check_outbox_once(self) -> None:
+        if not self._outbox_checked:
+            self.check_outbox()
+
+    def _ensure_table(self, relation: Relation, columns: Iterable[Column]) -> None:
+        existing = self.column_types(relation)
         if existing is None:
             body = ", ".join(f"{quote_identifier(c.name)} {c.sql}" for c in columns)
-            self._execute(f"create schema if not exists {self._schema}")
-            self._execute(f"create table if not exists {quoted} ({body})")
+            self._execute(f"create schema if not exists {quote_identifier(relation.schema)}")
+            self._execute(f"create table if not exists {relation.sql} ({body})")
             return
         for column in columns:  # new columns are only ever appended at the end
             if column.name not in existing:
                 self._execute(
-                    f"alter table {quoted} add column {quote_identifier(column.name)} {column.sql}"
+                    f"alter table {relation.sql} add column {quote_identifier(column.name)} {column.sql}"
                 )
 
-    @_wrap_errors("creating the delivery tables")
+    @wrap_errors("creating the delivery tables")
     def ensure_delivery_tables(self) -> None:
-        self._ensure_table(RECEIPTS_TABLE, self.receipts, RECEIPT_COLUMNS)
-        self._ensure_table(RUNS_TABLE, self.runs, RUN_COLUMNS)
+        """Create the receipts and runs tables (and their schema) when missing; add the columns
+        an older sender did not write, at the end. Refuses (WarehouseError) to start a receipts
+        table afresh where dbt has it while earlier receipts are in the target's schema."""
+        moved = moved_receipts(self.relations, self.target.schema,
+                               lambda relation: self.column_types(relation) is not None)
+        if moved is not None:
+            raise WarehouseError(moved)
+        self._ensure_table(self.relations.receipts, RECEIPT_COLUMNS)
+        self._ensure_table(self.relations.runs, RUN_COLUMNS)
 
     # -- pending events -----------------------------------------------------------------------
+
+    def _outbox_select(self) -> str:
+        """The OUTBOX_COLUMNS of outbox rows `o`, each cast to its contract type."""
+        return ", ".join(f"cast(o.{c} as {CONTRACT_TYPES[c]}) as {c}" for c in OUTBOX_COLUMNS)
 
     def _pending_sql(
         self, terminal: Sequence[str], limit: int | None, shard: Shard | None = None,
         *, ordered: bool = True,
     ) -> tuple[str, list[Any]]:
-        """The pending rows: outbox rows without a terminal production receipt (optionally of one
-        shard, the `limit` oldest first), columns in OUTBOX_COLUMNS order, value as a double.
-        Where the dialect has no `limit_in_sql`, the rows come oldest first and the reader stops
-        after `limit`; `ordered=False` leaves the order (and that limit) out, for counting."""
+        """The pending rows: outbox rows with a full key and without a terminal production receipt
+        (optionally of one shard, the `limit` oldest first), columns in OUTBOX_COLUMNS order, each
+        cast to its contract type. Where the dialect has no `limit_in_sql`, the rows come oldest
+        first and the reader stops after `limit`; `ordered=False` leaves the order (and that
+        limit) out, for counting. A row with a null key is never pending: no receipt can match
+        it (`unreceipted_null_key_rows` hands those out)."""
+        self._check_outbox_once()
         mark = self.dialect.param
-        select = ", ".join(
-            "cast(o.value as double precision) as value" if c == "value" else f"o.{c}"
-            for c in OUTBOX_COLUMNS
-        )
         params: list[Any] = []
-        join, conditions = "", []
-        if terminal and self._columns(RECEIPTS_TABLE) is not None:
+        join, conditions = "", [f"o.{c} is not null" for c in KEY_COLUMNS]
+        if terminal and self.column_types(self.relations.receipts) is not None:
             keys = (
                 f"select event_source_id, event, event_id from {self.receipts}"
                 f" where test_event_code is null and status in ({', '.join(mark for _ in terminal)})"
@@ -391,9 +326,8 @@ class SqlWarehouse:
         if shard is not None:
             conditions.append(f"{self.dialect.shard_of('o.event_id', mark)} = {mark}")
             params.extend([shard.count, shard.index - 1])
-        sql = f"select {select} from {self.outbox} o{join}"
-        if conditions:
-            sql += " where " + " and ".join(conditions)
+        sql = (f"select {self._outbox_select()} from {self.outbox} o{join}"
+               f" where {' and '.join(conditions)}")
         if limit is not None and ordered:
             sql += " order by o.event_time, o.event_id"
             if self.dialect.limit_in_sql:
@@ -401,7 +335,7 @@ class SqlWarehouse:
                 params.append(limit)
         return sql, params
 
-    @_wrap_errors("counting pending events")
+    @wrap_errors("counting pending events")
     def count_pending(
         self, terminal: Sequence[str], limit: int | None, shard: Shard | None = None
     ) -> int:
@@ -410,15 +344,36 @@ class SqlWarehouse:
         count = int(rows[0][0]) if rows else 0
         return count if limit is None else min(count, limit)
 
+    @wrap_errors("reading the outbox rows with a null key")
+    def unreceipted_null_key_rows(self, shard: Shard | None = None) -> pa.Table:
+        """The outbox rows with a null event_source_id, event or event_id (never pending: no
+        receipt can match them) that have no receipt of the same `row_fingerprint` yet: the
+        OUTBOX_SCHEMA columns, cast as in the pending query, plus the string column
+        `row_fingerprint` (`outbox_schema.row_fingerprint` of the row as read; identical rows are
+        one row). Give each one receipt, with that fingerprint (`ReceiptFactory.build(...,
+        row_fingerprints=...)`), and it is not handed out again. `shard` keeps the rows of one
+        shard (by the hash of event_id, a null one counting as ''), so that shards running side by
+        side do not both report a row. Read whole: such rows are expected to be few."""
+        self._check_outbox_once()
+        mark = self.dialect.param
+        condition = "(" + " or ".join(f"o.{c} is null" for c in KEY_COLUMNS) + ")"
+        params: list[Any] = []
+        if shard is not None:
+            condition += f" and {self.dialect.shard_of('o.event_id', mark)} = {mark}"
+            params.extend([shard.count, shard.index - 1])
+        _, rows = self.query(
+            f"select {self._outbox_select()} from {self.outbox} o where {condition}", params)
+        return unreceipted_rows(rows, receipted_fingerprints(self) if rows else set())
+
     # -- runs --------------------------------------------------------------------------------
 
-    @_wrap_errors("writing the run row")
+    @wrap_errors("writing the run row")
     def insert_run(self, row: Mapping[str, Any]) -> None:
         names = ", ".join(quote_identifier(k) for k in row)
         marks = ", ".join(self.dialect.param for _ in row)
         self._execute(f"insert into {self.runs} ({names}) values ({marks})", list(row.values()))
 
-    @_wrap_errors("updating the run row")
+    @wrap_errors("updating the run row")
     def update_run(self, run_id: str, row: Mapping[str, Any]) -> None:
         assignments = ", ".join(f"{quote_identifier(k)} = {self.dialect.param}" for k in row)
         self._execute(
@@ -426,194 +381,24 @@ class SqlWarehouse:
             [*row.values(), run_id],
         )
 
+    @wrap_errors("marking crashed runs")
+    def mark_crashed_runs(self, run_id: str, shard: Shard | None) -> int:
+        """Mark `crashed` the run rows left `running` that no live process can own, and return
+        how many. Call it right after taking the lease (a warehouse opened for writing, the
+        tables ensured), before inserting this run's row; `run_id` and `shard` are this run's.
+
+        Which rows: the lease excludes every run that could be alive beside this one. On DuckDB
+        (one exclusive file lock) that is every other run, so every `running` row is marked. On
+        PostgreSQL an unsharded run marks every `running` row too; a run of shard K/N marks the
+        rows of unsharded runs, of shard K/N itself and of another shard count N' (none of which
+        can run beside it), never those of the other shards K'/N of its set, which may be alive.
+
+        `finished_at` stays null (when the process ended is unknown); `message` says `the process
+        ended without finishing this run (killed?); marked crashed by run <run_id>`."""
+        return mark_crashed_runs(self, run_id, shard)
+
     # -- status ------------------------------------------------------------------------------
 
-    @_wrap_errors("reading the delivery status")
+    @wrap_errors("reading the delivery status")
     def status(self) -> StatusReport:
-        self.check_outbox()
-        has_receipts = self._columns(RECEIPTS_TABLE) is not None
-        has_runs = self._columns(RUNS_TABLE) is not None
-        if has_receipts:
-            _, rows = self.query(
-                f"""
-                with r as (
-                    select event_source_id, event, event_id,
-                           bool_or(status = 'delivered') as d,
-                           bool_or(status = 'rejected') as rj,
-                           bool_or(status = 'expired') as ex,
-                           bool_or(status = 'failed') as f
-                    from {self.receipts}
-                    where test_event_code is null
-                    group by event_source_id, event, event_id
-                )
-                select count(*),
-                       count(*) filter (where r.d),
-                       count(*) filter (where not coalesce(r.d, false) and r.rj),
-                       count(*) filter (where not coalesce(r.d or r.rj, false) and r.ex),
-                       count(*) filter (where not coalesce(r.d or r.rj or r.ex, false) and r.f),
-                       count(*) filter (where r.event_id is null)
-                from {self.outbox} o
-                left join r using (event_source_id, event, event_id)
-                """
-            )
-            counts = rows[0]
-            _, test_rows = self.query(
-                f"select count(distinct (event_source_id, event, event_id)) from {self.receipts}"
-                " where test_event_code is not null"
-            )
-            test_events = int(test_rows[0][0])
-            _, errors = self.query(
-                f"""
-                select api_code, status, count(*) as receipts, min(api_message) as example
-                from {self.receipts}
-                where status in ('rejected', 'failed') and test_event_code is null
-                group by api_code, status
-                order by receipts desc, api_code nulls last
-                limit 5
-                """
-            )
-        else:
-            _, rows = self.query(f"select count(*) from {self.outbox}")
-            total = int(rows[0][0])
-            counts, test_events, errors = (total, 0, 0, 0, 0, total), 0, []
-        last_run = None
-        if has_runs:
-            names, runs = self.query(f"select * from {self.runs} order by started_at desc limit 1")
-            last_run = dict(zip(names, runs[0], strict=True)) if runs else None
-        return StatusReport(
-            outbox=int(counts[0]),
-            delivered=int(counts[1]),
-            rejected=int(counts[2]),
-            expired=int(counts[3]),
-            failed=int(counts[4]),
-            never_sent=int(counts[5]),
-            test_events=test_events,
-            last_run=last_run,
-            top_errors=[
-                {"api_code": e[0], "status": e[1], "receipts": int(e[2]), "example": e[3]}
-                for e in errors
-            ],
-        )
-
-
-class _DuckDBPendingReader:
-    def __init__(
-        self, cursor: duckdb.DuckDBPyConnection, reader: pa.RecordBatchReader, limit: int | None
-    ) -> None:
-        self._cursor = cursor
-        self._reader = reader
-        self._left = limit  # rows still to hand out (`--limit`), None for all
-
-    def next(self) -> pa.RecordBatch | None:
-        if self._left is not None and self._left <= 0:
-            return None
-        try:
-            batch = self._reader.read_next_batch()
-        except StopIteration:
-            return None
-        except duckdb.Error as exc:
-            raise WarehouseError(f"reading the outbox failed: {first_line(exc)}") from None
-        if self._left is not None:
-            batch = batch.slice(0, self._left)
-            self._left -= batch.num_rows
-        return batch
-
-    def close(self) -> None:
-        self._reader.close()
-        self._cursor.close()
-
-
-class DuckDBWarehouse(SqlWarehouse):
-    """The DuckDB file dbt builds into; receipts and runs live in the outbox's schema."""
-
-    driver_errors = (duckdb.Error,)
-
-    def __init__(
-        self,
-        target: WarehouseTarget,
-        *,
-        read_only: bool = False,
-        lock_timeout: float = 0.0,
-        abort: threading.Event | None = None,
-        memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT,
-    ) -> None:
-        memory_bytes(memory_limit)  # a size, checked before it goes into SQL
-        self._memory_limit = memory_limit
-        path = target.path
-        if path is None or not Path(path).is_file():
-            raise WarehouseError(
-                f"warehouse file not found: {path} (run `dbt build` first, or check "
-                "DBT_DUCKDB_PATH / --profiles-dir / --target)"
-            )
-        self._init_names(target)
-
-        def connect() -> duckdb.DuckDBPyConnection:
-            try:
-                return duckdb.connect(str(path), read_only=read_only)
-            except duckdb.Error as exc:
-                message = first_line(exc)
-                if "lock" in message.lower():
-                    holder = re.search(r"\(PID (\d+)\)", message)
-                    raise LeaseHeld(f"PID {holder.group(1)}" if holder else "file lock") from None
-                raise WarehouseError(f"cannot open the warehouse {path}: {message}") from None
-
-        self._con = poll_lease(
-            connect, timeout=lock_timeout, describe=f"the warehouse file {path}", abort=abort
-        )
-        try:
-            # Memory bounded by --duckdb-memory-limit: beyond it DuckDB spills to its temp
-            # directory where it can, and fails where it cannot (the receipts hash table of the
-            # pending query and the receipts committed while the outbox is read grow with the
-            # history and the run: settings.DEFAULT_DUCKDB_MEMORY_LIMIT). One thread: with two,
-            # the anti join's partitions do not fit a 64 MB limit and it fails instead of
-            # spilling once the receipts reach about a million rows.
-            if not read_only:
-                self._con.execute(f"set memory_limit = '{memory_limit.strip()}'")
-                self._con.execute("set threads = 1")
-        except duckdb.Error as exc:
-            self._con.close()
-            raise WarehouseError(f"cannot configure the warehouse: {first_line(exc)}") from None
-
-    def location(self) -> str:
-        return str(self.target.path)
-
-    def query(self, sql: str, params: Sequence[Any] = ()) -> tuple[list[str], list[tuple[Any, ...]]]:
-        cursor = self._con.execute(sql, list(params))
-        names = [d[0] for d in cursor.description or []]
-        return names, cursor.fetchall()
-
-    def _execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        self._con.execute(sql, list(params))
-
-    @_wrap_errors("reading the outbox")
-    def open_pending(
-        self, terminal: Sequence[str], limit: int | None, chunk_rows: int,
-        shard: Shard | None = None,
-    ) -> PendingReader:
-        sql, params = self._pending_sql(terminal, limit, shard)
-        if limit is not None and memory_bytes(self._memory_limit) < memory_bytes(DUCKDB_SORT_MEMORY_LIMIT):
-            self._con.execute(f"set memory_limit = '{DUCKDB_SORT_MEMORY_LIMIT}'")
-        cursor = self._con.cursor()  # its own connection: receipts are written meanwhile
-        try:
-            result = cursor.execute(sql, params)
-            # `to_arrow_reader` is the newer name of `fetch_record_batch` (deprecated in 1.5)
-            stream = getattr(result, "to_arrow_reader", None) or result.fetch_record_batch
-            reader = stream(chunk_rows)
-        except duckdb.Error:
-            cursor.close()
-            raise
-        return _DuckDBPendingReader(cursor, reader, limit)
-
-    @_wrap_errors("writing receipts")
-    def append_receipts(self, table: pa.Table) -> None:
-        if table.num_rows == 0:
-            return
-        self._con.register("_receipts_batch", table)
-        try:
-            self._con.execute(f"insert into {self.receipts} by name select * from _receipts_batch")
-        finally:
-            self._con.unregister("_receipts_batch")
-
-    @_wrap_errors("closing the warehouse")
-    def close(self) -> None:
-        self._con.close()
+        return delivery_status(self)

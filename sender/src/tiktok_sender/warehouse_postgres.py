@@ -10,21 +10,19 @@ Two connections:
   sender holds one chunk whatever the outbox size. Receipts commit on the other connection while
   the read goes on; the cursor reads the snapshot taken when it was opened, as on DuckDB.
 
-The delivery lease is held with advisory locks of two int4 keys, `(key, slot)`. `key` is derived
-from the schema name (advisory locks are per database already). An unsharded run holds slot 0
-exclusively; a `--shard K/N` run holds slot 0 shared and slot `N * 10000 + K` exclusively, and
-refuses to start while a run of another N holds a shard (their shares overlap). So the shards of
-one set run side by side, and any two runs that could select the same event exclude each other.
-Lease attempts are serialised by a transaction lock on slot 1, which makes the check for other
-shard counts race-free. The locks belong to the session: the server releases them when the
-connection ends, also when the sender is killed. A connection pooler must therefore keep the
-session (PgBouncer's session mode, not transaction mode).
+The delivery lease is a set of session advisory locks on the session connection, keyed on the
+delivery tables' (the receipts') schema and the shard (`warehouse_postgres_lease`). The locks
+belong to the session: the server releases them when the connection ends, also when the sender is
+killed. A connection pooler must therefore keep the session (PgBouncer's session mode, not
+transaction mode). Both connections turn the server's idle timeouts off for themselves
+(`idle_session_timeout`, PostgreSQL 14+, and `idle_in_transaction_session_timeout`): they idle
+while a slow API holds the sending back, and a session ended by the server would silently let go
+of the lease. `check_lease` confirms, on the session connection, that the locks are still held.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import os
 import threading
@@ -40,42 +38,29 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from tiktok_sender.errors import WarehouseError
+from tiktok_sender.outbox_schema import OUTBOX_SCHEMA
 from tiktok_sender.profiles import WarehouseTarget
+from tiktok_sender.relations import Relation
 from tiktok_sender.settings import redact
 from tiktok_sender.shard import Shard
-from tiktok_sender.warehouse import (
-    OUTBOX_SCHEMA,
-    Dialect,
-    LeaseHeld,
-    PendingReader,
-    SqlWarehouse,
-    _wrap_errors,
+from tiktok_sender.warehouse import Dialect, PendingReader, SqlWarehouse
+from tiktok_sender.warehouse_postgres_lease import SLOT_DDL, AdvisoryLease, lease_key, shard_slot
+from tiktok_sender.warehouse_support import (
     first_line,
     poll_lease,
     quote_identifier,
+    wrap_errors,
 )
 
+__all__ = ["APPLICATION_NAME", "PostgresDialect", "PostgresWarehouse", "lease_key", "shard_slot"]
+
 APPLICATION_NAME = "tiktok-outbox sender"
-LEASE_NAMESPACE = "tiktok_outbox.sender:"
-SLOT_LEASE = 0  # exclusive: an unsharded run; shared: every sharded run
-SLOT_GATE = 1  # transaction lock: one lease attempt at a time
-SLOT_DDL = 2  # transaction lock: one creation of the delivery tables at a time
-SLOT_SHARD_BASE = 10_000  # shard K/N holds slot N * 10000 + K
 DEFAULT_CONNECT_TIMEOUT_S = 10  # dbt-postgres's default
+IDLE_SESSION_TIMEOUT_SINCE = 140000  # server_version_num of the first server that has it
 # Receipt columns that carry text from the API, where a NUL character (which PostgreSQL text
 # cannot hold) could come from.
 API_TEXT_COLUMNS = ("api_message", "request_id")
 _CSV = pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
-
-
-def lease_key(schema: str) -> int:
-    """The first advisory-lock key of `schema`'s delivery lease: a non-negative int4."""
-    digest = hashlib.sha256((LEASE_NAMESPACE + schema).encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
-
-
-def shard_slot(shard: Shard) -> int:
-    return shard.count * SLOT_SHARD_BASE + shard.index
 
 
 class PostgresDialect(Dialect):
@@ -98,14 +83,10 @@ class PostgresDialect(Dialect):
 
 
 def _to_batch(rows: list[tuple[Any, ...]]) -> pa.RecordBatch:
+    # The pending query casts every column to its contract type (`check_outbox` refused the
+    # columns that do not cast), so the driver's values fit OUTBOX_SCHEMA.
     columns = list(zip(*rows, strict=True))
-    try:
-        arrays = [pa.array(c, type=f.type) for c, f in zip(columns, OUTBOX_SCHEMA, strict=True)]
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError) as exc:
-        raise WarehouseError(
-            "reading the outbox failed: a column does not hold the type of the outbox contract "
-            f"({first_line(exc)})"
-        ) from None
+    arrays = [pa.array(c, type=f.type) for c, f in zip(columns, OUTBOX_SCHEMA, strict=True)]
     return pa.RecordBatch.from_arrays(arrays, schema=OUTBOX_SCHEMA)
 
 
@@ -143,10 +124,11 @@ class _PostgresPendingReader:
 
 
 class PostgresWarehouse(SqlWarehouse):
-    """A PostgreSQL database dbt builds into; receipts and runs live in the outbox's schema."""
+    """A PostgreSQL database dbt builds into; the tables are where dbt has them (`relations`)."""
 
     dialect = PostgresDialect()
     driver_errors = (psycopg2.Error,)
+    concurrent_shards = True  # the shards of a set hold leases side by side
 
     def __init__(
         self,
@@ -157,23 +139,22 @@ class PostgresWarehouse(SqlWarehouse):
         abort: threading.Event | None = None,
         shard: Shard | None = None,
     ) -> None:
-        self._init_names(target)
         self._options = target.options
+        self._init_names(target, database=str(target.options["dbname"]))
         self._read_only = read_only
         self._shard = shard
-        self._key = lease_key(target.schema)
+        schema = self.relations.receipts.schema  # the lease is the delivery tables'
+        self._lease = AdvisoryLease(self, schema, shard, (
+            f"the delivery lease of schema {schema}"
+            + (f" for shard {shard}" if shard is not None else "") + f" in {self.location()}"))
         self._con = self._connect(readonly=read_only, autocommit=True)
         if read_only:  # `sender status` and the audit: MVCC reads need no lease
             return
         try:
             poll_lease(
-                self._take_lease,
+                self._lease.take,
                 timeout=lock_timeout,
-                describe=(
-                    f"the delivery lease of schema {target.schema}"
-                    + (f" for shard {shard}" if shard is not None else "")
-                    + f" in {self.location()}"
-                ),
+                describe=self._lease.describe,
                 hint="another `sender push` is running against this schema",
                 abort=abort,
             )
@@ -190,9 +171,9 @@ class PostgresWarehouse(SqlWarehouse):
     def error_text(self, exc: BaseException) -> str:
         return redact(first_line(exc), *self.target.secrets())
 
-    def _connect(
-        self, *, readonly: bool, autocommit: bool, options: str | None = None
-    ) -> psycopg2.extensions.connection:
+    def _connect(self, *, readonly: bool, autocommit: bool) -> psycopg2.extensions.connection:
+        """A connection of this run, named after it, with the target's role and without the
+        server's idle timeouts (see the module docstring)."""
         o = self._options
         name = APPLICATION_NAME + f", PID {os.getpid()}"
         if self._shard is not None:
@@ -208,10 +189,8 @@ class PostgresWarehouse(SqlWarehouse):
         params.update(
             {k: o[k] for k in ("sslmode", "sslcert", "sslkey", "sslrootcert") if k in o}
         )
-        if o.get("keepalives_idle"):
+        if o.get("keepalives_idle"):  # TCP keepalives (libpq sends them by default)
             params["keepalives_idle"] = o["keepalives_idle"]
-        if options:
-            params["options"] = options
         if self.target.password is not None:
             params["password"] = self.target.password.reveal()
         try:
@@ -223,11 +202,15 @@ class PostgresWarehouse(SqlWarehouse):
             ) from None
         try:
             con.set_session(readonly=readonly, autocommit=autocommit)
-            if o.get("role"):  # as dbt-postgres does
-                with con.cursor() as cur:
+            with con.cursor() as cur:
+                if o.get("role"):  # as dbt-postgres does
                     cur.execute(psycopg2.sql.SQL("set role {}").format(psycopg2.sql.Identifier(str(o["role"]))))
-                if not autocommit:
-                    con.commit()
+                # Set, not startup `options`: a server older than 14 refuses an unknown option.
+                cur.execute("set idle_in_transaction_session_timeout = 0")
+                if con.server_version >= IDLE_SESSION_TIMEOUT_SINCE:
+                    cur.execute("set idle_session_timeout = 0")
+            if not autocommit:
+                con.commit()
         except psycopg2.Error as exc:
             con.close()
             raise WarehouseError(f"cannot set up the connection: {self.error_text(exc)}") from None
@@ -244,8 +227,20 @@ class PostgresWarehouse(SqlWarehouse):
         with self._con.cursor() as cur:
             cur.execute(sql, tuple(params) if params else None)
 
+    def column_types(self, relation: Relation) -> dict[str, str] | None:
+        # From the catalog, which every role sees, not information_schema, which hides the tables
+        # the role has no privilege on: a missing grant then fails as such, not as a missing table.
+        _, rows = self.query(
+            "select a.attname, format_type(a.atttypid, a.atttypmod) from pg_attribute a"
+            " join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace"
+            " where n.nspname = %s and c.relname = %s and c.relkind in ('r', 'p', 'v', 'm', 'f')"
+            " and a.attnum > 0 and not a.attisdropped order by a.attnum",
+            [relation.schema, relation.name],
+        )
+        return {r[0]: r[1] for r in rows} or None
+
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[None]:
+    def transaction(self) -> Iterator[None]:
         """Statements of the block in one transaction on the autocommit connection."""
         self._execute("begin")
         try:
@@ -258,84 +253,34 @@ class PostgresWarehouse(SqlWarehouse):
 
     # -- the lease -----------------------------------------------------------------------------
 
-    def _try(self, slot: int, *, shared: bool = False) -> bool:
-        function = "pg_try_advisory_lock_shared" if shared else "pg_try_advisory_lock"
-        _, rows = self.query(f"select {function}(%s, %s)", [self._key, slot])
-        return bool(rows[0][0])
-
-    def _unlock(self, slot: int, *, shared: bool = False) -> None:
-        function = "pg_advisory_unlock_shared" if shared else "pg_advisory_unlock"
-        self.query(f"select {function}(%s, %s)", [self._key, slot])
-
-    def _holders(self, condition: str, params: Sequence[Any]) -> str:
-        """Who holds this lease's advisory locks matching `condition` (on pg_locks `l`)."""
-        _, rows = self.query(
-            "select l.pid, coalesce(a.application_name, '') from pg_locks l"
-            " left join pg_stat_activity a on a.pid = l.pid"
-            " where l.locktype = 'advisory' and l.granted and l.pid <> pg_backend_pid()"
-            " and l.database = (select oid from pg_database where datname = current_database())"
-            f" and l.objsubid = 2 and l.classid::bigint = %s and ({condition})"
-            " order by l.pid",
-            [self._key, *params],
-        )
-        held = [f"{app}; PostgreSQL backend PID {pid}" if app else f"PostgreSQL backend PID {pid}"
-                for pid, app in dict(rows).items()]
-        return ", ".join(held) or "a session that just let go"
-
-    def _take_lease(self) -> None:
-        """One attempt at the lease; raises LeaseHeld naming the holder when it is taken."""
-        try:
-            with self._transaction():
-                self._execute("select pg_advisory_xact_lock(%s, %s)", [self._key, SLOT_GATE])
-                if self._shard is None:
-                    if not self._try(SLOT_LEASE):
-                        raise LeaseHeld(self._holders("l.objid::bigint not in (%s, %s)",
-                                                      [SLOT_GATE, SLOT_DDL]))
-                    return
-                if not self._try(SLOT_LEASE, shared=True):
-                    raise LeaseHeld(self._holders("l.objid::bigint = %s and l.mode = 'ExclusiveLock'",
-                                                  [SLOT_LEASE]))
-                slot = shard_slot(self._shard)
-                if not self._try(slot):
-                    self._unlock(SLOT_LEASE, shared=True)
-                    raise LeaseHeld(self._holders("l.objid::bigint = %s", [slot]))
-                other_counts = "l.objid::bigint >= %s and l.objid::bigint / %s <> %s"
-                params = [SLOT_SHARD_BASE, SLOT_SHARD_BASE, self._shard.count]
-                if self.query(
-                    "select 1 from pg_locks l where l.locktype = 'advisory' and l.granted"
-                    " and l.database = (select oid from pg_database where datname = current_database())"
-                    f" and l.objsubid = 2 and l.classid::bigint = %s and {other_counts} limit 1",
-                    [self._key, *params],
-                )[1]:
-                    self._unlock(slot)
-                    self._unlock(SLOT_LEASE, shared=True)
-                    raise LeaseHeld(
-                        self._holders(other_counts, params) + ", a shard of another shard count"
-                    )
-        except psycopg2.Error as exc:
-            raise WarehouseError(f"taking the delivery lease failed: {self.error_text(exc)}") from None
+    def check_lease(self) -> None:
+        """Raise LeaseLostError (one line) unless the session connection still holds this run's
+        advisory locks (`AdvisoryLease.check`: one cheap query on pg_locks). Nothing to check for
+        a read-only warehouse, which holds no lease."""
+        if not self._read_only:
+            self._lease.check()
 
     # -- the delivery tables -------------------------------------------------------------------
 
-    @_wrap_errors("creating the delivery tables")
+    @wrap_errors("creating the delivery tables")
     def ensure_delivery_tables(self) -> None:
         # Shards start together: one creates the tables, the others then find them.
-        with self._transaction():
-            self._execute("select pg_advisory_xact_lock(%s, %s)", [self._key, SLOT_DDL])
+        with self.transaction():
+            self._execute("select pg_advisory_xact_lock(%s, %s)", [self._lease.key, SLOT_DDL])
             super().ensure_delivery_tables()
 
     # -- pending events ------------------------------------------------------------------------
 
-    @_wrap_errors("reading the outbox")
+    @wrap_errors("reading the outbox")
     def open_pending(
         self, terminal: Sequence[str], limit: int | None, chunk_rows: int,
         shard: Shard | None = None,
     ) -> PendingReader:
         sql, params = self._pending_sql(terminal, limit, shard)
         # A named cursor lives in a transaction, idle while a slow API holds the sending back:
-        # a server-wide idle_in_transaction_session_timeout must not end the read.
-        con = self._connect(readonly=True, autocommit=False,
-                            options="-c idle_in_transaction_session_timeout=0")
+        # `_connect` turns the server's idle_in_transaction_session_timeout off, so it cannot
+        # end the read.
+        con = self._connect(readonly=True, autocommit=False)
         try:
             cursor = con.cursor(name=f"tiktok_pending_{uuid.uuid4().hex[:12]}")
             cursor.itersize = chunk_rows
@@ -347,7 +292,7 @@ class PostgresWarehouse(SqlWarehouse):
 
     # -- receipts --------------------------------------------------------------------------------
 
-    @_wrap_errors("writing receipts")
+    @wrap_errors("writing receipts")
     def append_receipts(self, table: pa.Table) -> None:
         """Append in one COPY, committed when it returns (the connection is in autocommit)."""
         if table.num_rows == 0:
@@ -364,7 +309,7 @@ class PostgresWarehouse(SqlWarehouse):
         with self._con.cursor() as cur:
             cur.copy_expert(f"copy {self.receipts} ({columns}) from stdin with (format csv)", data)
 
-    @_wrap_errors("closing the warehouse")
+    @wrap_errors("closing the warehouse")
     def close(self) -> None:
         # The server releases a closed session's locks a moment after the client has gone; let
         # go explicitly, so that a run started right after this one finds the lease free.

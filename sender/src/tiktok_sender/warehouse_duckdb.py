@@ -1,0 +1,158 @@
+"""DuckDB warehouse: the file dbt builds into. The outbox is streamed as Arrow batches from a
+cursor of its own, receipts are inserted from Arrow tables, and the delivery lease is the
+exclusive lock DuckDB takes on the file for a read-write connection."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from tiktok_sender.errors import WarehouseError
+from tiktok_sender.profiles import WarehouseTarget
+from tiktok_sender.settings import DEFAULT_DUCKDB_MEMORY_LIMIT, memory_bytes
+from tiktok_sender.shard import Shard
+from tiktok_sender.warehouse import PendingReader, SqlWarehouse
+from tiktok_sender.warehouse_support import LeaseHeld, first_line, poll_lease, wrap_errors
+
+# `--limit` reads the pending rows oldest first: DuckDB's external sort spills to disk, but needs
+# more working memory than the streaming read (at 64 MB it fails on a million wide rows). A lower
+# --duckdb-memory-limit is raised to this for such a run.
+DUCKDB_SORT_MEMORY_LIMIT = "128MB"
+
+
+class _DuckDBPendingReader:
+    def __init__(
+        self, cursor: duckdb.DuckDBPyConnection, reader: pa.RecordBatchReader, limit: int | None
+    ) -> None:
+        self._cursor = cursor
+        self._reader = reader
+        self._left = limit  # rows still to hand out (`--limit`), None for all
+
+    def next(self) -> pa.RecordBatch | None:
+        if self._left is not None and self._left <= 0:
+            return None
+        try:
+            batch = self._reader.read_next_batch()
+        except StopIteration:
+            return None
+        except duckdb.Error as exc:
+            raise WarehouseError(f"reading the outbox failed: {first_line(exc)}") from None
+        if self._left is not None:
+            batch = batch.slice(0, self._left)
+            self._left -= batch.num_rows
+        return batch
+
+    def close(self) -> None:
+        self._reader.close()
+        self._cursor.close()
+
+
+class DuckDBWarehouse(SqlWarehouse):
+    """The DuckDB file dbt builds into; the tables are where dbt has them (`relations`), in the
+    file's catalog."""
+
+    driver_errors = (duckdb.Error,)
+
+    def __init__(
+        self,
+        target: WarehouseTarget,
+        *,
+        read_only: bool = False,
+        lock_timeout: float = 0.0,
+        abort: threading.Event | None = None,
+        memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT,
+    ) -> None:
+        memory_bytes(memory_limit)  # a size, checked before it goes into SQL
+        self._memory_limit = memory_limit
+        path = target.path
+        if path is None or not Path(path).is_file():
+            raise WarehouseError(
+                f"warehouse file not found: {path} (run `dbt build` first, or check "
+                "DBT_DUCKDB_PATH / --profiles-dir / --target)"
+            )
+        self.target = target
+
+        def connect() -> duckdb.DuckDBPyConnection:
+            try:
+                return duckdb.connect(str(path), read_only=read_only)
+            except duckdb.Error as exc:
+                message = first_line(exc)
+                if "lock" in message.lower():
+                    holder = re.search(r"\(PID (\d+)\)", message)
+                    raise LeaseHeld(f"PID {holder.group(1)}" if holder else "file lock") from None
+                raise WarehouseError(f"cannot open the warehouse {path}: {message}") from None
+
+        self._con = poll_lease(
+            connect, timeout=lock_timeout, describe=f"the warehouse file {path}", abort=abort
+        )
+        try:
+            # Memory bounded by --duckdb-memory-limit: beyond it DuckDB spills to its temp
+            # directory where it can, and fails where it cannot (the receipts hash table of the
+            # pending query and the receipts committed while the outbox is read grow with the
+            # history and the run: settings.DEFAULT_DUCKDB_MEMORY_LIMIT). One thread: with two,
+            # the anti join's partitions do not fit a 64 MB limit and it fails instead of
+            # spilling once the receipts reach about a million rows.
+            if not read_only:
+                self._con.execute(f"set memory_limit = '{memory_limit.strip()}'")
+                self._con.execute("set threads = 1")
+            # dbt-duckdb's `database` of a relation is the catalog of the file (named after it)
+            row = self._con.execute("select current_database()").fetchone()
+            catalog = str(row[0]) if row else ""
+        except duckdb.Error as exc:
+            self._con.close()
+            raise WarehouseError(f"cannot configure the warehouse: {first_line(exc)}") from None
+        try:
+            self._init_names(target, database=catalog)
+        except BaseException:
+            self._con.close()
+            raise
+
+    def location(self) -> str:
+        return str(self.target.path)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> tuple[list[str], list[tuple[Any, ...]]]:
+        cursor = self._con.execute(sql, list(params))
+        names = [d[0] for d in cursor.description or []]
+        return names, cursor.fetchall()
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._con.execute(sql, list(params))
+
+    @wrap_errors("reading the outbox")
+    def open_pending(
+        self, terminal: Sequence[str], limit: int | None, chunk_rows: int,
+        shard: Shard | None = None,
+    ) -> PendingReader:
+        sql, params = self._pending_sql(terminal, limit, shard)
+        if limit is not None and memory_bytes(self._memory_limit) < memory_bytes(DUCKDB_SORT_MEMORY_LIMIT):
+            self._con.execute(f"set memory_limit = '{DUCKDB_SORT_MEMORY_LIMIT}'")
+        cursor = self._con.cursor()  # its own connection: receipts are written meanwhile
+        try:
+            result = cursor.execute(sql, params)
+            # `to_arrow_reader` is the newer name of `fetch_record_batch` (deprecated in 1.5)
+            stream = getattr(result, "to_arrow_reader", None) or result.fetch_record_batch
+            reader = stream(chunk_rows)
+        except duckdb.Error:
+            cursor.close()
+            raise
+        return _DuckDBPendingReader(cursor, reader, limit)
+
+    @wrap_errors("writing receipts")
+    def append_receipts(self, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            return
+        self._con.register("_receipts_batch", table)
+        try:
+            self._con.execute(f"insert into {self.receipts} by name select * from _receipts_batch")
+        finally:
+            self._con.unregister("_receipts_batch")
+
+    @wrap_errors("closing the warehouse")
+    def close(self) -> None:
+        self._con.close()
