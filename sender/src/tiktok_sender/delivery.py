@@ -27,8 +27,15 @@ import pyarrow as pa
 from tiktok_sender import __version__
 from tiktok_sender.batch import Batch, Batcher, body
 from tiktok_sender.client import ApiClient
-from tiktok_sender.errors import EXIT_OK, ApiConfigError, AuthError, ConfigError
-from tiktok_sender.payload import Prepared, Skipped, prepare, test_event_id_suffix
+from tiktok_sender.errors import EXIT_OK, ApiConfigError, AuthError, ConfigError, WarehouseError
+from tiktok_sender.payload import (
+    Prepared,
+    Skipped,
+    invalid_reason,
+    prepare,
+    skipped_row,
+    test_event_id_suffix,
+)
 from tiktok_sender.receipts import (
     DELIVERED,
     EXPIRED,
@@ -46,6 +53,7 @@ from tiktok_sender.workers import Workers
 log = logging.getLogger("tiktok_sender")
 
 RECEIPT_LINGER_S = 0.05  # longest wait for receipts to gather before a write
+LEASE_CHECK_S = 5.0  # how often a run confirms it still holds the delivery lease
 IN_FLIGHT_MESSAGE = "interrupted while the request was in flight: outcome unknown, sent again next run"
 
 
@@ -80,6 +88,7 @@ class Delivery:
         self._id_suffix = test_event_id_suffix(settings.test_event_code)
         self._abort_open = threading.Event()  # a signal while waiting for the delivery lease
         self._workers = Workers(settings, self.result, self.receipts, self.progress, self._stopping)
+        self._lease_lost: WarehouseError | None = None
 
     @property
     def terminal_statuses(self) -> tuple[str, ...]:
@@ -149,6 +158,11 @@ class Delivery:
         result.counts.pending = await db.call(
             warehouse.count_pending, self.terminal_statuses, s.limit, s.shard
         )
+        crashed = await db.call(warehouse.mark_crashed_runs, result.run_id, s.shard)
+        if crashed:
+            log.warning("marked %d run(s) left running by a killed process as crashed", crashed)
+        null_keys = await db.call(warehouse.unreceipted_null_key_rows, s.shard)
+        result.counts.pending += null_keys.num_rows
         await db.call(warehouse.insert_run, self._run_row(initial=True))
         # At most 2 x concurrency x batch size events sent without a durable receipt: the
         # resend bound after a crash (README, "What a crash or a stop costs").
@@ -156,6 +170,7 @@ class Delivery:
                            linger_s=RECEIPT_LINGER_S,
                            unacknowledged=2 * s.concurrency * s.batch_size)
         self.progress.start(result.counts.pending)
+        self._record_null_keys(null_keys, sink)
         host = unusual_api_host(s.api_url)
         if host is not None and not s.dry_run:
             log.warning("the API URL points at %s, which is neither TikTok's API host nor a "
@@ -182,8 +197,15 @@ class Delivery:
                     proxy=s.proxy,
                     use_env_proxy=s.use_env_proxy,
                 ) as client:
-                    await self._workers.send_all(
-                        lambda emit: self._produce(db, warehouse, sink, emit), sink, client)
+                    watcher = asyncio.create_task(self._watch_lease(db, warehouse))
+                    try:
+                        await self._workers.send_all(
+                            lambda emit: self._produce(db, warehouse, sink, emit), sink, client)
+                    finally:
+                        watcher.cancel()
+                        await asyncio.gather(watcher, return_exceptions=True)
+            if self._lease_lost is not None:
+                raise self._lease_lost
             if self._workers.fatal is not None:
                 raise self._workers.fatal
             stopped = self._workers.source_error()
@@ -211,12 +233,40 @@ class Delivery:
                 self._workers.dump.close()
             self.progress.finish()
             try:
-                await sink.drain()
-            finally:
-                if result.error is not None:
-                    result.message = truncate(redact(str(result.error), s.token))
-                result.finished_at = utcnow()
-                await db.call(warehouse.update_run, result.run_id, self._run_row(initial=False))
+                await self._finish(db, warehouse, sink)
+            except WarehouseError:
+                if self._lease_lost is None:
+                    raise
+                # The session that held the lease is gone: the receipts still waiting cannot be
+                # written, and their events are sent again (same ids) by the next run. The lease
+                # error is the one to report.
+                log.error("the last receipts and the run row could not be written: the "
+                          "connection that held the lease is gone")
+
+    async def _finish(self, db: WarehouseThread, warehouse: Warehouse, sink: ReceiptSink) -> None:
+        """Write the receipts still waiting, then the run row's final state."""
+        result = self.result
+        try:
+            await sink.drain()
+        finally:
+            if result.error is not None:
+                result.message = truncate(redact(str(result.error), self.settings.token))
+            result.finished_at = utcnow()
+            await db.call(warehouse.update_run, result.run_id, self._run_row(initial=False))
+
+    async def _watch_lease(self, db: WarehouseThread, warehouse: Warehouse) -> None:
+        """Check every LEASE_CHECK_S that the delivery lease is still held (PostgreSQL: the
+        session's advisory lock); the moment it is not, stop sending: another run may now take
+        the same events."""
+        while True:
+            await asyncio.sleep(LEASE_CHECK_S)
+            try:
+                await db.call(warehouse.check_lease)
+            except WarehouseError as exc:
+                self._lease_lost = exc
+                log.error("%s: no new request is sent", exc)
+                self._stopping.set()
+                return
 
     def _run_row(self, *, initial: bool) -> dict[str, Any]:
         r, c = self.result, self.result.counts
@@ -291,6 +341,17 @@ class Delivery:
                     sink.add(table)
             self.progress.advance(len(rows))
 
+    def _record_null_keys(self, table: pa.Table, sink: ReceiptSink) -> None:
+        """Outbox rows with a null key: no receipt can settle them by key, so each gets one
+        `rejected` receipt, recognised by its `row_fingerprint`, and is not handed out again."""
+        if table.num_rows == 0:
+            return
+        rows = []
+        for row in table.to_pylist():
+            reason = invalid_reason(row) or "a key column is missing"
+            rows.append(skipped_row(row, reason)._replace(row_fingerprint=row["row_fingerprint"]))
+        self._record_skipped(Prepared(invalid=rows), sink)
+
     def _skipped_receipts(self, rows: list[Skipped], status: str) -> list[pa.Table]:
         by_group: dict[tuple[str, str, str], list[Skipped]] = {}
         for row in rows:
@@ -307,6 +368,8 @@ class Delivery:
                 statuses=status,
                 attempt=None,
                 outcome=Outcome(api_message=f"not sent: {reason}"),
+                row_fingerprints=[r.row_fingerprint for r in group]
+                if any(r.row_fingerprint for r in group) else None,
             )
             for (source, source_id, reason), group in by_group.items()
         ]

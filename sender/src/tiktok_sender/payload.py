@@ -47,6 +47,7 @@ class Skipped(NamedTuple):
     event_time: int
     experiment_cell: str | None
     reason: str
+    row_fingerprint: str | None = None  # rows with a null key only (one receipt, once)
 
 
 @dataclass
@@ -273,11 +274,11 @@ def _encode_slow_rows(
     for index, row, old in zip(rows, subset, is_expired, strict=True):
         row = {name: row.get(name) for name in names}
         if old:
-            prepared.expired.append(_skipped(row, "event is older than the maximum age"))
+            prepared.expired.append(skipped_row(row, "event is older than the maximum age"))
             continue
         reason = invalid_reason(row)
         if reason is not None:
-            prepared.invalid.append(_skipped(row, reason))
+            prepared.invalid.append(skipped_row(row, reason))
             continue
         values = [row.get(c) for c in EVENT_COLUMNS]
         if id_suffix:
@@ -295,7 +296,7 @@ def _encode_slow_rows(
     return keep, payloads
 
 
-def _skipped(row: dict[str, Any], reason: str) -> Skipped:
+def skipped_row(row: dict[str, Any], reason: str) -> Skipped:
     return Skipped(
         row.get("event_source") or "",
         row.get("event_source_id") or "",

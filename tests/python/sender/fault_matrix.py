@@ -232,7 +232,8 @@ def reconcile(
     poisoned: int = 0,
 ) -> None:
     """Check the invariants of the module docstring; `results` are the runs that finished,
-    `killed_runs` the ones killed with SIGKILL (their run rows stay `running`), `poisoned` the
+    `killed_runs` the ones killed with SIGKILL (their run rows stay `running` until a later run
+    marks them `crashed`), `poisoned` the
     events expected to stay `failed`."""
     outbox = {
         (s, e, i): None
@@ -307,9 +308,11 @@ def reconcile(
 
     # the runs table and the summaries agree with the receipts
     runs = project.outbox.runs()
-    killed = {r["run_id"] for r in runs if r["outcome"] == "running"}
+    killed = {r["run_id"] for r in runs if r["outcome"] in ("running", "crashed")}
     if len(runs) != len(results) + killed_runs or len(killed) != killed_runs:
         problems.append("runs table: a run row is missing, or was left running without a kill")
+    if results and any(r["outcome"] == "running" for r in runs):
+        problems.append("runs table: a killed run is still `running` after a later run")
     delivered_by_killed = len({
         key for key, rs in by_key.items()
         for r in rs if r["status"] == "delivered" and r["run_id"] in killed

@@ -60,6 +60,8 @@ def test_sigkill_mid_run_loses_nothing_and_repeats_only_in_flight_requests(
     row = Row("sigkill", events=1000, runs=2)
     reconcile(project, emulator, row, [rerun], killed_runs=1)
     assert row.problems == [] and row.lost == 0 and row.delivered == 1000
+    crashed = next(r for r in project.outbox.runs() if r["run_id"] == run["run_id"])
+    assert crashed["outcome"] == "crashed" and rerun.json()["run_id"] in crashed["message"]
     repeated = {event_id for event_id, count in accepted_ids(emulator).items() if count > 1}
     assert repeated == in_flight  # only what was in flight was sent again, with the same id
     assert all(count <= 2 for count in accepted_ids(emulator).values())

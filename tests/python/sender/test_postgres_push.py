@@ -284,6 +284,8 @@ def test_sigkill_mid_run_loses_nothing_and_releases_the_lease(
     assert rerun.json()["pending"] == 1000 - len(delivered_before)
     row = Row("sigkill", events=1000, runs=2)
     reconcile(project, emulator, row, [rerun], killed_runs=1)
+    crashed = next(r for r in project.outbox.runs() if r["run_id"] == run["run_id"])
+    assert crashed["outcome"] == "crashed"
     assert row.problems == [] and row.lost == 0 and row.delivered == 1000
     repeated = {event_id for event_id, count in accepted_ids(emulator).items() if count > 1}
     assert repeated == in_flight  # only what was in flight was sent again, with the same id
@@ -322,3 +324,44 @@ def test_the_token_and_the_password_never_leak(
         assert piece.encode() not in dump.read_bytes()
         assert piece not in secured.outbox.all_text()
     assert any("Access-Token=***" in (r["api_message"] or "") for r in secured.outbox.receipts())
+
+
+def test_the_lease_outlives_a_long_retry_after_on_a_server_that_ends_idle_sessions(
+    postgres_cluster, project: Project, emulator: EmulatorThread
+) -> None:
+    """Every worker waits out a 3 s Retry-After while the server ends sessions idle for 1 s: the
+    sender's own sessions turn that timeout off, so the run keeps its lease and its receipts."""
+    postgres_cluster.query(
+        f'alter database "{project.outbox.dbname}" set idle_session_timeout = \'1s\'', dbname="postgres")
+    emulator.set_faults("http429=1*1,retry_after=3")
+    started = time.monotonic()
+    result = project.sender(*PUSH)
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started >= 3  # the pause happened
+    assert result.json()["delivered"] == 200 and len(emulator.events()) == 200
+
+
+def test_a_run_that_loses_its_lease_stops_sending_at_once(
+    postgres_cluster, project: Project, emulator: EmulatorThread
+) -> None:
+    """The session holding the lease is terminated during a long Retry-After: within the lease
+    check's period the run stops, sends nothing more, and says why (exit 4)."""
+    emulator.set_faults("http429=1*1,retry_after=20")
+    proc = start(project, *PUSH)
+    dbname = project.outbox.dbname
+
+    def holder() -> list[tuple]:
+        return postgres_cluster.query(
+            "select pid from pg_locks where locktype = 'advisory' and granted and objsubid = 2"
+            " and database = (select oid from pg_database where datname = %s)", [dbname],
+            dbname="postgres")
+
+    wait_for(lambda: bool(holder()) and emulator.stats()["track_requests"] >= 1)
+    time.sleep(0.5)  # the 429 arrived: every worker is paused for 20 s
+    requests = emulator.stats()["track_requests"]
+    for (pid,) in holder():
+        postgres_cluster.query("select pg_terminate_backend(%s)", [pid], dbname="postgres")
+    result = finish(proc, timeout=30)
+    assert result.returncode == 4, result.stderr
+    assert "lease" in result.stderr and "Traceback" not in result.stderr
+    assert emulator.stats()["track_requests"] == requests  # nothing sent after the lease was lost

@@ -107,3 +107,31 @@ def test_a_test_push_sends_ids_of_its_own_so_the_live_push_is_not_a_duplicate(
     live_ids = [e["payload"]["event_id"] for e in emulator.events() if e["test_event_code"] is None]
     assert len(live_ids) == 200 and not any("~test" in i for i in live_ids)
     assert Counter(e["receive_count"] for e in emulator.events()) == {1: 400}  # no duplicate
+
+
+def test_a_row_with_a_null_key_gets_one_receipt_once(project: Project) -> None:
+    project.outbox.execute(
+        "update tiktok.tiktok_events_outbox set event_id = null where event_id = 'evt-00000005'")
+    first = project.sender("push", "--json")
+    assert first.returncode == 1 and first.json()["rejected"] == 1
+    (receipt,) = project.outbox.receipts("event_id is null")
+    assert receipt["status"] == "rejected" and receipt["api_message"] == "not sent: event_id is missing"
+    assert receipt["row_fingerprint"] and len(receipt["row_fingerprint"]) == 64
+    again = project.sender("push", "--json")
+    assert again.returncode == 0 and again.json()["pending"] == 0 and again.json()["rejected"] == 0
+    assert len(project.outbox.receipts("event_id is null")) == 1
+    # a changed row is a new row: it gets a receipt of its own
+    project.outbox.execute(
+        "update tiktok.tiktok_events_outbox set value = 1.5 where event_id is null")
+    assert project.sender("push", "--json").json()["rejected"] == 1
+    assert len(project.outbox.receipts("event_id is null")) == 2
+
+
+def test_an_outbox_column_of_another_type_is_one_line_and_exit_4(project: Project) -> None:
+    project.outbox.execute(
+        "alter table tiktok.tiktok_events_outbox alter event_time type timestamp "
+        "using to_timestamp(event_time)")
+    result = project.sender("push", "--json")
+    assert result.returncode == 4, result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "event_time" in result.stderr
