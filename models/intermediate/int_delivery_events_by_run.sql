@@ -1,10 +1,12 @@
 {#- One row per production event per `sender push` run: the event's outcome in that run (its best
     receipt: delivered > rejected > expired > failed), attempts, first send and acknowledgement,
-    and the error of its last unsuccessful receipt. Test-event receipts are left out. -#}
+    and the error of its last unsuccessful receipt. Test-event receipts are left out, and so are
+    those of outbox rows with a null key (no event: `sender status` counts them). -#}
 
 with receipts as (
     select * from {{ ref('stg_tiktok_delivery__receipts') }}
     where not is_test_event
+        and row_fingerprint is null  -- an outbox row with a null key is no event
 ),
 
 ranked as (

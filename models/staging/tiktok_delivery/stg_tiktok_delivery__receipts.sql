@@ -1,10 +1,17 @@
 {#- Delivery receipts written by `sender push`, one row per event per attempt. Empty (with the
     same columns) until the first push has created the table. -#}
 {%- set receipts = source('tiktok_delivery', 'tiktok_delivery_receipts') -%}
+{%- set exists = tiktok_outbox.source_relation_exists(receipts) -%}
+{#- row_fingerprint came with the receipts of null-key outbox rows: a receipts table written by
+    an earlier sender lacks it until the next push adds it. -#}
+{%- set has_fingerprint = exists and 'row_fingerprint' in tiktok_outbox.source_column_types(receipts) -%}
 
 with source as (
-    {% if tiktok_outbox.source_relation_exists(receipts) %}
-    select * from {{ receipts }}
+    {% if exists %}
+    select
+        *{% if not has_fingerprint %},
+        cast(null as {{ dbt.type_string() }}) as row_fingerprint{% endif %}
+    from {{ receipts }}
     {% else %}
     select
         cast(null as {{ dbt.type_string() }}) as receipt_id,
@@ -25,7 +32,8 @@ with source as (
         cast(null as {{ dbt.type_string() }}) as experiment_cell,
         cast(null as {{ dbt.type_string() }}) as sender_version,
         cast(null as {{ dbt.type_string() }}) as event_source_id,
-        cast(null as {{ dbt.type_string() }}) as event_source
+        cast(null as {{ dbt.type_string() }}) as event_source,
+        cast(null as {{ dbt.type_string() }}) as row_fingerprint
     where 1 = 0
     {% endif %}
 ),
@@ -51,7 +59,9 @@ renamed as (
         acknowledged_at,
         payload_sha256,
         experiment_cell,
-        sender_version
+        sender_version,
+        -- set only on the receipt of an outbox row with a null key: such a row is no event
+        row_fingerprint
     from source
 )
 

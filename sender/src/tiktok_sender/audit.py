@@ -23,8 +23,8 @@ from tiktok_sender import audit_rollup as rollup
 from tiktok_sender.audit_rollup import HEALTH_DAYS, MATCH_KEYS, STATUSES, Row
 from tiktok_sender.errors import WarehouseError
 from tiktok_sender.profiles import WarehouseTarget
-from tiktok_sender.receipts import RECEIPTS_TABLE, RUNS_TABLE
-from tiktok_sender.warehouse import OUTBOX_TABLE, SqlWarehouse, open_warehouse, quote_identifier
+from tiktok_sender.relations import Relation
+from tiktok_sender.warehouse import SqlWarehouse, open_warehouse, quote_identifier
 
 __all__ = [
     "AUDIT_MODELS",
@@ -148,15 +148,21 @@ def _rows(con: SqlWarehouse, sql: str, params: Sequence[Any] = ()) -> list[Row]:
     return [{n: _plain(v) for n, v in zip(names, row, strict=True)} for row in rows]
 
 
-def _totals(con: SqlWarehouse, schema: str, tables: set[str]) -> Row:
-    q = quote_identifier(schema)
-    outbox = f"{q}.{quote_identifier(OUTBOX_TABLE)}"
+def _exists(con: SqlWarehouse, relation: Relation) -> bool:
+    return con.column_types(relation) is not None
+
+
+def _totals(con: SqlWarehouse) -> Row:
+    """Event counts by best receipt, from the outbox, receipts and runs where the sender has them
+    (`con.relations`: dbt's manifest, the delivery schema var, or the target's schema)."""
+    relations = con.relations
+    outbox, receipts = relations.outbox.sql, relations.receipts.sql
+    has_outbox, has_receipts = _exists(con, relations.outbox), _exists(con, relations.receipts)
     totals: Row = dict.fromkeys(("outbox", "never_sent", "runs", *STATUSES), 0)
-    if OUTBOX_TABLE in tables:
+    if has_outbox:
         _, rows = con.query(f"select count(*) from {outbox}")
         totals["outbox"] = totals["never_sent"] = int(rows[0][0])
-    if RECEIPTS_TABLE in tables and OUTBOX_TABLE in tables:
-        receipts = f"{q}.{quote_identifier(RECEIPTS_TABLE)}"
+    if has_receipts and has_outbox:
         _, rows = con.query(
             f"""
             with best as (
@@ -177,21 +183,21 @@ def _totals(con: SqlWarehouse, schema: str, tables: set[str]) -> Row:
         names = {0: "never_sent", 1: "delivered", 2: "rejected", 3: "expired", 4: "failed"}
         for rank, count in rows:
             totals[names.get(int(rank), "failed")] = int(count)
-    if RUNS_TABLE in tables:
+    if _exists(con, relations.runs):
         _, rows = con.query(
-            f"select count(*) from {q}.{quote_identifier(RUNS_TABLE)} where not coalesce(dry_run, false)"
+            f"select count(*) from {relations.runs.sql} where not coalesce(dry_run, false)"
         )
         totals["runs"] = int(rows[0][0])
     return totals
 
 
-def _rejections(con: SqlWarehouse, schema: str, tables: set[str]) -> list[Row]:
+def _rejections(con: SqlWarehouse) -> list[Row]:
     """Why events ended a run rejected or failed: per event and run, the receipt that decided it
     (its rejection, else its last failed attempt). Attempts that failed before the event was
     delivered in the same run are left out."""
-    if RECEIPTS_TABLE not in tables:
+    if not _exists(con, con.relations.receipts):
         return []
-    receipts = f"{quote_identifier(schema)}.{quote_identifier(RECEIPTS_TABLE)}"
+    receipts = con.relations.receipts.sql
     return _rows(
         con,
         f"""
@@ -238,7 +244,6 @@ def load_audit(con: SqlWarehouse, schema: str, *, today: date | None = None) -> 
 
     try:
         check_audit_tables(con, schema)
-        tables = _tables(con, schema)
         health = table("tiktok_delivery_health", "run_started_at, delivery_date, run_id")
         latency = table("tiktok_delivery_latency", "delivery_date, event")
         diagnostics = table("tiktok_match_diagnostics", "conversion_date, event, event_source")
@@ -247,8 +252,8 @@ def load_audit(con: SqlWarehouse, schema: str, *, today: date | None = None) -> 
         drift = table("tiktok_schema_drift", "event, event_source")
         calibration = table("pltv_calibration", "model_version, cohort_month, predicted_decile")
         readout = table("tiktok_experiment_readout", "experiment_cell desc")
-        totals = _totals(con, schema, tables)
-        rejections = _rejections(con, schema, tables)
+        totals = _totals(con)
+        rejections = _rejections(con)
     except con.driver_errors as exc:
         raise WarehouseError(f"reading the audit tables failed: {con.error_text(exc)}") from None
 

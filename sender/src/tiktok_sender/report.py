@@ -148,6 +148,7 @@ def status_dict(report: StatusReport) -> dict[str, Any]:
         "rejected": report.rejected,
         "expired": report.expired,
         "test_events": report.test_events,
+        "null_key_rows": report.null_key,
         "last_run": last,
         "top_errors": list(report.top_errors),
     }
@@ -161,6 +162,9 @@ def render_status(report: StatusReport, *, as_json: bool) -> str:
     for key in ("outbox", "pending", "never_sent", "failed", "delivered", "rejected", "expired"):
         lines.append(f"  {key:<14}{data[key]:>12,}")
     lines.append(f"  {'test events':<14}{data['test_events']:>12,}  (sent with a test event code)")
+    if data["null_key_rows"]:
+        lines.append(f"  {'null-key rows':<14}{data['null_key_rows']:>12,}  (outbox rows without "
+                     "event_source_id, event or event_id: never sendable, each rejected once)")
     last = data["last_run"]
     if last:
         lines.append(
