@@ -89,8 +89,8 @@ RUN_COLUMNS: Final = (
     Column("dry_run", pa.bool_(), "boolean", "True for --dry-run (nothing was sent)."),
     Column("message", pa.string(), "varchar", "Why the run stopped, for non-success outcomes."),
     Column("shard", pa.string(), "varchar", "K/N of `--shard K/N`; null for an unsharded run."),
-    Column("held", pa.int64(), "bigint", "Events not sent because their event source was stopped "
-           "in this run (permission or configuration error); they stay pending."),
+    Column("held", pa.int64(), "bigint", "Events never sent in this run because their event "
+           "source was stopped (permission or configuration error, an outage); still pending."),
 )
 RUN_SCHEMA: Final = pa.schema([pa.field(c.name, c.arrow) for c in RUN_COLUMNS])
 

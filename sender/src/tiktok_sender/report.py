@@ -111,11 +111,14 @@ def render_run(result: RunResult, *, as_json: bool) -> str:
         ("rejected", f"{data['rejected']:,}"),
         ("failed", f"{data['failed']:,}"),
         ("expired", f"{data['expired']:,}"),
-        ("held", f"{data['held']:,} (source or run stopped; still pending)"),
+        ("held", f"{data['held']:,} (never sent: their event source stopped; still pending)"),
         ("failure rate", f"{data['failure_rate']:.4f} (max {data['max_failure_rate']})"),
         ("elapsed", f"{data['elapsed_s']:.2f} s, {data['events_per_s']:,.0f} events/s"),
     ]
     lines += [f"  {k:<16}{v}" for k, v in rows]
+    for stopped in data["stopped_sources"]:
+        lines.append(f"  stopped {stopped['event_source']} {stopped['event_source_id']}: "
+                     f"{stopped['reason']}")
     if data["groups"]:
         lines.append("  by event source:")
         lines += [

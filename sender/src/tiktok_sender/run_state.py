@@ -42,7 +42,7 @@ class RunCounts:
     failed: int = 0
     expired: int = 0
     requests: int = 0
-    held: int = 0  # not sent (again): their event source, or the run, stopped; still pending
+    held: int = 0  # never sent in this run: their event source stopped; still pending
 
     @property
     def done(self) -> int:
@@ -64,6 +64,7 @@ class RunResult:
     counts: RunCounts = field(default_factory=RunCounts)
     groups: Counter[tuple[str, str]] = field(default_factory=Counter)
     problems: Counter[tuple[str, int | None, str]] = field(default_factory=Counter)
+    stopped_sources: dict[tuple[str, str], str] = field(default_factory=dict)  # -> why
     error: SenderError | None = None
     max_failure_rate: float = 0.0
 
@@ -111,6 +112,10 @@ class RunResult:
             "groups": [
                 {"event_source": s, "event_source_id": i, "events": n}
                 for (s, i), n in sorted(self.groups.items())
+            ],
+            "stopped_sources": [
+                {"event_source": s, "event_source_id": i, "reason": reason}
+                for (s, i), reason in sorted(self.stopped_sources.items())
             ],
             "problems": [
                 {"status": s, "api_code": code, "message": m, "events": n}

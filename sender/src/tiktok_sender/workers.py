@@ -219,16 +219,12 @@ class Workers:
                                   outcome)
         sink.add(table, sent=len(batch))
         final = decision.final()
-        held = decision.stop is not None
         settled: Counter[str] = Counter(decision.statuses[i] for i in final)
         if settled[DELIVERED]:
             self._delivered_sources.add(batch.key)
         for status, n in settled.items():
-            if status == FAILED and held:
-                self._count_held(batch.key, n, decision.stop.reason if decision.stop else "")
-            else:
-                self._count_final(status, n, outcome.api_code, outcome.api_message)
-        if settled[FAILED] and not held and decision.note.startswith("attempts exhausted"):
+            self._count_final(status, n, outcome.api_code, outcome.api_message)
+        if settled[FAILED] and decision.stop is None and decision.note.startswith("attempts exhausted"):
             log.warning("%d event(s) failed after %d attempt(s): %s",
                         settled[FAILED], batch.retries + 1, describe(answer))
 
@@ -258,16 +254,20 @@ class Workers:
             return
         if batch.key not in self._stopped:
             self._stopped[batch.key] = stop
+            self.result.stopped_sources[batch.key] = stop.reason
             log.warning("stopped sending to %s %s: %s; its events stay pending",
                         batch.event_source, batch.event_source_id, stop.reason)
 
     def _hold(self, batch: Batch, parts: deque[Batch]) -> None:
-        """Keep `batch` and the parts still waiting pending, unsent: their source (or the run)
-        stopped."""
+        """Send `batch` and the parts still waiting no more: their source (or the run) stopped.
+        Events sent before in this run end `failed` (their last receipt); events never sent are
+        `held` (no receipt of this run). All stay pending."""
         stop = self._stopped.get(batch.key)
         reason = stop.reason if stop is not None else "the run stopped"
         for part in (batch, *parts):
-            if part.attempt or stop is not None:  # sent before, or its source stopped
+            if part.attempt:
+                self._count_final(FAILED, len(part), None, f"not sent again: {reason}")
+            elif stop is not None:  # never sent: a run stop leaves such events uncounted
                 self._count_held(part.key, len(part), reason)
         parts.clear()
 

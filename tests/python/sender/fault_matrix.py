@@ -52,7 +52,7 @@ class Scenario:
     sent_twice: bool = False  # the scenario must make some events arrive twice
     min_seconds: float = 0.0  # the first run must last at least this long (Retry-After honoured)
     failed: int = 0  # poison events left `failed` (pending) after every run
-    held: bool = False  # the first run must hold events back (their source stopped)
+    stops_source: bool = False  # the first run must stop an event source (and only that)
     api_code: int | None = None  # some `delivered` receipt must carry this API code
 
 
@@ -100,9 +100,9 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("partial_20001_opaque", "20001 naming no event (all stored): delivered, message kept",
              ("partial_opaque=evt-00000017",), exit_codes=(0,), api_code=20001),
     Scenario("source_refused_40002", "40002 'Invalid event_source_id' for every app request; "
-             "fixed, re-run", (f"refuse_source={APP_ID}", ""), exit_codes=(4, 0), held=True),
+             "fixed, re-run", (f"refuse_source={APP_ID}", ""), exit_codes=(4, 0), stops_source=True),
     Scenario("permission_40001_one_source", "40001 for the app source only; re-authorised, re-run",
-             (f"forbid_source={APP_ID}", ""), exit_codes=(3, 0), held=True),
+             (f"forbid_source={APP_ID}", ""), exit_codes=(3, 0), stops_source=True),
 )
 
 
@@ -197,8 +197,8 @@ def run_scenario(
         reconcile(project, emulator, row, results, poisoned=scenario.failed)
         summaries = [orjson.loads(r.stdout) for r in results if r.stdout.strip().startswith("{")]
         row.held = sum(s.get("held", 0) for s in summaries)
-        if scenario.held and not (summaries and summaries[0].get("held")):
-            row.problems.append("the first run held no event back: its source did not stop")
+        if scenario.stops_source and not (summaries and summaries[0].get("stopped_sources")):
+            row.problems.append("the first run stopped no event source")
         if scenario.api_code is not None and not any(
                 r["status"] == "delivered" and r["api_code"] == scenario.api_code
                 for r in project.outbox.receipts("test_event_code is null")):

@@ -71,7 +71,8 @@ def built(postgres_cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     rejected = [r[0] for r in outbox.execute(
         f"select event_id from {SCHEMA}.tiktok_events_outbox order by event_time desc, event_id limit %s offset 20",
         [REJECTED_IDS])]
-    faults = FaultSpec.parse("http5xx=1*1,reject=" + "|".join(rejected))
+    # The first request, its halves and its quarters get a 503: its source stops for the run.
+    faults = FaultSpec.parse("http5xx=1*7,reject=" + "|".join(rejected))
     with EmulatorThread(token=Secret(TOKEN), faults=faults, seed=3) as emulator:
         project.env["TIKTOK_API_URL"] = emulator.url
         common = ("push", "--json", "--batch-size", "100", "--concurrency", "1", "--max-failure-rate", "1")
@@ -93,8 +94,9 @@ def test_dbt_build_passes_on_postgres_and_the_outbox_is_sent(built: Built) -> No
     assert {r["status"] for r in built.dbt_results} <= {"success", "pass", "no-op"}
     assert sum(r["unique_id"].startswith("test.") for r in built.dbt_results) > 90
     first, second = built.summaries
-    assert 0 < first["failed"] <= 100  # the events of the refused request
-    assert first["pending"] == first["delivered"] + first["failed"] + first["expired"] == 300
+    assert first["failed"] == 100 and first["stopped_sources"]  # the events of the refused request
+    assert first["pending"] == (first["delivered"] + first["failed"] + first["expired"]
+                                + first["held"]) == 300
     assert second["rejected"] == REJECTED_IDS and second["expired"] > 0 and second["failed"] == 0
     (outbox,) = built.project.outbox.execute(f"select count(*) from {SCHEMA}.tiktok_events_outbox")[0]
     settled = first["delivered"] + first["expired"] + second["delivered"] + second["rejected"] + second["expired"]

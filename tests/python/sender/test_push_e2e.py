@@ -150,8 +150,8 @@ def test_failed_events_are_sent_again_by_the_next_run(
     # all fail too, its source stops for the run (held), instead of splitting to single events
     summary = first.json()
     assert (summary["failed"] + summary["held"], summary["delivered"]) == (200, 0)
-    assert summary["held"] > 0 and any("failed the same way" in p["message"]
-                                       for p in summary["problems"] if p["status"] == "held")
+    assert summary["stopped_sources"] and all(
+        "failed the same way" in s["reason"] for s in summary["stopped_sources"])
     assert Counter(final_status(project).values()) == {"failed": 200}
     status = project.sender("status", "--json")
     assert status.json()["pending"] == 200 and status.json()["failed"] == 200
