@@ -15,6 +15,7 @@ import pyarrow as pa
 import pytest
 from pg_harness import PgOutbox, make_pg_outbox, pg_target, rss_bytes
 from sender_harness import PROFILES_YML, make_outbox
+from warehouse_testkit import read_all
 
 from tiktok_sender.errors import EXIT_BUSY, WarehouseBusyError, WarehouseError
 from tiktok_sender.profiles import load_target
@@ -33,18 +34,6 @@ def outbox(postgres_cluster) -> Iterator[PgOutbox]:
     created = make_pg_outbox(postgres_cluster, 0)
     yield created
     created.drop()
-
-
-def read_all(warehouse: SqlWarehouse, *args) -> pa.Table:
-    reader = warehouse.open_pending(*args)
-    batches = []
-    try:
-        while (batch := reader.next()) is not None:
-            assert batch.schema == OUTBOX_SCHEMA
-            batches.append(batch)
-    finally:
-        reader.close()
-    return pa.Table.from_batches(batches, schema=OUTBOX_SCHEMA)
 
 
 def test_the_shard_hash_is_one_function_in_postgres_duckdb_and_python(outbox: PgOutbox) -> None:
