@@ -48,6 +48,8 @@ REJECT_CODES = frozenset({c.CODE_INVALID_PARAMS, c.CODE_PARAM_ERROR, c.CODE_PII_
 TOKEN_CODES = frozenset(
     {c.CODE_ACCESS_TOKEN_EXPIRE, c.CODE_EMPTY_ACCESS_TOKEN, c.CODE_INVALID_ACCESS_TOKEN}
 )
+# Codes that mean success in a 2xx answer only; under another status the HTTP status decides.
+SUCCESS_CODES = DELIVERED_CODES | {c.CODE_PARTIAL_OK}
 # Version errors would refuse every event of every request: a wrong URL, not bad events.
 CONFIG_CODES = frozenset({c.CODE_VERSION_ERROR, c.CODE_INVALID_API_VERSION})
 # Keys of `data` under which a 20001 answer may list the events it did not accept. No TikTok
@@ -84,6 +86,14 @@ class Classification:
     retry_after: float | None = None
     event_indexes: tuple[int, ...] = ()
     problems: tuple[EventProblem, ...] = ()
+
+    @property
+    def transient(self) -> bool:
+        """A known transient failure (no answer, a 5xx, a system-error code), as opposed to an
+        unknown code: what it says about the API, not about the events."""
+        code = self.api_code
+        return (self.http_status is None or self.http_status >= 500 or code is None
+                or code in RETRY_CODES or 51000 <= code <= 51999)
 
     @property
     def signature(self) -> tuple[int | None, int | None, str]:
@@ -152,7 +162,7 @@ def classify(response: Response) -> Classification:
     if (
         not isinstance(code, int)
         or isinstance(code, bool)
-        or (not ok_status and code in DELIVERED_CODES | {c.CODE_PARTIAL_OK})
+        or (not ok_status and code in SUCCESS_CODES)
     ):
         return _classify_http(status, response.body, retry_after, code)
     assert isinstance(parsed, dict)
@@ -167,7 +177,7 @@ def classify(response: Response) -> Classification:
     if status == 429 or code in THROTTLE_CODES:
         return result(Verdict.THROTTLE)
     if status >= 500 or code in RETRY_CODES or 51000 <= code <= 51999:
-        return result(Verdict.RETRY)
+        return result(Verdict.RETRY)  # Classification.transient says the same
     if 300 <= status < 400:
         return result(Verdict.STOP_CONFIG)
     if code in DELIVERED_CODES:

@@ -39,6 +39,7 @@ from tiktok_sender.pacing import backoff_delay
 from tiktok_sender.receipts import DELIVERED, FAILED, REJECTED
 
 SOURCE_PROOF_PARTS = 6  # both halves and the four quarters
+EXHAUSTED = "attempts exhausted"  # the note on the receipts of a request out of attempts
 
 
 class Scope(Enum):
@@ -203,11 +204,11 @@ def decide(
         again = FollowUp(range(n), retries, part.depth, delay=delay)
         pause = delay if verdict is Verdict.THROTTLE else 0.0
         return Decision(_same(n, FAILED), (again,), pause=pause, probe=probe)
-    note = f"attempts exhausted ({retries})"
+    note = f"{EXHAUSTED} ({retries})"
     if verdict is Verdict.THROTTLE:  # the API asks for less: splitting would ask for more
         return Decision(_same(n, FAILED), note=note, probe=probe)
     # Out of attempts on a transient or unknown answer: a poison event, or an outage.
-    transient = answer.api_code is None or answer.http_status is None or answer.http_status >= 500
+    transient = answer.transient
     signature: tuple[object, ...] = (
         ("transient",) if transient else answer.signature
     )

@@ -25,6 +25,7 @@ from tiktok_sender.client import ApiClient
 from tiktok_sender.errors import ApiConfigError, AuthError, SenderError
 from tiktok_sender.pacing import Pacer, sleep_unless
 from tiktok_sender.policy import (
+    EXHAUSTED,
     Context,
     Decision,
     Part,
@@ -129,14 +130,9 @@ class Workers:
         probe: Probe | None = None
         while parts:
             batch = parts.popleft()
-            if self._stopping.is_set() or batch.key in self._stopped:
+            if not await self._admit(batch, sink):
                 self._hold(batch, parts)
                 break
-            await self._pacer.wait()
-            if self._stopping.is_set():
-                self._hold(batch, parts)
-                break
-            await sink.reserve(len(batch))
             batch.attempt += 1
             sent_at = utcnow()
             self.result.counts.requests += 1
@@ -191,6 +187,24 @@ class Workers:
         if first.attempt == 0:  # never sent: not counted as sent
             self.result.counts.sent -= len(first)
 
+    def _halted(self, batch: Batch) -> bool:
+        return self._stopping.is_set() or batch.key in self._stopped
+
+    async def _admit(self, batch: Batch, sink: ReceiptSink) -> bool:
+        """Wait for the pacer and for room within the crash bound; False when the run or the
+        batch's source stopped meanwhile (another worker may have stopped it): then nothing is
+        reserved and the batch is not sent."""
+        if self._halted(batch):
+            return False
+        await self._pacer.wait()
+        if self._halted(batch):
+            return False
+        await sink.reserve(len(batch))
+        if self._halted(batch):
+            sink.release(len(batch))
+            return False
+        return True
+
     def _record(
         self, sink: ReceiptSink, batch: Batch, answer: Classification, decision: Decision,
         outcome: Outcome,
@@ -224,7 +238,7 @@ class Workers:
             self._delivered_sources.add(batch.key)
         for status, n in settled.items():
             self._count_final(status, n, outcome.api_code, outcome.api_message)
-        if settled[FAILED] and decision.stop is None and decision.note.startswith("attempts exhausted"):
+        if settled[FAILED] and decision.stop is None and decision.note.startswith(EXHAUSTED):
             log.warning("%d event(s) failed after %d attempt(s): %s",
                         settled[FAILED], batch.retries + 1, describe(answer))
 

@@ -12,6 +12,7 @@ import pytest
 
 from tiktok_sender.classify import Classification, EventProblem, Verdict
 from tiktok_sender.policy import (
+    EXHAUSTED,
     SOURCE_PROOF_PARTS,
     Context,
     Decision,
@@ -111,7 +112,7 @@ def test_out_of_attempts_a_batch_is_split_and_each_half_gets_one_more_send(a: Cl
     decision = run(a, size=6, retries=2)
     assert [indexes(f) for f in decision.follow_ups] == [[0, 1, 2], [3, 4, 5]]
     assert all(f.retries == CONTEXT.max_attempts - 1 and not f.urgent for f in decision.follow_ups)
-    assert decision.note.startswith("attempts exhausted")
+    assert decision.note.startswith(EXHAUSTED)
     alone = run(a, size=1, retries=2)
     assert alone.statuses == (F,) and alone.follow_ups == () and alone.stop is None
 
@@ -182,9 +183,21 @@ def test_two_bad_events_one_in_each_half_do_not_stop_the_source() -> None:
     assert stop is None and {i for i, s in status.items() if s == R} == {10, 900}
 
 
-def test_an_outage_stops_the_source_instead_of_splitting_to_single_events() -> None:
-    outage = answer(Verdict.RETRY, None, "HTTP 503 without an API code", status=503)
+@pytest.mark.parametrize("outage", [
+    answer(Verdict.RETRY, None, "HTTP 503 without an API code", status=503),
+    answer(Verdict.RETRY, 50000, "System error"),  # a system-error code: the API, not the source
+])
+def test_an_outage_stops_the_source_instead_of_splitting_to_single_events(
+    outage: Classification,
+) -> None:
     status, stop, requests = bisect(1000, set(range(1000)), outage, retries_to_exhaust=True)
     assert stop is not None and stop.stop is not None
     assert (stop.stop.scope, stop.stop.kind) == (Scope.SOURCE, StopKind.UNAVAILABLE)
     assert requests == 1 + SOURCE_PROOF_PARTS and set(status.values()) == {F}
+
+
+def test_an_unknown_code_every_part_repeats_is_the_source_not_an_outage() -> None:
+    status, stop, _ = bisect(1000, set(range(1000)), UNKNOWN, retries_to_exhaust=True)
+    assert stop is not None and stop.stop is not None
+    assert (stop.stop.scope, stop.stop.kind) == (Scope.SOURCE, StopKind.CONFIG)
+    assert set(status.values()) == {F}
