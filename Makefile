@@ -18,7 +18,7 @@ export TIKTOK_APP_ID                 ?= 7000000000000000001
 export TIKTOK_OFFLINE_EVENT_SET_ID   ?= 7100000000000000001
 export TIKTOK_CRM_EVENT_SET_ID       ?= 7200000000000000001
 
-.PHONY: help setup system-deps demo-data build audit monitor demo test test-dbt test-python lint clean fault-matrix bench test-postgres
+.PHONY: help setup system-deps demo-data build audit monitor demo test test-dbt test-python lint clean fault-matrix bench test-postgres test-spark spark-server
 
 help:
 	@echo "make demo   - set up, generate demo data, build the outbox, deliver it to the local emulator"
@@ -28,6 +28,8 @@ help:
 	@echo "make setup  - create .venv with the pinned dependencies and profiles.yml"
 	@echo "make lint   - ruff over the Python code"
 	@echo "make test-postgres - the dbt project and the sender on a throwaway PostgreSQL 15 cluster, and the cloud SQL renders"
+	@echo "make test-spark - the dbt project (and the sender) on a local Spark through Spark Connect"
+	@echo "make spark-server - a local Spark with a Spark Connect endpoint for the spark target (SPARK_REMOTE)"
 	@echo "make fault-matrix - every delivery fault scenario against the emulator, with the reconciliation table"
 	@echo "make bench  - benchmark (BENCH_EVENTS=N, default 1,000,000): generate, dbt build, +1% rebuild, push vs one-event-per-request"
 
@@ -39,12 +41,14 @@ $(STAMP): requirements.txt sender/pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e sender
 	touch $@
 
-# Debian packages some tests drive: Chromium (the report renders in it) and the PostgreSQL server
-# (a throwaway cluster). Installed when missing and run as root (CI, these machines); elsewhere
-# the command to run is printed, and those tests skip, except under CI=true, where a skip fails.
+# Debian packages some tests drive: Chromium (the report renders in it), the PostgreSQL server
+# (a throwaway cluster) and OpenJDK 17 (a local Spark). Installed when missing and run as root (CI,
+# these machines); elsewhere the command to run is printed, and those tests skip, except under
+# CI=true, where a skip fails.
 system-deps:
 	@missing=""; command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v java >/dev/null 2>&1 || missing="$$missing openjdk-17-jre-headless"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ]; then \
 		echo "installing:$$missing"; \
@@ -120,3 +124,16 @@ lint: setup
 
 clean:
 	rm -rf target logs $(VENV) seeds/demo/*.csv
+
+# Spark 4 (pyspark's jars, OpenJDK 17): the dbt build and the sender through Spark Connect on a
+# local server the tests start and stop (tests/python/spark_fixtures.py). Without Java they say so
+# and skip; under CI=true that is a failure.
+test-spark: setup system-deps
+	@$(PYTEST) tests/python/test_spark_build.py; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
+
+# A local Spark Connect server for `dbt build --target spark` and `sender push --target spark`:
+# tables and metastore under target/spark. Stop it with Ctrl-C.
+SPARK_PORT ?= 15002
+spark-server: setup system-deps
+	$(PY) scripts/spark_server.py --dir target/spark --port $(SPARK_PORT)

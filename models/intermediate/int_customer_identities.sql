@@ -2,14 +2,14 @@
     customers whose latest source row differs from the one held, or who are not held yet, whatever
     the row's timestamps say (late rows, null timestamps, an empty first build). A cheap MD5
     fingerprint of each source row's raw inputs decides; a post-hook drops the customers that left
-    the source. An incremental build so ends equal to a full refresh. A change to seed
+    the source (an incremental build only: where the model is a table, on Spark, it has none). An incremental build so ends equal to a full refresh. A change to seed
     country_calling_codes needs `--full-refresh`.
 
     One row per customer with hashed match keys. Normalisation and hashing happen in one step so
     that no raw or merely normalised email or phone leaves this model. -#}
 {{ config(
     on_schema_change='append_new_columns',
-    post_hook="delete from {{ this }} where customer_id not in (select customer_id from {{ ref('stg_first_party__customers') }} where customer_id is not null)",
+    post_hook="{% if is_incremental() %}delete from {{ this }} where customer_id not in (select customer_id from {{ ref('stg_first_party__customers') }} where customer_id is not null){% endif %}",
 ) }}
 {%- set default_country = var('tiktok_default_country_code') -%}
 {%- set default_country_sql = "'" ~ default_country ~ "'" if default_country else "cast(null as " ~ dbt.type_string() ~ ")" -%}

@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -87,6 +88,16 @@ def build_demo_warehouse(path: Path) -> Path:
     )
     run_dbt(["build"], path)
     return path
+
+
+def comparable_rows(rows: list[tuple]) -> set[tuple]:
+    """Rows of two engines as comparable tuples: numbers as floats rounded to 9 digits (decimal
+    vs double), strings, booleans, timestamps and nulls as they are."""
+    def cell(v: object) -> object:
+        if isinstance(v, bool) or v is None or isinstance(v, str | datetime):
+            return v
+        return round(float(v), 9)  # type: ignore[arg-type]
+    return {tuple(cell(v) for v in row) for row in rows}
 
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")

@@ -24,7 +24,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from dbt_harness import PROJECT_ROOT, VENV_BIN, copy_project, dbt_env
+from dbt_harness import PROJECT_ROOT, VENV_BIN, comparable_rows, copy_project, dbt_env
 
 pytest_plugins = ["pg_fixtures"]
 
@@ -167,15 +167,6 @@ def outbox_columns(built: Builds) -> list[str]:
                                       order by ordinal_position""")]
 
 
-def normalised(rows: list[tuple]) -> set[tuple]:
-    """Rows as comparable tuples: numbers as floats rounded to 9 digits (decimal vs double)."""
-    def cell(v):
-        if isinstance(v, bool) or v is None or isinstance(v, str | datetime):
-            return v
-        return round(float(v), 9)
-    return {tuple(cell(v) for v in row) for row in rows}
-
-
 @pytest.mark.parametrize(
     "relation",
     ["tiktok_events_outbox", "tiktok_events_excluded", "int_customer_identities", "int_experiment_assignments"],
@@ -189,8 +180,8 @@ def test_postgres_and_duckdb_agree_cell_for_cell(built, relation):
                                          order by ordinal_position""") if c != "source_fingerprint"]
     assert columns, relation
     select = ", ".join(f'"{c}"' for c in columns)
-    on_pg = normalised(pg(built, f"select {select} from {SCHEMA}.{relation}"))
-    on_duckdb = normalised(dk(built, f"select {select} from {SCHEMA}.{relation}"))
+    on_pg = comparable_rows(pg(built, f"select {select} from {SCHEMA}.{relation}"))
+    on_duckdb = comparable_rows(dk(built, f"select {select} from {SCHEMA}.{relation}"))
     assert len(on_pg) > 100
     only_pg, only_duckdb = sorted(on_pg - on_duckdb, key=str), sorted(on_duckdb - on_pg, key=str)
     assert not only_pg and not only_duckdb, (

@@ -15,7 +15,7 @@ from dbt_harness import PROJECT_ROOT, VENV_BIN, dbt_env
 
 EXAMPLE = PROJECT_ROOT / "profiles.example.yml"
 # the adapters macros/ dispatches for (test_cross_db_rendering.ADAPTERS), by profile type
-EXPECTED_TYPES = {"duckdb", "postgres", "snowflake", "bigquery", "databricks"}
+EXPECTED_TYPES = {"duckdb", "postgres", "spark", "snowflake", "bigquery", "databricks"}
 SECRET_KEYS = re.compile(r"pass(word|phrase)?$|token$|keyfile$|private_key", re.IGNORECASE)
 REQUIRED_ENV = re.compile(r"^\{\{\s*env_var\('([A-Z0-9_]+)'\)\s*\}\}$")  # no default
 CLOUD_VARIABLES = re.compile(r"^(SNOWFLAKE|BIGQUERY|DATABRICKS)_")
