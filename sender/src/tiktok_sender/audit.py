@@ -24,7 +24,9 @@ from tiktok_sender.audit_rollup import HEALTH_DAYS, MATCH_KEYS, STATUSES, Row
 from tiktok_sender.errors import WarehouseError
 from tiktok_sender.profiles import WarehouseTarget
 from tiktok_sender.relations import Relation
-from tiktok_sender.warehouse import SqlWarehouse, open_warehouse, quote_identifier
+from tiktok_sender.warehouse import open_warehouse
+from tiktok_sender.warehouse.base import SqlWarehouse
+from tiktok_sender.warehouse.support import quote_identifier
 
 __all__ = [
     "AUDIT_MODELS",

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from tiktok_sender.batch import Batch, Batcher, Event, Events, body
 from tiktok_sender.emulator.validate import validate_body
+from tiktok_sender.outbox_schema import OUTBOX_COLUMNS
 from tiktok_sender.payload import (
     EVENT_COLUMNS,
     _suspects,
@@ -19,7 +20,6 @@ from tiktok_sender.payload import (
     invalid_reason,
     prepare,
 )
-from tiktok_sender.warehouse import OUTBOX_COLUMNS
 
 H = hashlib.sha256(b"x").hexdigest()
 NOW = 1_760_000_000

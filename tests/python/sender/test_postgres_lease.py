@@ -17,7 +17,7 @@ from tiktok_sender.errors import EXIT_CONFIG, LeaseLostError, WarehouseError
 from tiktok_sender.profiles import load_target
 from tiktok_sender.shard import Shard
 from tiktok_sender.warehouse import open_warehouse
-from tiktok_sender.warehouse_postgres_lease import SLOT_SHARD_BASE
+from tiktok_sender.warehouse.postgres_lease import SLOT_SHARD_BASE
 
 pytest_plugins = ["pg_fixtures"]
 
@@ -72,7 +72,8 @@ def test_a_shard_lease_is_checked_lock_by_lock(postgres_cluster, outbox: PgOutbo
     try:
         warehouse.check_lease()
         key = warehouse._lease.key  # to let go of one of its two locks, as a lost one would be
-        warehouse.query("select pg_advisory_unlock(%s, %s)", [key, 3 * SLOT_SHARD_BASE + 2])
+        warehouse.query("select pg_advisory_unlock(cast(%s as integer), cast(%s as integer))",
+                        [key, 3 * SLOT_SHARD_BASE + 2])
         with pytest.raises(LeaseLostError, match=r"for shard 2/3 .* no longer holds its advisory lock\(s\) 30002"):
             warehouse.check_lease()
     finally:

@@ -1,6 +1,7 @@
 """The PostgreSQL warehouse in process, against a real server (the session cluster of
-pg_fixtures): the pending query, the shard hash, the server-side cursor, receipts written with
-COPY, the status and the advisory-lock lease. Where DuckDB does the same, both must agree."""
+pg_fixtures): the pending query, the shard hash, the pending rows streamed by ADBC's binary COPY,
+receipts appended by ADBC bulk ingestion, the status and the advisory-lock lease. Where DuckDB
+does the same, both must agree."""
 
 from __future__ import annotations
 
@@ -18,11 +19,13 @@ from sender_harness import PROFILES_YML, make_outbox
 from warehouse_testkit import read_all
 
 from tiktok_sender.errors import EXIT_BUSY, WarehouseBusyError, WarehouseError
+from tiktok_sender.outbox_schema import OUTBOX_SCHEMA
 from tiktok_sender.profiles import load_target
 from tiktok_sender.receipts import Outcome, ReceiptFactory
 from tiktok_sender.shard import Shard, shard_of
-from tiktok_sender.warehouse import OUTBOX_SCHEMA, Dialect, SqlWarehouse, open_warehouse
-from tiktok_sender.warehouse_postgres import PostgresDialect
+from tiktok_sender.warehouse import open_warehouse
+from tiktok_sender.warehouse.base import Dialect, SqlWarehouse
+from tiktok_sender.warehouse.postgres import PostgresDialect
 
 pytest_plugins = ["pg_fixtures"]
 
@@ -158,11 +161,11 @@ def test_a_nul_character_from_the_api_does_not_stop_the_receipts(
         warehouse.close()
 
 
-def test_pending_rows_stream_through_a_server_side_cursor(
+def test_pending_rows_stream_through_one_binary_copy(
     postgres_cluster, outbox: PgOutbox, tmp_path: Path
 ) -> None:
-    """200,000 pending rows are read 2,048 at a time: memory stays flat. Held in Python at once,
-    the rows would take a few hundred MB."""
+    """200,000 pending rows are read 2,048 at a time: memory stays flat. Held at once (as the
+    driver does for a query with bound parameters), the rows would take a few hundred MB."""
     outbox.add(200_000)
     warehouse = open_warehouse(pg_target(tmp_path, postgres_cluster, outbox.dbname))
     try:
@@ -172,12 +175,13 @@ def test_pending_rows_stream_through_a_server_side_cursor(
         try:
             first = reader.next()
             assert first is not None and first.num_rows == 2048 and first.schema == OUTBOX_SCHEMA
-            # the reading session is fetching from a named cursor, a chunk at a time
-            fetching = postgres_cluster.query(
-                "select query from pg_stat_activity where datname = %s"
-                " and application_name like 'tiktok-outbox sender%%' and query like 'FETCH%%'",
+            # the reading session is streaming the pending query as one COPY (the statement still
+            # active: the server waits while the sender does not read)
+            copying = postgres_cluster.query(
+                "select query from pg_stat_activity where datname = %s and state = 'active'"
+                " and application_name like 'tiktok-outbox sender%%' and query like 'COPY%%'",
                 [outbox.dbname])
-            assert [q for (q,) in fetching if q.startswith('FETCH FORWARD 2048 FROM "tiktok_pending_')], fetching
+            assert [q for (q,) in copying if q.startswith("COPY (select cast(o.event_source as")], copying
             baseline, peak, rows = rss_bytes(), 0, first.num_rows
             while (batch := reader.next()) is not None:
                 rows += batch.num_rows

@@ -7,10 +7,16 @@ from pathlib import Path
 
 import orjson
 import pytest
+from pg_harness import make_pg_outbox, pg_target
 from sender_harness import TOKEN, Project
 
 from tiktok_sender.emulator import EmulatorThread
+from tiktok_sender.errors import WarehouseError
 from tiktok_sender.receipts import API_MESSAGE_MAX
+from tiktok_sender.warehouse import open_warehouse
+from tiktok_sender.warehouse.postgres import connection_uri
+
+pytest_plugins = ["pg_fixtures"]
 
 
 @pytest.mark.parametrize("length", [215, 510, 3000])
@@ -78,3 +84,34 @@ def test_row_data_never_becomes_sql(project: Project, emulator: EmulatorThread) 
     again = project.sender("push", "--json")  # the anti-join matches them exactly
     assert again.json()["pending"] == 0
     assert project.sender("status", "--json").json()["delivered"] == 200
+
+
+def test_the_postgres_uri_carries_the_password_and_shows_it_nowhere(
+    postgres_cluster, tmp_path: Path
+) -> None:
+    """The libpq URI built from the profile holds the password (percent-encoded, whatever its
+    characters) but is a Secret: no repr, message or warehouse attribute shows it."""
+    password = "p@ss:w/rd?&='\"% SECRETpw ☃"
+    role = postgres_cluster.create_password_role("sender_uri_user", password)
+    outbox = make_pg_outbox(postgres_cluster, 3)
+    try:
+        target = pg_target(tmp_path, postgres_cluster, outbox.dbname, TIKTOK_PG_USER=role,
+                           TIKTOK_PG_PASSWORD=password)
+        uri = connection_uri(target, "app, name")
+        shown = [repr(uri), str(uri), f"{uri}", repr(target), target.describe()]
+        assert all("SECRETpw" not in text for text in shown)
+        assert "SECRETpw" in uri.reveal() and password not in uri.reveal()  # encoded, not raw
+        warehouse = open_warehouse(target)  # libpq reads the encoded password back
+        try:
+            assert warehouse.count_pending(("delivered",), None) == 3
+            assert "SECRETpw" not in repr(vars(warehouse))
+        finally:
+            warehouse.close()
+        wrong = pg_target(tmp_path, postgres_cluster, outbox.dbname, TIKTOK_PG_USER=role,
+                          TIKTOK_PG_PASSWORD=password + "-wrong")
+        with pytest.raises(WarehouseError) as caught:
+            open_warehouse(wrong)
+        assert "password authentication failed" in str(caught.value)
+        assert "SECRETpw" not in str(caught.value) and "SECRETpw" not in repr(caught.value)
+    finally:
+        outbox.drop()

@@ -24,7 +24,8 @@ from tiktok_sender.emulator import EmulatorThread
 from tiktok_sender.errors import ConfigError, WarehouseBusyError, WarehouseError
 from tiktok_sender.receipts import Outcome, ReceiptFactory
 from tiktok_sender.relations import Relation
-from tiktok_sender.warehouse import SqlWarehouse, open_warehouse
+from tiktok_sender.warehouse import open_warehouse
+from tiktok_sender.warehouse.base import SqlWarehouse
 
 pytest_plugins = ["pg_fixtures"]
 

@@ -14,7 +14,8 @@ from warehouse_testkit import ENGINES, Engine, make_engine
 
 from tiktok_sender.receipts import RUN_COLUMNS
 from tiktok_sender.shard import Shard
-from tiktok_sender.warehouse import SqlWarehouse, open_warehouse
+from tiktok_sender.warehouse import open_warehouse
+from tiktok_sender.warehouse.base import SqlWarehouse
 
 pytest_plugins = ["pg_fixtures"]
 

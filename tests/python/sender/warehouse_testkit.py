@@ -17,7 +17,7 @@ from sender_harness import PROFILES_YML, REPO, Project, base_env, make_outbox
 import tiktok_sender
 from tiktok_sender.outbox_schema import OUTBOX_SCHEMA
 from tiktok_sender.profiles import WarehouseTarget, load_target
-from tiktok_sender.warehouse import SqlWarehouse
+from tiktok_sender.warehouse.base import SqlWarehouse
 
 TERMINAL = ("delivered", "rejected", "expired")
 ENGINES = ("duckdb", "postgres")

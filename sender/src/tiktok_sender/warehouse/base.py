@@ -1,146 +1,44 @@
-"""Warehouse access behind a small interface: the outbox read, receipts and runs written.
+"""The SQL every engine shares, written once: the outbox check, the pending query (an anti join
+of the outbox against terminal production receipts, the shard filter, the `--limit` order), the
+outbox rows with a null key, the runs table and the delivery tables' creation (`SqlWarehouse`),
+and the few expressions that differ between engines (`Dialect`). `history` holds the status
+query, the marking of crashed runs and the fingerprints already receipted.
 
-`open_warehouse` is the one place that picks an implementation: DuckDB in `warehouse_duckdb`,
-PostgreSQL in `warehouse_postgres`. The SQL both run is written once, in `SqlWarehouse`: the
-outbox check, the pending query (an anti join of the outbox against terminal production receipts,
-the shard filter, the `--limit` order), the outbox rows with a null key, the runs table and the
-delivery tables' creation; `warehouse_history` holds the status query, the marking of crashed
-runs and the fingerprints already receipted. Each engine supplies its connection handling, its
-way of streaming the pending rows and of appending receipts in bulk, and the few expressions that
-differ (`Dialect`). The tables' names come from dbt (`relations`), are validated and quoted; no
-SQL is built from row data (values travel as parameters, Arrow tables or COPY data).
-
-The delivery lease: a warehouse opened for writing holds it until `close()`, so two `sender push`
-runs never select the same pending events. DuckDB's lease is the exclusive file lock of the
-read-write connection; PostgreSQL's is a session advisory lock keyed on the delivery tables'
-schema (and the shard: shards of one `--shard K/N` set run side by side). Either is released when
-its holder dies, even on SIGKILL, and either is waited for through `poll_lease`: up to
-`lock_timeout` seconds, then WarehouseBusyError.
+An engine module subclasses SqlWarehouse with its connection handling, its way of streaming the
+pending rows and of appending receipts in bulk. The tables' names come from dbt (`relations`),
+are validated and quoted; no SQL is built from row data (values travel as parameters or as Arrow
+data; the few values of the pending query are the sender's own, see `adbc.inline_literals`).
 """
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pyarrow as pa
 
-from tiktok_sender.errors import ConfigError, WarehouseError
+from tiktok_sender.errors import WarehouseError
 from tiktok_sender.outbox_schema import (
     CONTRACT_TYPES,
     KEY_COLUMNS,
     OUTBOX_COLUMNS,
-    OUTBOX_SCHEMA,
-    OUTBOX_TABLE,
     type_problem,
     unreceipted_rows,
 )
 from tiktok_sender.profiles import WarehouseTarget
 from tiktok_sender.receipts import RECEIPT_COLUMNS, RUN_COLUMNS, Column
 from tiktok_sender.relations import DeliveryRelations, Relation, moved_receipts, resolve_relations
-from tiktok_sender.settings import DEFAULT_DUCKDB_MEMORY_LIMIT
 from tiktok_sender.shard import Shard
-from tiktok_sender.warehouse_history import (
+from tiktok_sender.warehouse.history import (
     StatusReport,
     delivery_status,
     mark_crashed_runs,
     receipted_fingerprints,
 )
-from tiktok_sender.warehouse_support import (
-    LeaseHeld,
-    first_line,
-    poll_lease,
-    quote_identifier,
-    wrap_errors,
-)
+from tiktok_sender.warehouse.support import first_line, quote_identifier, wrap_errors
 
-__all__ = [
-    "OUTBOX_COLUMNS", "OUTBOX_SCHEMA", "OUTBOX_TABLE", "Dialect", "LeaseHeld", "PendingReader",
-    "SqlWarehouse", "StatusReport", "Warehouse", "first_line", "open_warehouse", "poll_lease",
-    "quote_identifier",
-]
-
-log = logging.getLogger("tiktok_sender")
-
-
-class PendingReader(Protocol):
-    def next(self) -> pa.RecordBatch | None: ...
-
-    def close(self) -> None: ...
-
-
-class Warehouse(Protocol):
-    """What the sender needs from a warehouse. Every call happens on one thread.
-
-    An instance opened for writing holds the delivery lease (see the module docstring) from
-    `open_warehouse` until `close()`."""
-
-    target: WarehouseTarget
-
-    def check_outbox(self) -> None: ...
-
-    def ensure_delivery_tables(self) -> None: ...
-
-    def check_lease(self) -> None: ...
-
-    def mark_crashed_runs(self, run_id: str, shard: Shard | None) -> int: ...
-
-    def count_pending(
-        self, terminal: Sequence[str], limit: int | None, shard: Shard | None = None
-    ) -> int: ...
-
-    def open_pending(
-        self, terminal: Sequence[str], limit: int | None, chunk_rows: int,
-        shard: Shard | None = None,
-    ) -> PendingReader: ...
-
-    def unreceipted_null_key_rows(self, shard: Shard | None = None) -> pa.Table: ...
-
-    def append_receipts(self, table: pa.Table) -> None: ...
-
-    def insert_run(self, row: Mapping[str, Any]) -> None: ...
-
-    def update_run(self, run_id: str, row: Mapping[str, Any]) -> None: ...
-
-    def status(self) -> StatusReport: ...
-
-    def close(self) -> None: ...
-
-
-def open_warehouse(
-    target: WarehouseTarget,
-    *,
-    read_only: bool = False,
-    lock_timeout: float = 0.0,
-    abort: threading.Event | None = None,
-    shard: Shard | None = None,
-    memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT,
-) -> SqlWarehouse:
-    """The warehouse of `target`; opened for writing, it holds the delivery lease (waiting up to
-    `lock_timeout` seconds for another holder to let go, or until `abort` is set). `shard` is the
-    run's `--shard`: where the lease allows it (PostgreSQL), shards of one set run side by side."""
-    if target.type == "duckdb":
-        from tiktok_sender.warehouse_duckdb import DuckDBWarehouse
-
-        return DuckDBWarehouse(target, read_only=read_only, lock_timeout=lock_timeout, abort=abort,
-                               memory_limit=memory_limit)
-    if target.type == "postgres":
-        try:
-            from tiktok_sender.warehouse_postgres import PostgresWarehouse
-        except ModuleNotFoundError as exc:
-            if exc.name != "psycopg2":
-                raise
-            raise ConfigError(
-                "postgres targets need psycopg2 (installed with dbt-postgres, or "
-                "`pip install 'tiktok-outbox-sender[postgres]'`)"
-            ) from None
-
-        return PostgresWarehouse(
-            target, read_only=read_only, lock_timeout=lock_timeout, abort=abort, shard=shard
-        )
-    raise ConfigError(f"warehouse type '{target.type}' is not supported")
+if TYPE_CHECKING:
+    from tiktok_sender.warehouse import PendingReader
 
 
 class Dialect:

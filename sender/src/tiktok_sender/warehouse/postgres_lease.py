@@ -19,17 +19,17 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-import psycopg2
-
 from tiktok_sender.errors import LeaseLostError, WarehouseError
 from tiktok_sender.shard import Shard
-from tiktok_sender.warehouse_support import LeaseHeld
+from tiktok_sender.warehouse.support import LeaseHeld
 
 LEASE_NAMESPACE = "tiktok_outbox.sender:"
 SLOT_LEASE = 0  # exclusive: an unsharded run; shared: every sharded run
 SLOT_GATE = 1  # transaction lock: one lease attempt at a time
 SLOT_DDL = 2  # transaction lock: one creation of the delivery tables at a time
 SLOT_SHARD_BASE = 10_000  # shard K/N holds slot N * 10000 + K
+# A parameter as the int4 the two-key advisory-lock functions take (Python ints bind as int8).
+_INT4 = "cast(%s as integer)"
 _THIS_DATABASE = "l.database = (select oid from pg_database where datname = current_database())"
 
 
@@ -53,6 +53,8 @@ class Session(Protocol):
 
     def transaction(self) -> AbstractContextManager[None]: ...
 
+    driver_errors: tuple[type[BaseException], ...]
+
     def error_text(self, exc: BaseException) -> str: ...
 
 
@@ -71,12 +73,12 @@ class AdvisoryLease:
 
     def _try(self, slot: int, *, shared: bool = False) -> bool:
         function = "pg_try_advisory_lock_shared" if shared else "pg_try_advisory_lock"
-        rows = self._query(f"select {function}(%s, %s)", [self.key, slot])
+        rows = self._query(f"select {function}({_INT4}, {_INT4})", [self.key, slot])
         return bool(rows[0][0])
 
     def _unlock(self, slot: int, *, shared: bool = False) -> None:
         function = "pg_advisory_unlock_shared" if shared else "pg_advisory_unlock"
-        self._query(f"select {function}(%s, %s)", [self.key, slot])
+        self._query(f"select {function}({_INT4}, {_INT4})", [self.key, slot])
 
     def _holders(self, condition: str, params: Sequence[Any]) -> str:
         """Who holds this lease's advisory locks matching `condition` (on pg_locks `l`)."""
@@ -97,7 +99,7 @@ class AdvisoryLease:
         """One attempt at the lease; raises LeaseHeld naming the holder when it is taken."""
         try:
             with self._session.transaction():
-                self._query("select pg_advisory_xact_lock(%s, %s)", [self.key, SLOT_GATE])
+                self._query(f"select pg_advisory_xact_lock({_INT4}, {_INT4})", [self.key, SLOT_GATE])
                 if self._shard is None:
                     if not self._try(SLOT_LEASE):
                         raise LeaseHeld(self._holders("l.objid::bigint not in (%s, %s)",
@@ -123,7 +125,7 @@ class AdvisoryLease:
                     raise LeaseHeld(
                         self._holders(other_counts, params) + ", a shard of another shard count"
                     )
-        except psycopg2.Error as exc:
+        except self._session.driver_errors as exc:
             reason = self._session.error_text(exc)
             raise WarehouseError(f"taking the delivery lease failed: {reason}") from None
 
@@ -140,7 +142,7 @@ class AdvisoryLease:
                 f" and {_THIS_DATABASE} and l.classid::bigint = %s",
                 [self.key],
             )
-        except psycopg2.Error as exc:
+        except self._session.driver_errors as exc:
             reason = self._session.error_text(exc)
             raise LeaseLostError(
                 f"{self.describe} was lost: the session holding it ended ({reason}); another run "

@@ -1,5 +1,6 @@
 """Small pieces every warehouse uses: quoting names, one-line driver errors, waiting for the
-delivery lease. `tiktok_sender.warehouse` re-exports them."""
+delivery lease. Nothing here imports a driver or another module of the package, so `relations`
+can use the quoting without importing the warehouses."""
 
 from __future__ import annotations
 

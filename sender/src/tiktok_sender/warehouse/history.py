@@ -14,7 +14,7 @@ from tiktok_sender.receipts import CRASHED_MESSAGE, RUN_CRASHED, RUN_RUNNING
 from tiktok_sender.shard import Shard
 
 if TYPE_CHECKING:
-    from tiktok_sender.warehouse import SqlWarehouse
+    from tiktok_sender.warehouse.base import SqlWarehouse
 
 log = logging.getLogger("tiktok_sender")
 
