@@ -46,6 +46,10 @@ DEMO_SEED_WRITERS = frozenset({
     "test_audit_models.py", "test_messy_data.py", "test_outbox_build.py", "test_audit_report.py",
 })
 
+# Modules that run on the session's local Spark (spark_fixtures): on one worker, so one Spark
+# server (a JVM of 2 GB) serves them all, one module after the other.
+SPARK_MODULES = frozenset({"test_spark_build.py", "test_spark_push.py"})
+
 _WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 if _WORKER:
     # dbt writes its manifest, partial-parse cache, compiled SQL and logs under the project: each
@@ -56,13 +60,16 @@ if _WORKER:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
-    """Hand out whole modules (their tests share module fixtures), and the seeds/demo writers as
-    one unit."""
+    """Hand out whole modules (their tests share module fixtures), the seeds/demo writers as one
+    unit, and the Spark modules as one."""
     from xdist.scheduler import LoadScopeScheduling
 
     class ModuleScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             module = nodeid.split("::", 1)[0]
-            return "demo_seeds" if module.rsplit("/", 1)[-1] in DEMO_SEED_WRITERS else module
+            name = module.rsplit("/", 1)[-1]
+            if name in DEMO_SEED_WRITERS:
+                return "demo_seeds"
+            return "spark" if name in SPARK_MODULES else module
 
     return ModuleScheduling(config, log)

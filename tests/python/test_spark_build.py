@@ -87,6 +87,8 @@ def built(spark_server, tmp_path_factory: pytest.TempPathFactory) -> Builds:
     seeds = builds.project / "seeds" / "demo"
     subprocess.run([sys.executable, "scripts/generate_demo_data.py", "--out", str(seeds), "--as-of", AS_OF],
                    cwd=PROJECT_ROOT, env=builds.env(), check=True, capture_output=True)
+    for schema in (SCHEMA, "raw_first_party"):  # the server is shared with the sender's Spark tests
+        builds.spark(f"drop schema if exists {schema} cascade")
     duck = builds.start("duckdb", EVERYTHING, target="duckdb")
     load = subprocess.run([sys.executable, "scripts/load_demo_spark.py", "--seeds", str(seeds)], check=False,
                           cwd=PROJECT_ROOT, env=builds.env(), capture_output=True, text=True, timeout=600)

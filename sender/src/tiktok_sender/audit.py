@@ -119,17 +119,9 @@ def connect(target: WarehouseTarget) -> SqlWarehouse:
     return open_warehouse(target, read_only=True)
 
 
-def _tables(con: SqlWarehouse, schema: str) -> set[str]:
-    _, rows = con.query(
-        f"select table_name from information_schema.tables where table_schema = {con.dialect.param}",
-        [schema],
-    )
-    return {r[0] for r in rows}
-
-
 def check_audit_tables(con: SqlWarehouse, schema: str) -> None:
     """Raise AuditTablesMissing naming every audit model that is not in `schema`."""
-    missing = [m for m in AUDIT_MODELS if m not in _tables(con, schema)]
+    missing = [m for m in AUDIT_MODELS if m not in con.table_names(schema)]
     if missing:
         raise AuditTablesMissing(
             f"audit table(s) not found in schema {schema}: {', '.join(missing)} "

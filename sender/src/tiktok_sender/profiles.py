@@ -38,7 +38,7 @@ from tiktok_sender.errors import ConfigError
 from tiktok_sender.settings import Secret
 
 DEFAULT_PROFILE = "tiktok_outbox"
-SUPPORTED_TYPES = ("duckdb", "postgres")
+SUPPORTED_TYPES = ("duckdb", "postgres", "spark")
 POSTGRES_DEFAULT_PORT = 5432
 # Optional keys of a postgres target the sender passes on to the connection (as dbt-postgres
 # does); the others (threads, search_path, retries, ...) concern dbt only.
@@ -70,6 +70,8 @@ class WarehouseTarget:
         if self.type == "postgres":
             o = self.options
             where = f" at {o.get('user')}@{o.get('host')}:{o.get('port')}/{o.get('dbname')}"
+        elif self.type == "spark":
+            where = f" at {self.options.get('remote')}"
         else:
             where = f" at {self.path}" if self.path is not None else ""
         return f"{self.type} target '{self.target}' of profile '{self.profile}'{where}"
@@ -243,10 +245,13 @@ def load_target(
     if kind == "postgres":
         return dataclasses.replace(_postgres_target(name, target, output), project_dir=project_dir,
                                    manifest_path=manifest)
+    if kind == "spark":
+        return dataclasses.replace(_spark_target(name, target, output, environ),
+                                   project_dir=project_dir, manifest_path=manifest)
     if kind not in SUPPORTED_TYPES:
         raise ConfigError(
             f"warehouse type '{kind or '?'}' (target '{target}') is not supported; "
-            f"the sender supports {' and '.join(SUPPORTED_TYPES)} targets"
+            f"the sender supports {', '.join(SUPPORTED_TYPES)} targets"
         )
     raw_path = str(output.get("path") or "").strip()
     if not raw_path or raw_path == ":memory:":
@@ -293,3 +298,23 @@ def _postgres_target(profile: str, target: str, output: Mapping[str, Any]) -> Wa
         profile=profile, target=target, type="postgres", schema=schema, path=None,
         options=options, password=password,
     )
+
+
+def _spark_target(profile: str, target: str, output: Mapping[str, Any],
+                  environ: Mapping[str, str]) -> WarehouseTarget:
+    """A spark target, read through Spark Connect: the server of `spark.remote` in its
+    `server_side_parameters` (how dbt-spark's session method reaches one), else SPARK_REMOTE."""
+    where = f"spark target '{target}'"
+    schema = _text(output, "schema")
+    if not schema:
+        raise ConfigError(f"{where} needs `schema` in profiles.yml")
+    parameters = output.get("server_side_parameters")
+    parameters = parameters if isinstance(parameters, Mapping) else {}
+    remote = str(parameters.get("spark.remote") or environ.get("SPARK_REMOTE") or "").strip()
+    if not remote.startswith("sc://"):
+        raise ConfigError(
+            f"{where}: the sender reads Spark through Spark Connect; set `spark.remote: sc://host:port` "
+            "in its server_side_parameters (method: session) or SPARK_REMOTE"
+        )
+    return WarehouseTarget(profile=profile, target=target, type="spark", schema=schema, path=None,
+                           options={"remote": remote})

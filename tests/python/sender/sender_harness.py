@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import jinja2
 import orjson
 import yaml
 
@@ -26,11 +27,14 @@ PIXEL = "CTESTPIXEL0000000001"
 APP_ID = "7000000000000000001"
 
 
-def contract_columns() -> list[tuple[str, str]]:
-    """(name, data_type) of the outbox contract, read from the model's YAML."""
+def contract_columns(target_type: str = "duckdb") -> list[tuple[str, str]]:
+    """(name, data_type) of the outbox contract, read from the model's YAML, its types rendered
+    for `target_type` as dbt renders them (the yml picks some by `target.type`)."""
     spec = yaml.safe_load(CONTRACT.read_text())
     model = next(m for m in spec["models"] if m["name"] == "tiktok_events_outbox")
-    return [(c["name"], c["data_type"]) for c in model["columns"]]
+    render = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    return [(c["name"], render.from_string(c["data_type"]).render(target={"type": target_type}))
+            for c in model["columns"]]
 
 
 # Synthetic values per column, as SQL over `i` (0-based row number) and `t` (event_time).

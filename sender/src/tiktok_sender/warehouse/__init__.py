@@ -113,4 +113,15 @@ def open_warehouse(
         return PostgresWarehouse(
             target, read_only=read_only, lock_timeout=lock_timeout, abort=abort, shard=shard
         )
+    if target.type == "spark":
+        try:
+            from tiktok_sender.warehouse.spark import SparkWarehouse
+        except ModuleNotFoundError as exc:
+            if not (exc.name or "").startswith(("pyspark", "grpc", "pandas")):
+                raise
+            raise ConfigError(
+                "spark targets need pyspark's Spark Connect client (`pip install 'pyspark[connect]'`)"
+            ) from None
+
+        return SparkWarehouse(target, read_only=read_only, lock_timeout=lock_timeout, abort=abort)
     raise ConfigError(f"warehouse type '{target.type}' is not supported")

@@ -64,6 +64,13 @@ class Dialect:
         )
         return join, ""
 
+    def column_type(self, sql_type: str) -> str:
+        """The engine's spelling of a delivery-table column type (`receipts.Column.sql`)."""
+        return sql_type
+
+    # what follows `create table name (columns)` for the delivery tables
+    table_options: ClassVar[str] = ""
+
     def shard_of(self, event_id: str, count: str) -> str:
         """The 0-based shard of `event_id` among `count` (tiktok_sender.shard's hash)."""
         return f"('0x' || substr(sha256(coalesce({event_id}, '')), 1, 8))::bigint % {count}"
@@ -145,6 +152,14 @@ class SqlWarehouse:
         )
         return {r[0]: r[1] for r in rows} or None
 
+    def table_names(self, schema: str) -> set[str]:
+        """The names of the tables and views in `schema`."""
+        _, rows = self.query(
+            f"select table_name from information_schema.tables where table_schema = {self.dialect.param}",
+            [schema],
+        )
+        return {r[0] for r in rows}
+
     @wrap_errors("checking the outbox")
     def check_outbox(self) -> None:
         """Check the outbox has every column of OUTBOX_COLUMNS, each of a type that reads safely as
@@ -170,14 +185,17 @@ class SqlWarehouse:
     def _ensure_table(self, relation: Relation, columns: Iterable[Column]) -> None:
         existing = self.column_types(relation)
         if existing is None:
-            body = ", ".join(f"{quote_identifier(c.name)} {c.sql}" for c in columns)
+            body = ", ".join(f"{quote_identifier(c.name)} {self.dialect.column_type(c.sql)}"
+                             for c in columns)
             self._execute(f"create schema if not exists {quote_identifier(relation.schema)}")
-            self._execute(f"create table if not exists {relation.sql} ({body})")
+            self._execute(
+                f"create table if not exists {relation.sql} ({body}){self.dialect.table_options}")
             return
         for column in columns:  # new columns are only ever appended at the end
             if column.name not in existing:
                 self._execute(
-                    f"alter table {relation.sql} add column {quote_identifier(column.name)} {column.sql}"
+                    f"alter table {relation.sql} add column {quote_identifier(column.name)}"
+                    f" {self.dialect.column_type(column.sql)}"
                 )
 
     @wrap_errors("creating the delivery tables")
@@ -196,7 +214,8 @@ class SqlWarehouse:
 
     def _outbox_select(self) -> str:
         """The OUTBOX_COLUMNS of outbox rows `o`, each cast to its contract type."""
-        return ", ".join(f"cast(o.{c} as {CONTRACT_TYPES[c]}) as {c}" for c in OUTBOX_COLUMNS)
+        return ", ".join(f"cast(o.{c} as {self.dialect.column_type(CONTRACT_TYPES[c])}) as {c}"
+                         for c in OUTBOX_COLUMNS)
 
     def _pending_sql(
         self, terminal: Sequence[str], limit: int | None, shard: Shard | None = None,
