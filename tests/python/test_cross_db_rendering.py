@@ -174,16 +174,23 @@ class Renderer:
         self.context.update(project)  # callable by bare name too, as in dbt
 
     def _dbt_dateadd(self, adapter_type: str) -> Callable[..., Any]:
-        """dbt's own dateadd as the installed adapter packages define it (dbt-duckdb's and
-        dbt-postgres's; dbt-core's default for the adapters not installed here, whose own
-        variants are dbt's SQL, not this project's)."""
+        """dbt's own dateadd as the installed adapter packages define it (dbt-duckdb's,
+        dbt-postgres's and dbt-spark's; dbt-core's default for the adapters not installed here,
+        whose own variants are dbt's SQL, not this project's)."""
         import dbt.include
 
         include = Path(dbt.include.__path__[0])
         own = include / adapter_type / "macros" / "utils" / "dateadd.sql"
         path = own if own.exists() else include / "global_project" / "macros" / "utils" / "dateadd.sql"
         block = next(b for b in MACRO_BLOCK.finditer(path.read_text()) if b["name"].endswith("__dateadd"))
-        module = self.env.from_string(block.group(0)).make_module({}, shared=False)
+        helpers: dict[str, Any] = {}  # dbt-spark's dateadd calls its assert_not_null
+        helper = include / adapter_type / "macros" / "utils" / "assert_not_null.sql"
+        if own.exists() and helper.exists():
+            found = next(b for b in MACRO_BLOCK.finditer(helper.read_text())
+                         if b["name"] == f"{adapter_type}__assert_not_null")
+            helper_module = self.env.from_string(found.group(0)).make_module({}, shared=False)
+            helpers["assert_not_null"] = getattr(helper_module, found["name"])
+        module = self.env.from_string(block.group(0)).make_module(helpers, shared=False)
         macro = getattr(module, block["name"])
         return lambda datepart, interval, from_date_or_timestamp: str(macro(datepart, interval, from_date_or_timestamp))
 
@@ -227,6 +234,7 @@ CALLS: dict[str, str] = {
     "percentile": "percentile('v', 0.9)",
     "hex_prefix_to_int": "hex_prefix_to_int('h')",
     "type_double": "type_double()",
+    "type_varchar": "type_varchar()",
     "round_money": "round_money('v')",
     "hash_identifier": "hash_identifier('e')",
     "is_sha256_hex": "is_sha256_hex('e')",
@@ -297,9 +305,19 @@ EXPECTED: dict[str, dict[str, str]] = {
         "duckdb": "quantile_cont(v, 0.9)",
         "postgres": "percentile_cont(0.9) within group (order by v)",
         "snowflake": "percentile_cont(0.9) within group (order by v)",
-        "bigquery": "approx_quantiles(v, 1000)[offset(900)]",
+        # exact: the sorted values around position 0.9 * (n - 1), linearly interpolated
+        "bigquery": "(array_agg(v ignore nulls order by v)"
+                    "[safe_offset(cast(floor((0.9 * (count(v) - 1))) as int64))]"
+                    " * (1 - ((0.9 * (count(v) - 1)) - floor((0.9 * (count(v) - 1)))))\n"
+                    "     + array_agg(v ignore nulls order by v)"
+                    "[safe_offset(cast(ceil((0.9 * (count(v) - 1))) as int64))]"
+                    " * ((0.9 * (count(v) - 1)) - floor((0.9 * (count(v) - 1)))))",
         "spark": "percentile(v, 0.9)",
         "databricks": "percentile(v, 0.9)",
+    },
+    "type_varchar": {
+        "duckdb": "varchar", "postgres": "varchar", "snowflake": "varchar",
+        "bigquery": "string", "spark": "string", "databricks": "string",
     },
     "hex_prefix_to_int": {
         "duckdb": "cast(('0x' || substr(h, 1, 8)) as bigint)",
@@ -343,6 +361,8 @@ FALLBACKS = {
     ("percentile", "postgres"): "default", ("percentile", "snowflake"): "default",
     ("hex_prefix_to_int", "spark"): "default", ("hex_prefix_to_int", "databricks"): "default",
     ("type_double", "postgres"): "default",
+    ("type_varchar", "duckdb"): "default", ("type_varchar", "postgres"): "default",
+    ("type_varchar", "snowflake"): "default", ("type_varchar", "databricks"): "spark",
     ("lower_unicode", "duckdb"): "default", ("lower_unicode", "snowflake"): "default",
     ("lower_unicode", "bigquery"): "default", ("lower_unicode", "spark"): "default",
     ("lower_unicode", "databricks"): "default",
@@ -354,7 +374,7 @@ FALLBACKS = {
 DIALECT_MARKERS = {
     "convert_to(": {"postgres"}, "::bit(32)": {"postgres"}, " ~ '": {"postgres"},
     "to_hex(": {"bigquery"}, "regexp_contains(": {"bigquery"}, "r'": {"bigquery"}, "int64": {"bigquery"},
-    "unix_seconds(": {"bigquery"}, "approx_quantiles(": {"bigquery"},
+    "unix_seconds(": {"bigquery"}, "safe_offset(": {"bigquery"},
     "sha2(": {"snowflake", "spark", "databricks"}, "rlike": {"spark", "databricks"},
     "unix_timestamp(": {"spark", "databricks"}, "conv(": {"spark", "databricks"},
     "regexp_full_match(": {"duckdb"}, "epoch(": {"duckdb"}, "isfinite(": {"duckdb"}, "quantile_cont(": {"duckdb"},

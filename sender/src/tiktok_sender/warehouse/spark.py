@@ -26,8 +26,10 @@ visible, then reads the live claims (a holder's latest row not yet expired): the
 (claimed_at, then holder) holds the lease, any other claimant withdraws (a row that expires its
 claim at once) and waits, as for a held lock. The holder renews (a new row) on the lease check
 every few seconds, and stops with LeaseLostError when an earlier live claim appears or its own
-has expired; `close()` expires it. A holder that dies stops renewing: its claim expires after
-LEASE_TTL_SECONDS and the next run takes over. Two runs that start within the settle time both
+has expired; `close()` expires it and sweeps the table down to the live claims of others. A holder
+that dies stops renewing: its claim expires after LEASE_TTL_SECONDS and the next run takes over.
+The warehouse thread renews: an append or read that keeps it busy for longer than the TTL would
+let the claim lapse (the slices are bounded so that none does). Two runs that start within the settle time both
 see both claims and agree on the winner; the rule is only as good as the visibility of a
 committed append to the next read, which Spark's file commit gives on one metastore.
 """
@@ -218,6 +220,9 @@ class SparkWarehouse(SqlWarehouse):
         for c in columns:  # columns this sender does not write (a newer table) stay null
             if c not in table.column_names:
                 table = table.append_column(c, pa.nulls(table.num_rows))
+        if overwrite and not table.num_rows:  # Spark cannot make a DataFrame of no Arrow rows
+            self._execute(f"truncate table {relation.sql}")
+            return
         if overwrite:
             self._session.createDataFrame(table).write.insertInto(spark_name(relation), overwrite=True)
             return
@@ -338,9 +343,9 @@ class SparkLease:
         self._claimed = True
         time.sleep(LEASE_SETTLE_SECONDS)
         claims = self.live_claims()
-        if claims and claims[0][0] != self._holder:
+        if not claims or claims[0][0] != self._holder:  # an earlier claim, or ours swept away
             self.release()
-            raise LeaseHeld(f"lease holder {claims[0][0]}")
+            raise LeaseHeld(f"lease holder {claims[0][0] if claims else 'unknown'}")
         self._renewed_at = self._clock()
 
     def check(self) -> None:
@@ -356,6 +361,21 @@ class SparkLease:
                 f"(earliest live claim: {holder}): another run may select the same events")
 
     def release(self) -> None:
-        if self._claimed:
-            self._claimed = False
-            self._write(0)
+        """Expire this holder's claim. The holder also sweeps the table: every row but the live
+        claims of others is dropped (the table is rewritten from the rows read into the client),
+        so the table stays as small as the runs in flight. A claim appended while the sweep runs
+        may be swept away: its claimant then does not see it and withdraws (`take`)."""
+        if not self._claimed:
+            return
+        self._claimed = False
+        self._write(0)
+        w, r = self._warehouse, self._relation
+        names, rows = w.query(
+            f"select * from (select *, row_number() over (partition by holder order by written_at desc)"
+            f" as latest from {r.sql}) where latest = 1 and expires_at > current_timestamp()"
+            " and holder <> ?", [self._holder])
+        kept = [dict(zip(names, row, strict=True)) for row in rows]
+        schema = pa.schema([("holder", pa.string()), ("claimed_at", pa.timestamp("us")),
+                            ("written_at", pa.timestamp("us")), ("expires_at", pa.timestamp("us"))])
+        w._append(r, pa.Table.from_pylist([{k: row[k] for k in schema.names} for row in kept], schema=schema),
+                  overwrite=True)
