@@ -20,6 +20,11 @@ keep the SQL real Snowflake runs:
   with an enforced contract and a primary key constraint, the outbox): fakesnow counts the
   constraint as a column and refuses the column list. Snowflake does not enforce primary keys, so
   the emulator drops the constraint from such a statement.
+- NOT NULL constraints of `create table t (<columns>) as select ...` (the outbox contract):
+  fakesnow turns the column list into casts and drops the constraints, so the emulator follows
+  such a statement with `alter table t alter column c set not null` for each of them. A null
+  in such a column fails the statement as Snowflake's does (error 100072), not with the HTTP 500
+  fakesnow answers DuckDB's constraint errors with, which the connector retries for minutes.
 - `create temporary table|view <database>.<schema>.<name>`, as dbt-core's unit-test
   materialization and dbt-snowflake's incremental models write their scratch relations: DuckDB
   keeps temporary objects in a catalog of their own and refuses a qualified name. The emulator
@@ -51,12 +56,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import fakesnow.arrow
+import fakesnow.cursor
 import fakesnow.server
 import pyarrow as pa
 import pyarrow.compute as pc
+import snowflake.connector.errors
 import uvicorn
 from fakesnow import transforms
+from fakesnow.dialect import parse_one
 from fakesnow.instance import FakeSnow
 from sqlglot import exp
 
@@ -93,6 +102,35 @@ def _create_table(create_table_as: Any) -> Any:
     return translate
 
 
+def _ctas_keeps_not_null(create_table_autoincrement: Any) -> Any:
+    """fakesnow's statement splitting, plus a create-table-as with NOT NULL columns split into the
+    statement and one `alter column ... set not null` per column."""
+    def split(expression: exp.Expr) -> list[exp.Expr]:
+        statements = create_table_autoincrement(expression)
+        if len(statements) > 1 or not (isinstance(expression, exp.Create) and expression.kind == "TABLE"
+                                       and isinstance(expression.this, exp.Schema)
+                                       and expression.expression is not None):
+            return statements
+        table = expression.this.this.sql(dialect="snowflake")
+        not_null = [c.this.sql(dialect="snowflake") for c in expression.this.expressions
+                    if isinstance(c, exp.ColumnDef)
+                    and any(isinstance(k.args.get("kind"), exp.NotNullColumnConstraint)
+                            and not k.args["kind"].args.get("allow_null") for k in c.constraints)]
+        return [expression, *(parse_one(f"alter table {table} alter column {c} set not null") for c in not_null)]
+    return split
+
+
+def _constraint_errors_as_snowflake_errors(execute: Any) -> Any:
+    """fakesnow's cursor.execute, with DuckDB's constraint violations raised as Snowflake's."""
+    def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return execute(self, *args, **kwargs)
+        except duckdb.ConstraintException as e:
+            raise snowflake.connector.errors.ProgrammingError(
+                msg=f"NULL result in a non-nullable column ({e})", errno=100072, sqlstate="22000") from None
+    return run
+
+
 def _numeric_agg_as_is(expression: exp.Expr) -> exp.Expr:
     return expression
 
@@ -114,7 +152,10 @@ def teach_fakesnow() -> None:
     transforms up on the module at every statement)."""
     transforms.to_decimal = _hex_to_number(transforms.to_decimal)
     transforms.create_table_as = _create_table(transforms.create_table_as)
+    transforms.create_table_autoincrement = _ctas_keeps_not_null(transforms.create_table_autoincrement)
     transforms.numeric_agg_implicit_cast = _numeric_agg_as_is
+    cursor = fakesnow.cursor.FakeSnowflakeCursor
+    cursor.execute = _constraint_errors_as_snowflake_errors(cursor.execute)
     fakesnow.arrow.timestamp_to_sf_struct = _timestamps_keep_nulls(fakesnow.arrow.timestamp_to_sf_struct)
 
 

@@ -210,19 +210,19 @@ def test_build_passes_every_seed_model_data_test_and_unit_test(built):
     assert len(built.run_results("snowflake")) == len(built.run_results("duckdb"))
 
 
-def test_the_outbox_has_the_types_of_its_contract(built):
-    """dbt-snowflake's DDL for the enforced contract, as Snowflake names the types. (fakesnow keeps
-    the types of a `create table (columns) as select` but not its NOT NULL constraints, so those
-    are not checked here: dbt's contract check and the not_null tests hold them.)"""
-    types = {name: (kind, scale) for name, kind, scale in built.emulator.query(
-        f"""select lower(column_name), data_type, numeric_scale from information_schema.columns
+def test_the_outbox_is_built_under_its_contract(built):
+    """dbt-snowflake's DDL for the enforced contract: the declared types, as Snowflake names them,
+    and the NOT NULL columns."""
+    columns = {name: (kind, scale, nullable) for name, kind, scale, nullable in built.emulator.query(
+        f"""select lower(column_name), data_type, numeric_scale, is_nullable from information_schema.columns
             where table_schema = '{SCHEMA.upper()}' and table_name = 'TIKTOK_EVENTS_OUTBOX'""")}
-    assert types["event_id"] == ("TEXT", None)
-    assert types["event_time"] == ("NUMBER", 0)
-    assert types["value"] == ("NUMBER", 2)
-    assert types["calibration_factor"] == ("FLOAT", None)
-    assert types["is_value_anchor"] == ("BOOLEAN", None)
-    assert types["converted_at"] == ("TIMESTAMP_NTZ", None)
+    assert columns["event_id"] == ("TEXT", None, "NO")
+    assert columns["event_time"] == ("NUMBER", 0, "NO")
+    assert columns["value"] == ("NUMBER", 2, "YES")
+    assert columns["calibration_factor"] == ("FLOAT", None, "YES")
+    assert columns["is_value_anchor"] == ("BOOLEAN", None, "NO")
+    assert columns["converted_at"] == ("TIMESTAMP_NTZ", None, "NO")
+    assert columns["email_sha256"] == ("TEXT", None, "YES")
 
 
 def columns_of(built: Builds, relation: str) -> list[str]:
