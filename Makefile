@@ -18,7 +18,7 @@ export TIKTOK_APP_ID                 ?= 7000000000000000001
 export TIKTOK_OFFLINE_EVENT_SET_ID   ?= 7100000000000000001
 export TIKTOK_CRM_EVENT_SET_ID       ?= 7200000000000000001
 
-.PHONY: help setup system-deps demo-data build audit monitor demo test test-dbt test-python lint clean fault-matrix bench test-postgres test-spark spark-server
+.PHONY: help setup setup-snowflake test-snowflake snowflake-emulator system-deps demo-data build audit monitor demo test test-dbt test-python lint clean fault-matrix bench test-postgres test-spark spark-server
 
 help:
 	@echo "make demo   - set up, generate demo data, build the outbox, deliver it to the local emulator"
@@ -30,6 +30,8 @@ help:
 	@echo "make test-postgres - the dbt project and the sender on a throwaway PostgreSQL 15 cluster, and the cloud SQL renders"
 	@echo "make test-spark - the dbt project (and the sender) on a local Spark through Spark Connect"
 	@echo "make spark-server - a local Spark with a Spark Connect endpoint for the spark target (SPARK_REMOTE)"
+	@echo "make test-snowflake - the dbt project on emulated Snowflake (fakesnow, in .venv-snowflake), cell for cell with DuckDB"
+	@echo "make snowflake-emulator - a local fakesnow server for the snowflake_emulated target (FAKESNOW_PORT)"
 	@echo "make fault-matrix - every delivery fault scenario against the emulator, with the reconciliation table"
 	@echo "make bench  - benchmark (BENCH_EVENTS=N, default 1,000,000): generate, dbt build, +1% rebuild, push vs one-event-per-request"
 
@@ -100,7 +102,7 @@ test-python: setup
 	@$(PYTEST) tests/python -n $(PYTEST_WORKERS) --durations=15; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
-test: setup system-deps
+test: setup system-deps setup-snowflake
 	$(MAKE) --no-print-directory test-dbt
 	$(MAKE) --no-print-directory test-python
 
@@ -123,7 +125,7 @@ lint: setup
 	$(VENV)/bin/ruff check sender scripts tests/python
 
 clean:
-	rm -rf target logs $(VENV) seeds/demo/*.csv
+	rm -rf target logs $(VENV) $(SNOWFLAKE_VENV) seeds/demo/*.csv
 
 # Spark 4 (pyspark's jars, OpenJDK 17): the dbt build and the sender through Spark Connect on a
 # local server the tests start and stop (tests/python/spark_fixtures.py). Without Java they say so
@@ -137,3 +139,27 @@ test-spark: setup system-deps
 SPARK_PORT ?= 15002
 spark-server: setup system-deps
 	$(PY) scripts/spark_server.py --dir target/spark --port $(SPARK_PORT)
+
+# Snowflake, emulated: dbt-snowflake against fakesnow (scripts/snowflake_emulator.py), a local
+# server speaking Snowflake's HTTP protocol over DuckDB. fakesnow pins a DuckDB other than the
+# project's, so both live in a virtualenv of their own, .venv-snowflake (requirements-snowflake.txt).
+# Without it tests/python/test_snowflake_emulated.py skips; under CI=true that is a failure.
+SNOWFLAKE_VENV  ?= .venv-snowflake
+SNOWFLAKE_STAMP := $(SNOWFLAKE_VENV)/.installed
+FAKESNOW_PORT   ?= 8085
+
+setup-snowflake: $(SNOWFLAKE_STAMP) profiles.yml
+
+$(SNOWFLAKE_STAMP): requirements-snowflake.txt
+	test -x $(SNOWFLAKE_VENV)/bin/python || python3 -m venv $(SNOWFLAKE_VENV)
+	$(SNOWFLAKE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-snowflake.txt
+	touch $@
+
+test-snowflake: setup setup-snowflake
+	@$(PYTEST) tests/python/test_snowflake_emulated.py; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
+
+# Serves until Ctrl-C; then, in another shell:
+#   FAKESNOW_PORT=8085 .venv-snowflake/bin/dbt build --target snowflake_emulated
+snowflake-emulator: setup-snowflake
+	$(SNOWFLAKE_VENV)/bin/python scripts/snowflake_emulator.py --port $(FAKESNOW_PORT)

@@ -19,6 +19,9 @@ EXPECTED_TYPES = {"duckdb", "postgres", "spark", "snowflake", "bigquery", "datab
 SECRET_KEYS = re.compile(r"pass(word|phrase)?$|token$|keyfile$|private_key", re.IGNORECASE)
 REQUIRED_ENV = re.compile(r"^\{\{\s*env_var\('([A-Z0-9_]+)'\)\s*\}\}$")  # no default
 CLOUD_VARIABLES = re.compile(r"^(SNOWFLAKE|BIGQUERY|DATABRICKS)_")
+# Targets of local emulators: a cloud adapter pointed at 127.0.0.1, whose credentials are the
+# emulator's own and so have harmless defaults
+EMULATED = {"snowflake_emulated"}
 
 
 def outputs() -> dict[str, dict]:
@@ -37,8 +40,20 @@ def test_secrets_come_from_the_environment_without_a_default(target: str) -> Non
     for key, value in secrets.items():
         if target == "postgres":  # the throwaway test cluster trusts local connections
             assert str(value).startswith("{{ env_var('TIKTOK_PG_PASSWORD'"), key
+        elif target in EMULATED:  # never a cloud variable, whose value would be a real secret
+            assert re.match(r"^\{\{\s*env_var\('FAKESNOW_[A-Z_]+', '[^']*'\)\s*\}\}$", str(value)), key
         else:
             assert REQUIRED_ENV.match(str(value)), f"{target}.{key} must be env_var('...') with no default"
+
+
+@pytest.mark.parametrize("target", sorted(EMULATED))
+def test_an_emulated_target_only_reaches_the_local_emulator(target: str) -> None:
+    """Its defaults are harmless only because it cannot reach a real account: the host is fixed
+    to the loopback address, over plain http, and the name says emulated."""
+    output = outputs()[target]
+    assert "emulated" in target
+    assert output["host"] == "127.0.0.1" and output["protocol"] == "http"
+    assert not any(CLOUD_VARIABLES.match(name) for name in re.findall(r"env_var\('([A-Z0-9_]+)'", str(output)))
 
 
 def clean_env(tmp_path: Path) -> dict[str, str]:

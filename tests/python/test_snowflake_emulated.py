@@ -1,0 +1,275 @@
+"""Snowflake, emulated: the dbt project built by dbt-snowflake against fakesnow on 127.0.0.1.
+
+fakesnow (scripts/snowflake_emulator.py) answers Snowflake's HTTP protocol and runs each statement
+on DuckDB after translating it, so this is an emulation: it shows that the project's Snowflake SQL
+(the snowflake__ macros, dbt-snowflake's materializations, the outbox contract) runs and computes
+what DuckDB computes under fakesnow's translation, not that Snowflake itself accepts it.
+
+dbt-snowflake and fakesnow live in .venv-snowflake (`make setup-snowflake`; fakesnow pins a DuckDB
+of its own). Without it this module says so and skips, except under CI=true, where that is a
+failure. The emulator runs in a subprocess of that virtualenv, the builds through its dbt, and
+this module (the project's .venv) reads the emulated warehouse through the same virtualenv's
+Snowflake connector, as Arrow.
+
+`dbt build --target snowflake_emulated --exclude tag:monitor` on the demo data must pass every
+seed, model, data test and unit test (the monitors are left out as on every engine's build test:
+they judge deliveries, and there are none). The same CSVs are built into DuckDB with the same
+`tiktok_as_of`, and the two must agree cell for cell on the outbox, the exclusions, the hashed
+identifiers and the experiment cells. Then: a rebuild appends nothing, and a new conversion is
+appended alone, through dbt-snowflake's delete+insert and append incremental models.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from dbt_harness import PROJECT_ROOT, VENV_BIN, comparable_rows, copy_project, dbt_env
+
+SNOWFLAKE_VENV = PROJECT_ROOT / ".venv-snowflake"
+SNOWFLAKE_BIN = SNOWFLAKE_VENV / "bin"
+EMULATOR = PROJECT_ROOT / "scripts" / "snowflake_emulator.py"
+SCHEMA = "tiktok"
+AS_OF = datetime.now(UTC).replace(minute=0, second=0, microsecond=0, tzinfo=None).isoformat(sep=" ")
+EVERYTHING = ["build", "--exclude", "tag:monitor"]
+
+# Run by .venv-snowflake's Python: one statement through the Snowflake connector; with `rows`, the
+# result as an Arrow IPC stream on stdout (the connector's own Arrow fetch).
+CLIENT = """
+import sys
+import pyarrow as pa
+import snowflake.connector
+
+port, mode, sql = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+with snowflake.connector.connect(
+    account="fakesnow", user="fake", password="snow", host="127.0.0.1", port=port, protocol="http",
+    database="ANALYTICS", schema="TIKTOK", session_parameters={"CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False},
+) as conn:
+    cursor = conn.cursor().execute(sql)
+    if mode == "rows":
+        table = cursor.fetch_arrow_all(force_return_table=True)
+        with pa.ipc.new_stream(sys.stdout.buffer, table.schema) as out:
+            out.write_table(table)
+"""
+
+
+def require_snowflake_venv() -> Path:
+    """.venv-snowflake's bin directory; skips (fails under CI=true) when it is not installed."""
+    if not ((SNOWFLAKE_VENV / ".installed").exists() and (SNOWFLAKE_BIN / "dbt").exists()):
+        message = (f"{SNOWFLAKE_VENV.name} not found: the emulated Snowflake tests need dbt-snowflake and "
+                   "fakesnow in a virtualenv of their own (make setup-snowflake)")
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message + "; CI=true, so this is a failure, not a skip", pytrace=False)
+        pytest.skip(message)
+    return SNOWFLAKE_BIN
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Emulator:
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"FAKESNOW_PORT": str(self.port)}
+
+    def _client(self, mode: str, sql: str) -> bytes:
+        proc = subprocess.run([str(SNOWFLAKE_BIN / "python"), "-c", CLIENT, str(self.port), mode, sql],
+                              capture_output=True, timeout=300, check=False)
+        if proc.returncode != 0:
+            pytest.fail(f"the emulator refused {sql!r}:\n{proc.stderr.decode()[-3000:]}")
+        return proc.stdout
+
+    def query(self, sql: str) -> list[tuple]:
+        table = pa.ipc.open_stream(io.BytesIO(self._client("rows", sql))).read_all()
+        return [tuple(row.values()) for row in table.to_pylist()]
+
+    def execute(self, sql: str) -> None:
+        self._client("execute", sql)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    """fakesnow on a free port of 127.0.0.1, its databases in memory, stopped at the end."""
+    bin_dir = require_snowflake_venv()
+    log = tmp_path_factory.mktemp("fakesnow") / "emulator.log"
+    port = free_port()
+    with log.open("wb") as out:
+        process = subprocess.Popen([str(bin_dir / "python"), str(EMULATOR), "--port", str(port)],
+                                   cwd=PROJECT_ROOT, stdout=out, stderr=subprocess.STDOUT)
+    running = Emulator(port, process)
+    deadline = time.monotonic() + 60
+    while b"ready http://" not in log.read_bytes():
+        if process.poll() is not None or time.monotonic() > deadline:
+            running.stop()
+            pytest.fail(f"the Snowflake emulator did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)
+    yield running
+    running.stop()
+
+
+class Builds:
+    def __init__(self, emulator: Emulator, work: Path) -> None:
+        self.emulator = emulator
+        self.work = work
+        self.duckdb_path = work / "duckdb" / "warehouse.duckdb"
+        self.duckdb_path.parent.mkdir()
+        self.project = copy_project(work / "project")
+        # the example profiles as they are now (a profiles.yml copied before the emulated target
+        # existed would lack it)
+        self.profiles = work / "profiles"
+        self.profiles.mkdir()
+        shutil.copy(PROJECT_ROOT / "profiles.example.yml", self.profiles / "profiles.yml")
+        self.logs: dict[str, Path] = {}
+
+    def env(self) -> dict[str, str]:
+        return {**dbt_env(self.duckdb_path), **self.emulator.env, "DBT_PROFILES_DIR": str(self.profiles)}
+
+    def start(self, name: str, args: list[str], target: str = "snowflake_emulated") -> subprocess.Popen[str]:
+        out = self.work / name
+        out.mkdir(exist_ok=True)
+        self.logs[name] = out
+        dbt = SNOWFLAKE_BIN / "dbt" if target == "snowflake_emulated" else VENV_BIN / "dbt"
+        return subprocess.Popen(
+            [str(dbt), *args, "--target", target, "--vars", json.dumps({"tiktok_as_of": AS_OF}),
+             "--target-path", str(out / "target"), "--log-path", str(out / "logs"),
+             "--project-dir", str(self.project)],
+            cwd=self.project, env=self.env(), stdout=(out / "stdout.txt").open("w"),
+            stderr=subprocess.STDOUT, text=True,
+        )
+
+    def wait(self, procs: dict[str, subprocess.Popen[str]], timeout: float = 1200) -> None:
+        deadline = time.monotonic() + timeout
+        for name, proc in procs.items():
+            try:
+                rc = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                pytest.fail(f"dbt ({name}) did not finish in {timeout:.0f}s:\n{self.output(name)[-4000:]}")
+            if rc != 0:
+                pytest.fail(f"dbt ({name}) failed ({rc}):\n{self.output(name)[-6000:]}")
+
+    def output(self, name: str) -> str:
+        return (self.logs[name] / "stdout.txt").read_text()
+
+    def run_results(self, name: str) -> list[dict]:
+        return json.loads((self.logs[name] / "target" / "run_results.json").read_text())["results"]
+
+
+@pytest.fixture(scope="module")
+def built(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Builds:
+    """Demo data for AS_OF, then `dbt build` into the emulator and into DuckDB side by side."""
+    builds = Builds(emulator, tmp_path_factory.mktemp("snowflake-build"))
+    subprocess.run(
+        [sys.executable, "scripts/generate_demo_data.py", "--out", str(builds.project / "seeds" / "demo"),
+         "--as-of", AS_OF],
+        cwd=PROJECT_ROOT, env=builds.env(), check=True, capture_output=True,
+    )
+    builds.wait({"snowflake": builds.start("snowflake", EVERYTHING),
+                 "duckdb": builds.start("duckdb", EVERYTHING, target="duckdb")})
+    return builds
+
+
+def test_build_passes_every_seed_model_data_test_and_unit_test(built):
+    by_kind: dict[str, list[str]] = {}
+    for result in built.run_results("snowflake"):
+        by_kind.setdefault(result["unique_id"].split(".")[0], []).append(result["status"])
+    assert {s for statuses in by_kind.values() for s in statuses} <= {"success", "pass", "no-op"}, by_kind
+    assert len(by_kind["model"]) >= 25 and len(by_kind["seed"]) >= 13
+    assert len(by_kind["test"]) >= 100 and len(by_kind["unit_test"]) >= 7
+    assert len(built.run_results("snowflake")) == len(built.run_results("duckdb"))
+
+
+def test_the_outbox_is_built_under_its_contract(built):
+    """dbt-snowflake's DDL for the enforced contract: the declared types, as Snowflake names them,
+    and the NOT NULL columns."""
+    columns = {name: (kind, scale, nullable) for name, kind, scale, nullable in built.emulator.query(
+        f"""select lower(column_name), data_type, numeric_scale, is_nullable from information_schema.columns
+            where table_schema = '{SCHEMA.upper()}' and table_name = 'TIKTOK_EVENTS_OUTBOX'""")}
+    assert columns["event_id"] == ("TEXT", None, "NO")
+    assert columns["event_time"] == ("NUMBER", 0, "NO")
+    assert columns["value"] == ("NUMBER", 2, "YES")
+    assert columns["calibration_factor"] == ("FLOAT", None, "YES")
+    assert columns["is_value_anchor"] == ("BOOLEAN", None, "NO")
+    assert columns["converted_at"] == ("TIMESTAMP_NTZ", None, "NO")
+    assert columns["email_sha256"] == ("TEXT", None, "YES")
+
+
+def columns_of(built: Builds, relation: str) -> list[str]:
+    return [c for (c,) in built.emulator.query(
+        f"""select lower(column_name) from information_schema.columns
+            where table_schema = '{SCHEMA.upper()}' and table_name = '{relation.upper()}'
+            order by ordinal_position""") if c != "source_fingerprint"]
+
+
+@pytest.mark.parametrize(
+    "relation",
+    ["tiktok_events_outbox", "tiktok_events_excluded", "int_customer_identities", "int_experiment_assignments"],
+)
+def test_emulated_snowflake_and_duckdb_agree_cell_for_cell(built, relation):
+    """Same CSVs, same tiktok_as_of: every row of these relations is identical on both engines
+    (source_fingerprint aside: an MD5 of the raw row as each warehouse holds it)."""
+    columns = columns_of(built, relation)
+    assert columns, relation
+    select = ", ".join(columns)
+    on_snowflake = comparable_rows(built.emulator.query(f"select {select} from {SCHEMA}.{relation}"))
+    with duckdb.connect(str(built.duckdb_path), read_only=True) as con:
+        on_duckdb = comparable_rows(con.execute(f"select {select} from {SCHEMA}.{relation}").fetchall())
+    assert len(on_snowflake) > 100
+    only_snowflake = sorted(on_snowflake - on_duckdb, key=str)
+    only_duckdb = sorted(on_duckdb - on_snowflake, key=str)
+    assert not only_snowflake and not only_duckdb, (
+        f"{relation}: {len(only_snowflake)} rows only on emulated Snowflake, {len(only_duckdb)} only on DuckDB; "
+        f"columns {columns}\nsnowflake: {only_snowflake[:3]}\nduckdb:    {only_duckdb[:3]}"
+    )
+
+
+def outbox(built: Builds) -> dict[str, tuple]:
+    return {row[0]: row[1:] for row in built.emulator.query(
+        f"select event_id, conversion_id, value, outboxed_at from {SCHEMA}.tiktok_events_outbox")}
+
+
+def test_rebuild_appends_nothing_and_a_new_conversion_is_appended_alone(built):
+    before = outbox(built)
+    built.wait({"rerun": built.start("rerun", ["run", "--select", "+tiktok_events_outbox"])})
+    assert outbox(built) == before
+
+    (customer,) = built.emulator.query(f"""select customer_id from {SCHEMA}.int_customer_identities
+                                           where email_sha256 is not null order by customer_id limit 1""")[0]
+    built.emulator.execute(f"""insert into raw_first_party.orders
+                               select 'ORD-NEW-1', '{customer}', dateadd(hour, -1, '{AS_OF}'::timestamp_ntz),
+                                      'completed', 'USD', 120, 0, 100, 0, '{AS_OF}'::timestamp_ntz""")
+    built.wait({"increment": built.start("increment", ["run", "--select", "+tiktok_events_outbox"])})
+    after = outbox(built)
+    assert set(after) - set(before) == {"purchase-ORD-NEW-1"}
+    assert {k: after[k] for k in before} == before
