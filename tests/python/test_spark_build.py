@@ -28,6 +28,7 @@ from dbt_harness import PROJECT_ROOT, VENV_BIN, comparable_rows, copy_project, d
 pytest_plugins = ["spark_fixtures"]
 
 SCHEMA = "tiktok"
+DEMO_SCALE = "0.3"  # of the demo's rows: every business model and path, about 600 outbox rows
 AS_OF = datetime.now(UTC).replace(minute=0, second=0, microsecond=0, tzinfo=None).isoformat(sep=" ")
 EVERYTHING = ["build", "--exclude", "tag:monitor"]
 SPARK_BUILD = ["build", "--exclude", "tag:monitor", "resource_type:seed"]  # scripts/spark_seed.py loads them
@@ -87,7 +88,8 @@ class Builds:
 def built(spark_server, tmp_path_factory: pytest.TempPathFactory) -> Builds:
     builds = Builds(spark_server, tmp_path_factory.mktemp("spark-build"))
     seeds = builds.project / "seeds" / "demo"
-    subprocess.run([sys.executable, "scripts/generate_demo_data.py", "--out", str(seeds), "--as-of", AS_OF],
+    subprocess.run([sys.executable, "scripts/generate_demo_data.py", "--out", str(seeds), "--as-of", AS_OF,
+                    "--scale", DEMO_SCALE],
                    cwd=PROJECT_ROOT, env=builds.env(), check=True, capture_output=True)
     for schema in (SCHEMA, "raw_first_party"):  # the server is shared with the sender's Spark tests
         builds.spark(f"drop schema if exists {schema} cascade")

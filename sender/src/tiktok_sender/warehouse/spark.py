@@ -30,12 +30,15 @@ has expired; `close()` expires it and sweeps the table down to the live claims o
 that dies stops renewing: its claim expires after LEASE_TTL_SECONDS and the next run takes over.
 The warehouse thread renews: an append or read that keeps it busy for longer than the TTL would
 let the claim lapse (the slices are bounded so that none does). Two runs that start within the settle time both
-see both claims and agree on the winner; the rule is only as good as the visibility of a
-committed append to the next read, which Spark's file commit gives on one metastore.
+see both claims and agree on the winner; a claim whose write fails (two Spark jobs committing
+into one table's directory at once can trip over each other) counts as contention and is tried
+again. The rule is only as good as the visibility of a committed append to the next read, which
+Spark's file commit gives on one metastore.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -59,12 +62,16 @@ from tiktok_sender.warehouse.support import LeaseHeld, first_line, poll_lease, w
 # pyspark warns on stderr when its retries run out; the sender says so in its own error line
 warnings.filterwarnings("ignore", message=r"\[RETRIES_EXCEEDED\]")
 
+log = logging.getLogger("tiktok_sender")
+
 READ_BUCKET_ROWS = 100_000
 APPEND_SLICE_ROWS = 50_000
 LEASE_TABLE = "tiktok_delivery_leases"
 LEASE_TTL_SECONDS = 60
 LEASE_RENEW_SECONDS = 15
 LEASE_SETTLE_SECONDS = 2.0
+LEASE_SCHEMA = pa.schema([("holder", pa.string()), ("claimed_at", pa.timestamp("us")),
+                          ("written_at", pa.timestamp("us")), ("expires_at", pa.timestamp("us"))])
 # Spark Connect's own retries of an unavailable server, bounded to about 15 s (pyspark's default
 # waits up to ten minutes before a run could say that Spark is not there).
 CONNECT_RETRY = {"max_retries": 5, "initial_backoff": 250, "backoff_multiplier": 2.0, "max_backoff": 4000}
@@ -301,7 +308,8 @@ class SparkLease:
         self._warehouse = warehouse
         self._relation = relation
         self._holder = f"{uuid.uuid4().hex[:12]}"
-        self._claimed = False
+        self._claimed = False  # a claim row of this holder may be live
+        self._held = False  # the claim won: this holder holds the lease
         self._renewed_at = 0.0
         self._clock = clock
 
@@ -334,18 +342,26 @@ class SparkLease:
         return [(str(h), c) for h, c in rows]
 
     def take(self) -> None:
-        """Claim the lease; LeaseHeld while another holder's claim is live (poll_lease retries)."""
-        self._ensure_table()
-        others = [h for h, _ in self.live_claims() if h != self._holder]
-        if others:
-            raise LeaseHeld(f"lease holder {others[0]}")
-        self._write(LEASE_TTL_SECONDS)
-        self._claimed = True
-        time.sleep(LEASE_SETTLE_SECONDS)
-        claims = self.live_claims()
+        """Claim the lease; LeaseHeld while another holder's claim is live (poll_lease retries).
+        A write that fails is a rival writing at the same moment (Spark's file commits of two
+        jobs into one table can trip over each other): LeaseHeld too, and the claim is tried
+        again."""
+        try:
+            self._ensure_table()
+            others = [h for h, _ in self.live_claims() if h != self._holder]
+            if others:
+                raise LeaseHeld(f"lease holder {others[0]}")
+            self._write(LEASE_TTL_SECONDS)
+            self._claimed = True
+            time.sleep(LEASE_SETTLE_SECONDS)
+            claims = self.live_claims()
+        except self._warehouse.driver_errors as exc:
+            self._withdraw()
+            raise LeaseHeld(f"a rival claim being written ({first_line(exc)[:80]})") from None
         if not claims or claims[0][0] != self._holder:  # an earlier claim, or ours swept away
-            self.release()
+            self._withdraw()
             raise LeaseHeld(f"lease holder {claims[0][0] if claims else 'unknown'}")
+        self._held = True
         self._renewed_at = self._clock()
 
     def check(self) -> None:
@@ -360,22 +376,34 @@ class SparkLease:
                 f"the delivery lease of {self._warehouse.location()} is no longer held by this run "
                 f"(earliest live claim: {holder}): another run may select the same events")
 
-    def release(self) -> None:
-        """Expire this holder's claim. The holder also sweeps the table: every row but the live
-        claims of others is dropped (the table is rewritten from the rows read into the client),
-        so the table stays as small as the runs in flight. A claim appended while the sweep runs
-        may be swept away: its claimant then does not see it and withdraws (`take`)."""
+    def _withdraw(self) -> None:
+        """Expire this claimant's claim, if it made one; best effort (unexpired, it lapses after
+        LEASE_TTL_SECONDS, and a later claim never outranks an earlier one)."""
         if not self._claimed:
             return
         self._claimed = False
-        self._write(0)
+        try:
+            self._write(0)
+        except self._warehouse.driver_errors as exc:
+            log.debug("withdrawing the lease claim failed: %s", first_line(exc))
+
+    def release(self) -> None:
+        """Expire the claim; the holder then sweeps the table, best effort: every row but the
+        live claims of others is dropped (rewritten from the rows read into the client), so the
+        table stays as small as the runs in flight. A claim appended while the sweep runs may be
+        swept away: its claimant then does not see it and withdraws (`take`)."""
+        held, self._held = self._held, False
+        self._withdraw()
+        if not held:
+            return
         w, r = self._warehouse, self._relation
-        names, rows = w.query(
-            f"select * from (select *, row_number() over (partition by holder order by written_at desc)"
-            f" as latest from {r.sql}) where latest = 1 and expires_at > current_timestamp()"
-            " and holder <> ?", [self._holder])
-        kept = [dict(zip(names, row, strict=True)) for row in rows]
-        schema = pa.schema([("holder", pa.string()), ("claimed_at", pa.timestamp("us")),
-                            ("written_at", pa.timestamp("us")), ("expires_at", pa.timestamp("us"))])
-        w._append(r, pa.Table.from_pylist([{k: row[k] for k in schema.names} for row in kept], schema=schema),
-                  overwrite=True)
+        try:
+            names, rows = w.query(
+                f"select * from (select *, row_number() over (partition by holder order by written_at desc)"
+                f" as latest from {r.sql}) where latest = 1 and expires_at > current_timestamp()"
+                " and holder <> ?", [self._holder])
+            kept = [dict(zip(names, row, strict=True)) for row in rows]
+            w._append(r, pa.Table.from_pylist([{k: row[k] for k in LEASE_SCHEMA.names} for row in kept],
+                                              schema=LEASE_SCHEMA), overwrite=True)
+        except w.driver_errors as exc:
+            log.debug("sweeping the lease table failed: %s", first_line(exc))
