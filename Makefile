@@ -131,7 +131,8 @@ clean:
 # local server the tests start and stop (tests/python/spark_fixtures.py). Without Java they say so
 # and skip; under CI=true that is a failure.
 test-spark: setup system-deps
-	@$(PYTEST) tests/python/test_spark_build.py; rc=$$?; \
+	@$(PYTEST) tests/python/test_spark_build.py tests/python/sender/test_spark_push.py \
+		tests/python/sender/test_spark_profiles.py; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
 # A local Spark Connect server for `dbt build --target spark` and `sender push --target spark`:

@@ -45,6 +45,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import pyarrow as pa
@@ -186,6 +187,13 @@ class SparkWarehouse(SqlWarehouse):
         frame = self._session.sql(sql, args=list(params) or None)
         return list(frame.columns), [tuple(row) for row in frame.collect()]
 
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """A query's rows as dicts, read through Arrow, timestamps as naive UTC datetimes (as the
+        sender writes them; `collect()` would give them in this machine's local time)."""
+        table = self._session.sql(sql, args=list(params) or None).toArrow()
+        return [{k: v.astimezone(UTC).replace(tzinfo=None) if isinstance(v, datetime) and v.tzinfo else v
+                 for k, v in row.items()} for row in table.to_pylist()]
+
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         self._session.sql(sql, args=list(params) or None).collect()
 
@@ -254,8 +262,7 @@ class SparkWarehouse(SqlWarehouse):
     def _rewrite_runs(self, change: Callable[[dict[str, Any]], bool]) -> list[str]:
         """Apply `change` to every run row (it returns whether it changed the row) and, if any
         did, write the runs table back whole; the run_ids changed."""
-        names, rows = self.query(f"select * from {self.runs}")
-        runs = [dict(zip(names, row, strict=True)) for row in rows]
+        runs = self.rows(f"select * from {self.runs}")
         changed = [str(r["run_id"]) for r in runs if change(r)]
         if changed:
             self._append(self.relations.runs, self._run_table(runs), overwrite=True)
@@ -398,11 +405,10 @@ class SparkLease:
             return
         w, r = self._warehouse, self._relation
         try:
-            names, rows = w.query(
+            kept = w.rows(
                 f"select * from (select *, row_number() over (partition by holder order by written_at desc)"
                 f" as latest from {r.sql}) where latest = 1 and expires_at > current_timestamp()"
                 " and holder <> ?", [self._holder])
-            kept = [dict(zip(names, row, strict=True)) for row in rows]
             w._append(r, pa.Table.from_pylist([{k: row[k] for k in LEASE_SCHEMA.names} for row in kept],
                                               schema=LEASE_SCHEMA), overwrite=True)
         except w.driver_errors as exc:
