@@ -120,7 +120,8 @@ def open_warehouse(
             if not (exc.name or "").startswith(("pyspark", "grpc", "pandas")):
                 raise
             raise ConfigError(
-                "spark targets need pyspark's Spark Connect client (`pip install 'pyspark[connect]'`)"
+                "spark targets need pyspark's Spark Connect client (`pip install "
+                "'tiktok-outbox-sender[spark]'`, or pyspark[connect])"
             ) from None
 
         return SparkWarehouse(target, read_only=read_only, lock_timeout=lock_timeout, abort=abort)
