@@ -2,20 +2,22 @@
 
 `open_warehouse` is the one place that picks an implementation, and imports it only then, so a
 run loads the driver of its own engine and nothing else: DuckDB in `duckdb` (DuckDB's own Arrow
-API), PostgreSQL in `postgres` (ADBC, through the shared mechanics of `adbc`). The SQL they run
-is written once, in `base.SqlWarehouse`; `history` holds the status and run-history queries,
-`support` the quoting, error wrapping and lease waiting every engine uses. The modules import
-from this one, never the other way round (but for that lazy import), so there is no cycle.
+API), PostgreSQL in `postgres` (ADBC, through the shared mechanics of `adbc`), Spark in `spark`
+(pyspark's Spark Connect client). The SQL they run is written once, in `base.SqlWarehouse`;
+`history` holds the status and run-history queries, `support` the quoting, error wrapping and
+lease waiting every engine uses. The modules import from this one, never the other way round
+(but for that lazy import), so there is no cycle.
 
-Both engines read the pending rows as Arrow record batches of bounded size and append receipts
+Every engine reads the pending rows as Arrow record batches of bounded size and appends receipts
 as Arrow data: no Python object per cell on the hot path.
 
 The delivery lease: a warehouse opened for writing holds it until `close()`, so two `sender push`
 runs never select the same pending events. DuckDB's lease is the exclusive file lock of the
 read-write connection; PostgreSQL's is a session advisory lock keyed on the delivery tables'
-schema (and the shard: shards of one `--shard K/N` set run side by side). Either is released when
-its holder dies, even on SIGKILL, and either is waited for through `support.poll_lease`: up to
-`lock_timeout` seconds, then WarehouseBusyError.
+schema (and the shard: shards of one `--shard K/N` set run side by side). Either is released
+when its holder dies, even on SIGKILL. Spark has no lock: its lease is claim rows that expire
+unless renewed (`spark.SparkLease`), so a dead holder's lapses after a minute. Every lease is
+waited for through `support.poll_lease`: up to `lock_timeout` seconds, then WarehouseBusyError.
 """
 
 from __future__ import annotations
