@@ -23,6 +23,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import chain, islice
@@ -35,7 +36,7 @@ from jinja2.nativetypes import NativeCodeGenerator
 from jinja2.sandbox import SandboxedEnvironment
 
 from tiktok_sender.errors import ConfigError
-from tiktok_sender.settings import Secret
+from tiktok_sender.settings import REDACTED, Secret
 
 DEFAULT_PROFILE = "tiktok_outbox"
 SUPPORTED_TYPES = ("duckdb", "postgres", "spark")
@@ -59,7 +60,8 @@ class WarehouseTarget:
     """The target's other keys. For postgres: host, port, user, dbname and the POSTGRES_OPTIONS
     given; never the password."""
     password: Secret | None = field(default=None, repr=False)
-    """A postgres target's password, if it has one."""
+    """A postgres target's password, or the token of a spark target's Spark Connect URL, if it
+    has one."""
     project_dir: Path | None = None
     """The dbt project the target was loaded in (the directory holding dbt_project.yml), if any."""
     manifest_path: Path | None = None
@@ -316,5 +318,19 @@ def _spark_target(profile: str, target: str, output: Mapping[str, Any],
             f"{where}: the sender reads Spark through Spark Connect; set `spark.remote: sc://host:port` "
             "in its server_side_parameters (method: session) or SPARK_REMOTE"
         )
+    # A Spark Connect URL may carry a bearer token (`;token=...`): it is held as the target's
+    # secret, and the URL kept in `options` shows *** in its place (`spark_remote` puts it back).
+    token = re.search(r";token=([^;]+)", remote)
+    if token:
+        remote = remote[:token.start(1)] + REDACTED + remote[token.end(1):]
     return WarehouseTarget(profile=profile, target=target, type="spark", schema=schema, path=None,
-                           options={"remote": remote})
+                           options={"remote": remote},
+                           password=Secret(token.group(1)) if token else None)
+
+
+def spark_remote(target: WarehouseTarget) -> str:
+    """The Spark Connect URL of a spark target to connect with, its token in place."""
+    remote = str(target.options.get("remote") or "")
+    if target.password is None:
+        return remote
+    return remote.replace(f";token={REDACTED}", f";token={target.password.reveal()}", 1)

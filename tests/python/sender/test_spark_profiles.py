@@ -11,7 +11,7 @@ import pytest
 from sender_harness import REPO
 
 from tiktok_sender.errors import ConfigError
-from tiktok_sender.profiles import load_target
+from tiktok_sender.profiles import load_target, spark_remote
 
 
 def write_profile(tmp_path: Path, output: str) -> Path:
@@ -53,3 +53,14 @@ def test_a_spark_target_the_sender_cannot_reach_is_a_clear_error(tmp_path: Path,
     write_profile(tmp_path, output)
     with pytest.raises(ConfigError, match=message):
         load_target(profiles_dir_flag=tmp_path, environ={}, cwd=tmp_path)
+
+
+def test_a_token_in_the_spark_connect_url_is_a_secret(tmp_path: Path) -> None:
+    (tmp_path / "profiles.yml").write_text((REPO / "profiles.example.yml").read_text())
+    remote = "sc://spark.internal:443/;use_ssl=true;token=tok-SECRET-42;user_id=sender"
+    target = load_target(profiles_dir_flag=tmp_path, target_flag="spark", environ={"SPARK_REMOTE": remote},
+                         cwd=tmp_path)
+    assert spark_remote(target) == remote  # what the client connects with
+    assert [s.reveal() for s in target.secrets()] == ["tok-SECRET-42"]
+    assert "tok-SECRET-42" not in target.describe() + repr(target)
+    assert "sc://spark.internal:443/;use_ssl=true;token=***;user_id=sender" in target.describe()

@@ -52,7 +52,7 @@ import pyarrow as pa
 
 from tiktok_sender.errors import LeaseLostError, WarehouseError
 from tiktok_sender.outbox_schema import OUTBOX_SCHEMA
-from tiktok_sender.profiles import WarehouseTarget
+from tiktok_sender.profiles import WarehouseTarget, spark_remote
 from tiktok_sender.receipts import CRASHED_MESSAGE, RUN_COLUMNS, RUN_CRASHED, RUN_RUNNING
 from tiktok_sender.relations import Relation
 from tiktok_sender.shard import Shard
@@ -156,9 +156,9 @@ class SparkWarehouse(SqlWarehouse):
 
         self.driver_errors = _spark_errors()
         self.target = target
-        self._url = str(target.options.get("remote") or "")
+        url = spark_remote(target)
         try:
-            self._session = SparkSession.builder.remote(self._url).create()
+            self._session = SparkSession.builder.remote(url).create()
             self._session.client.set_retry_policies([DefaultPolicy(**CONNECT_RETRY)])
             self._session.conf.set("spark.sql.ansi.enabled", "true")
             self._session.conf.set("spark.sql.ansi.doubleQuotedIdentifiers", "true")
@@ -181,7 +181,7 @@ class SparkWarehouse(SqlWarehouse):
             raise
 
     def location(self) -> str:
-        return self._url
+        return str(self.target.options.get("remote"))  # a token in it shows as ***
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> tuple[list[str], list[tuple[Any, ...]]]:
         frame = self._session.sql(sql, args=list(params) or None)
