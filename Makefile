@@ -30,7 +30,7 @@ help:
 	@echo "make test-postgres - the dbt project and the sender on a throwaway PostgreSQL 15 cluster, and the cloud SQL renders"
 	@echo "make test-spark - the dbt project (and the sender) on a local Spark through Spark Connect"
 	@echo "make spark-server - a local Spark with a Spark Connect endpoint for the spark target (SPARK_REMOTE)"
-	@echo "make test-snowflake - the dbt project on emulated Snowflake (fakesnow, in .venv-snowflake), cell for cell with DuckDB"
+	@echo "make test-snowflake - the dbt project and the sender on emulated Snowflake (fakesnow, in .venv-snowflake)"
 	@echo "make snowflake-emulator - a local fakesnow server for the snowflake_emulated target (FAKESNOW_PORT)"
 	@echo "make fault-matrix - every delivery fault scenario against the emulator, with the reconciliation table"
 	@echo "make bench  - benchmark (BENCH_EVENTS=N, default 1,000,000): generate, dbt build, +1% rebuild, push vs one-event-per-request"
@@ -144,7 +144,8 @@ spark-server: setup system-deps
 # Snowflake, emulated: dbt-snowflake against fakesnow (scripts/snowflake_emulator.py), a local
 # server speaking Snowflake's HTTP protocol over DuckDB. fakesnow pins a DuckDB other than the
 # project's, so both live in a virtualenv of their own, .venv-snowflake (requirements-snowflake.txt).
-# Without it tests/python/test_snowflake_emulated.py skips; under CI=true that is a failure.
+# The sender reaches the emulator through the ADBC Snowflake driver of the project's .venv.
+# Without .venv-snowflake the Snowflake tests skip; under CI=true that is a failure.
 SNOWFLAKE_VENV  ?= .venv-snowflake
 SNOWFLAKE_STAMP := $(SNOWFLAKE_VENV)/.installed
 FAKESNOW_PORT   ?= 8085
@@ -157,7 +158,7 @@ $(SNOWFLAKE_STAMP): requirements-snowflake.txt
 	touch $@
 
 test-snowflake: setup setup-snowflake
-	@$(PYTEST) tests/python/test_snowflake_emulated.py; rc=$$?; \
+	@$(PYTEST) tests/python/test_snowflake_emulated.py tests/python/sender/test_snowflake_*.py; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
 # Serves until Ctrl-C; then, in another shell:

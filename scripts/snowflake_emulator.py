@@ -35,6 +35,19 @@ keep the SQL real Snowflake runs:
   of integers a DOUBLE where Snowflake's is a NUMBER (`cast(sum(...) as varchar)` reads '2.0', not
   '2'). The project aggregates no strings (DuckDB and PostgreSQL would refuse it), so the emulator
   leaves the arguments as they are.
+- `copy into t from @stage` without a FILE_FORMAT reads the files in the format the stage was
+  created with, as Snowflake does: fakesnow keeps no file format with a stage and reads them as
+  CSV. The ADBC Snowflake driver appends (the sender's receipts) this way: it creates a temporary
+  stage `FILE_FORMAT = (TYPE = PARQUET ...)`, PUTs Parquet files and copies from the stage.
+- a stage created anew (`create or replace stage`) holds new files: Snowflake's load history
+  knows a file by its name and checksum, so a new file of an old name loads, while fakesnow's
+  knows it by name alone and skips it ("File was loaded before"). The ADBC driver replaces its
+  stage at every append and names the files 0.parquet, 1.parquet...: from the second append on,
+  fakesnow loaded nothing. The first COPY from a stage created anew forgets the load history of
+  the stage's earlier files.
+- `alter session set timezone = 'UTC'` (the sender's sessions run in UTC): fakesnow implements
+  no ALTER SESSION of TIMEZONE, and its DuckDB runs in UTC already, so the emulator accepts that
+  one value and still refuses any other zone.
 - a null timestamp in a result reads as 1970-01-01 00:00:00 through the connector: fakesnow sends
   Snowflake's timestamp struct (epoch, fraction) without a validity mask. The emulator marks the
   null rows null.
@@ -58,8 +71,10 @@ from typing import Any
 
 import duckdb
 import fakesnow.arrow
+import fakesnow.copy_into
 import fakesnow.cursor
 import fakesnow.server
+import fakesnow.transforms.stage
 import pyarrow as pa
 import pyarrow.compute as pc
 import snowflake.connector.errors
@@ -147,6 +162,65 @@ def _timestamps_keep_nulls(timestamp_to_sf_struct: Any) -> Any:
     return convert
 
 
+# (database, schema, name) of the stages created with FILE_FORMAT = (TYPE = PARQUET ...), and of
+# the stages created anew and not copied from since
+_PARQUET_STAGES: set[tuple[str, str, str]] = set()
+_NEW_STAGES: set[tuple[str, str, str]] = set()
+_PARQUET_FORMAT = re.compile(r"FILE_FORMAT\s*=\s*\(\s*TYPE\s*=\s*'?PARQUET\b", re.IGNORECASE)
+
+
+def _stage_keeps_format(create_stage: Any) -> Any:
+    """fakesnow's CREATE STAGE, remembering the stages whose file format is Parquet."""
+    def create(expression: exp.Expr, current_database: str | None, current_schema: str | None) -> Any:
+        kind = expression.args.get("kind") if isinstance(expression, exp.Create) else None
+        if isinstance(kind, str) and kind.upper() == "STAGE" and (table := expression.find(exp.Table)):
+            name = ".".join(p for p in (table.catalog, table.db, table.name) if p)
+            key = fakesnow.transforms.stage.parts_from_var(name, current_database, current_schema)
+            if _PARQUET_FORMAT.search(expression.sql(dialect="snowflake")):
+                _PARQUET_STAGES.add(key)
+            else:
+                _PARQUET_STAGES.discard(key)
+            _NEW_STAGES.add(key)
+        return create_stage(expression, current_database, current_schema)
+    return create
+
+
+def _copy_reads_stage_format(params: Any) -> Any:
+    """fakesnow's COPY parameters, with the stage's Parquet format when the COPY names none; the
+    first COPY from a stage created anew forgets its earlier files' load history."""
+    def read(expr: exp.Copy, *args: Any, **kwargs: Any) -> Any:
+        cparams = params(expr, *args, **kwargs)
+        source = fakesnow.copy_into._from_source(expr)
+        if not source.startswith("@"):
+            return cparams
+        key = fakesnow.transforms.stage.parts_from_var(
+            source[1:], kwargs.get("current_database"), kwargs.get("current_schema"))
+        named = any(p.this.name.upper() == "FILE_FORMAT" for p in expr.args.get("params") or [])
+        if not named and key in _PARQUET_STAGES:
+            cparams.file_format = fakesnow.copy_into.ReadParquet()
+        if key in _NEW_STAGES and kwargs.get("duck_conn") is not None:
+            _NEW_STAGES.discard(key)
+            root = fakesnow.transforms.stage.internal_dir(".".join(key))
+            kwargs["duck_conn"].execute(
+                "delete from _fs_information_schema._fs_load_history where contains(file_name, ?)",
+                [root])
+        return cparams
+    return read
+
+
+def _session_in_utc(alter_session: Any) -> Any:
+    """fakesnow's ALTER SESSION, plus `set timezone = 'UTC'`: what its DuckDB runs in already."""
+    def alter(expression: exp.Expr) -> exp.Expr:
+        item = expression.find(exp.SetItem) if isinstance(expression, exp.Alter) else None
+        if (isinstance(item, exp.SetItem) and isinstance(item.this, exp.EQ)
+                and item.this.this.name.upper() == "TIMEZONE"
+                and isinstance(rhs := item.this.expression, exp.Literal)
+                and rhs.this.upper() in ("UTC", "ETC/UTC")):
+            return transforms.SUCCESS_NOP.copy()
+        return alter_session(expression)
+    return alter
+
+
 def teach_fakesnow() -> None:
     """Install the translations listed in the module docstring (fakesnow's cursor looks its
     transforms up on the module at every statement)."""
@@ -154,6 +228,9 @@ def teach_fakesnow() -> None:
     transforms.create_table_as = _create_table(transforms.create_table_as)
     transforms.create_table_autoincrement = _ctas_keeps_not_null(transforms.create_table_autoincrement)
     transforms.numeric_agg_implicit_cast = _numeric_agg_as_is
+    transforms.create_stage = _stage_keeps_format(transforms.create_stage)
+    transforms.alter_session = _session_in_utc(transforms.alter_session)
+    fakesnow.copy_into._params = _copy_reads_stage_format(fakesnow.copy_into._params)
     cursor = fakesnow.cursor.FakeSnowflakeCursor
     cursor.execute = _constraint_errors_as_snowflake_errors(cursor.execute)
     fakesnow.arrow.timestamp_to_sf_struct = _timestamps_keep_nulls(fakesnow.arrow.timestamp_to_sf_struct)

@@ -274,3 +274,43 @@ def test_rebuild_appends_nothing_and_a_new_conversion_is_appended_alone(built):
     after = outbox(built)
     assert set(after) - set(before) == {"purchase-ORD-NEW-1"}
     assert {k: after[k] for k in before} == before
+
+
+def test_the_sender_delivers_the_outbox_and_the_audit_reads_its_receipts(built):
+    """From the emulated build to the audit: `sender push` of the built outbox (the repository's
+    `snowflake_emulated` target, the ADBC Snowflake driver, the relations from the build's
+    manifest) to the Events API emulator, `dbt build --selector audit` on emulated Snowflake, and
+    tiktok_delivery_health reconciled with the receipts; `sender status` reads the same."""
+    from tiktok_sender.emulator import EmulatorThread
+    from tiktok_sender.settings import Secret
+
+    token = "tok-snowflake-e2e-7d1c"
+    env = {**built.env(), "DBT_TARGET": "snowflake_emulated", "TIKTOK_ACCESS_TOKEN": token,
+           "DBT_TARGET_PATH": str(built.logs["snowflake"] / "target"),
+           "TIKTOK_BACKOFF_BASE": "0.01", "TIKTOK_BACKOFF_MAX": "0.05"}
+    with EmulatorThread(token=Secret(token), seed=5) as api:
+        push = subprocess.run([str(VENV_BIN / "sender"), "push", "--json", "--batch-size", "200"],
+                              cwd=built.project, env={**env, "TIKTOK_API_URL": api.url},
+                              capture_output=True, text=True, timeout=600, check=False)
+        assert push.returncode == 0, push.stderr
+        summary = json.loads(push.stdout)
+        ((outboxed,),) = built.emulator.query(f"select count(*) from {SCHEMA}.tiktok_events_outbox")
+        assert summary["pending"] == outboxed and summary["delivered"] + summary["expired"] == outboxed
+        assert len(api.events()) == summary["delivered"] > 0
+    built.wait({"audit": built.start("audit", ["build", "--selector", "audit"])})
+
+    receipts = built.emulator.query(
+        f"select status, count(*) from {SCHEMA}.tiktok_delivery_receipts group by status")
+    assert dict(receipts) == {s: summary[s] for s in ("delivered", "expired") if summary[s]}
+    ((run_id, delivered, expired, events),) = built.emulator.query(
+        f"select run_id, sum(delivered), sum(expired), sum(events) from {SCHEMA}.tiktok_delivery_health"
+        " group by run_id")
+    assert (delivered, expired, events) == (summary["delivered"], summary["expired"], outboxed)
+    assert run_id == summary["run_id"]
+
+    status = subprocess.run([str(VENV_BIN / "sender"), "status", "--json"], cwd=built.project, env=env,
+                            capture_output=True, text=True, timeout=300, check=False)
+    assert status.returncode == 0, status.stderr
+    figures = json.loads(status.stdout)
+    assert (figures["outbox"], figures["delivered"], figures["pending"]) == (outboxed, summary["delivered"], 0)
+    assert figures["audit"]["totals"]["delivered"] == summary["delivered"]

@@ -26,7 +26,6 @@ from tiktok_sender.profiles import WarehouseTarget
 from tiktok_sender.relations import Relation
 from tiktok_sender.warehouse import open_warehouse
 from tiktok_sender.warehouse.base import SqlWarehouse
-from tiktok_sender.warehouse.support import quote_identifier
 
 __all__ = [
     "AUDIT_MODELS",
@@ -192,6 +191,12 @@ def _rejections(con: SqlWarehouse) -> list[Row]:
     if not _exists(con, con.relations.receipts):
         return []
     receipts = con.relations.receipts.sql
+    # item indexes out of the message: `data.3.` -> `data.N.` (brackets, not backslashes: a
+    # backslash in a string literal is an escape on Snowflake)
+    reason = con.dialect.replace_all("coalesce(api_message, '(no message)')", "'data[.][0-9]+[.]'",
+                                     "'data.N.'")
+    # Distinct events and runs per reason counted by dense_rank (ties, nulls included, rank
+    # alike): `count(distinct (a, b, c))` of a row is not SQL every engine takes.
     return _rows(
         con,
         f"""
@@ -211,17 +216,22 @@ def _rejections(con: SqlWarehouse) -> list[Row]:
                    ) as pick
             from outcomes
             where (outcome = 2 and status = 'rejected') or (outcome = 4 and status = 'failed')
+        ),
+        ranked as (
+            select status, api_code, reason, sent_at,
+                   dense_rank() over (partition by status, api_code, reason
+                                      order by event_source_id, event, event_id) as event_rank,
+                   dense_rank() over (partition by status, api_code, reason order by run_id) as run_rank
+            from (
+                select *, {reason} as reason from deciding where pick = 1
+            ) decided
         )
-        select status,
-               api_code,
-               regexp_replace(coalesce(api_message, '(no message)'), 'data\\.[0-9]+\\.', 'data.N.', 'g')
-                   as reason,
-               count(distinct (event_source_id, event, event_id)) as events,
-               count(distinct run_id) as runs,
+        select status, api_code, reason,
+               max(event_rank) as events,
+               max(run_rank) as runs,
                max(sent_at) as last_seen_at
-        from deciding
-        where pick = 1
-        group by 1, 2, 3
+        from ranked
+        group by status, api_code, reason
         order by events desc, runs desc, reason
         limit {TOP_REASONS}
         """,
@@ -231,10 +241,10 @@ def _rejections(con: SqlWarehouse) -> list[Row]:
 def load_audit(con: SqlWarehouse, schema: str, *, today: date | None = None) -> AuditData:
     """Read every audit model of `schema`; raises AuditTablesMissing when one is not built."""
     today = today or datetime.now(UTC).date()
-    q = quote_identifier(schema)
+    q = con.dialect.identifier(schema)  # names as the engine stores dbt's (Snowflake: upper case)
 
     def table(name: str, order: str) -> list[Row]:
-        return _rows(con, f"select * from {q}.{quote_identifier(name)} order by {order}")
+        return _rows(con, f"select * from {q}.{con.dialect.identifier(name)} order by {order}")
 
     try:
         check_audit_tables(con, schema)

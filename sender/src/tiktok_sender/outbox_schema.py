@@ -63,7 +63,8 @@ OUTBOX_SCHEMA = pa.schema(
 )
 
 # information_schema.columns.data_type values (upper-cased, without a `(...)` suffix) that cast
-# safely to each contract type. DuckDB spells them in capitals, PostgreSQL in lower case.
+# safely to each contract type. DuckDB and Snowflake spell them in capitals, PostgreSQL in lower
+# case.
 INTEGER_TYPES: Final = frozenset({
     "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT",  # DuckDB, and PostgreSQL's three
     "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT",
@@ -71,6 +72,7 @@ INTEGER_TYPES: Final = frozenset({
 })
 NUMERIC_TYPES: Final = INTEGER_TYPES | frozenset({
     "DOUBLE", "DOUBLE PRECISION", "FLOAT", "FLOAT4", "FLOAT8", "REAL", "DECIMAL", "NUMERIC",
+    "NUMBER",  # Snowflake's fixed-point type
 })
 STRING_TYPES: Final = frozenset({
     "VARCHAR", "TEXT", "STRING", "CHARACTER VARYING", "CHARACTER", "CHAR", "BPCHAR", "ENUM",

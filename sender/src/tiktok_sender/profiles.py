@@ -7,10 +7,11 @@ String values are rendered with Jinja the way dbt renders profiles: `env_var('X'
 `env_var('X', 'default')`, and the filters `as_number`, `as_bool`, `as_native` (the value becomes
 a number, a boolean, any literal) and `as_text` (it stays a string).
 
-Targets of type `duckdb` (a file `path`) and `postgres` (host, port, user, password, dbname or
+Targets of type `duckdb` (a file `path`), `postgres` (host, port, user, password, dbname or
 database, schema, optional sslmode, sslcert, sslkey, sslrootcert, connect_timeout,
-keepalives_idle, role) are supported. The password is held in a `Secret` from the moment it is
-read: no repr, message or table shows it.
+keepalives_idle, role), `spark` (Spark Connect) and `snowflake` (dbt-snowflake's keys, see
+`_snowflake_target`) are supported. Passwords, tokens and keys are held in `Secret`s from the
+moment they are read: no repr, message or table shows them.
 
 The dbt project is the current directory when it holds dbt_project.yml; its manifest is
 `<target-path>/manifest.json`, the target path being `$DBT_TARGET_PATH`, else `target-path:` of
@@ -39,12 +40,17 @@ from tiktok_sender.errors import ConfigError
 from tiktok_sender.settings import REDACTED, Secret
 
 DEFAULT_PROFILE = "tiktok_outbox"
-SUPPORTED_TYPES = ("duckdb", "postgres", "spark")
+SUPPORTED_TYPES = ("duckdb", "postgres", "spark", "snowflake")
 POSTGRES_DEFAULT_PORT = 5432
 # Optional keys of a postgres target the sender passes on to the connection (as dbt-postgres
 # does); the others (threads, search_path, retries, ...) concern dbt only.
 POSTGRES_OPTIONS = ("sslmode", "sslcert", "sslkey", "sslrootcert", "connect_timeout",
                     "keepalives_idle", "role")
+# Keys of a snowflake target the sender passes on to the ADBC Snowflake driver (dbt-snowflake's
+# names); the secrets among dbt-snowflake's keys are SNOWFLAKE_SECRETS.
+SNOWFLAKE_OPTIONS = ("account", "user", "database", "warehouse", "role", "authenticator",
+                     "private_key_path", "host", "port", "protocol", "connect_timeout", "query_tag")
+SNOWFLAKE_SECRETS = ("private_key", "private_key_passphrase", "token")
 
 
 @dataclass(frozen=True)
@@ -60,8 +66,10 @@ class WarehouseTarget:
     """The target's other keys. For postgres: host, port, user, dbname and the POSTGRES_OPTIONS
     given; never the password."""
     password: Secret | None = field(default=None, repr=False)
-    """A postgres target's password, or the token of a spark target's Spark Connect URL, if it
-    has one."""
+    """A postgres or snowflake target's password, or the token of a spark target's Spark Connect
+    URL, if it has one."""
+    credentials: Mapping[str, Secret] = field(default_factory=dict, repr=False)
+    """A snowflake target's other secrets (SNOWFLAKE_SECRETS) that it gives."""
     project_dir: Path | None = None
     """The dbt project the target was loaded in (the directory holding dbt_project.yml), if any."""
     manifest_path: Path | None = None
@@ -74,13 +82,15 @@ class WarehouseTarget:
             where = f" at {o.get('user')}@{o.get('host')}:{o.get('port')}/{o.get('dbname')}"
         elif self.type == "spark":
             where = f" at {self.options.get('remote')}"
+        elif self.type == "snowflake":
+            where = f" at {self.options.get('user')}@{self.options.get('account')}/{self.options.get('database')}"
         else:
             where = f" at {self.path}" if self.path is not None else ""
         return f"{self.type} target '{self.target}' of profile '{self.profile}'{where}"
 
     def secrets(self) -> tuple[Secret, ...]:
         """What must never be shown (for `settings.redact`)."""
-        return (self.password,) if self.password is not None else ()
+        return ((self.password,) if self.password is not None else ()) + tuple(self.credentials.values())
 
 
 def profiles_dir(flag: Path | None, environ: Mapping[str, str], cwd: Path) -> Path:
@@ -250,6 +260,9 @@ def load_target(
     if kind == "spark":
         return dataclasses.replace(_spark_target(name, target, output, environ),
                                    project_dir=project_dir, manifest_path=manifest)
+    if kind == "snowflake":
+        return dataclasses.replace(_snowflake_target(name, target, output), project_dir=project_dir,
+                                   manifest_path=manifest)
     if kind not in SUPPORTED_TYPES:
         raise ConfigError(
             f"warehouse type '{kind or '?'}' (target '{target}') is not supported; "
@@ -326,6 +339,27 @@ def _spark_target(profile: str, target: str, output: Mapping[str, Any],
     return WarehouseTarget(profile=profile, target=target, type="spark", schema=schema, path=None,
                            options={"remote": remote},
                            password=Secret(token.group(1)) if token else None)
+
+
+def _snowflake_target(profile: str, target: str, output: Mapping[str, Any]) -> WarehouseTarget:
+    """A snowflake target, with dbt-snowflake's keys: account, database and schema required; user
+    and password, or an `authenticator` (externalbrowser, oauth with `token`, snowflake_jwt with a
+    private key, username_password_mfa, an Okta URL). Its secrets are held as Secrets."""
+    where = f"snowflake target '{target}'"
+    missing = [k for k in ("account", "database", "schema") if not _text(output, k)]
+    if missing:
+        raise ConfigError(f"{where} needs {', '.join(f'`{k}`' for k in missing)} in profiles.yml")
+    options: dict[str, Any] = {k: output[k] for k in SNOWFLAKE_OPTIONS if output.get(k) not in (None, "")}
+    port = options.get("port")
+    if port is not None and (isinstance(port, bool) or not str(port).strip().isdigit()
+                             or not 0 < int(port) < 65536):
+        raise ConfigError(f"{where}: port must be a number from 1 to 65535, got {port!r}")
+    raw_password = output.get("password")
+    password = Secret(str(raw_password)) if raw_password not in (None, "") else None
+    credentials = {k: Secret(str(output[k])) for k in SNOWFLAKE_SECRETS if output.get(k) not in (None, "")}
+    return WarehouseTarget(profile=profile, target=target, type="snowflake",
+                           schema=_text(output, "schema"), path=None, options=options,
+                           password=password, credentials=credentials)
 
 
 def spark_remote(target: WarehouseTarget) -> str:

@@ -45,12 +45,14 @@ def test_outbox_missing_a_column(project: Project) -> None:
 
 def test_unsupported_warehouse_type(project: Project) -> None:
     (project.root / "profiles.yml").write_text(
-        "tiktok_outbox:\n  target: sf\n  outputs:\n    sf:\n      type: snowflake\n"
-        "      account: example\n      schema: tiktok\n"
+        "tiktok_outbox:\n  target: bq\n  outputs:\n    bq:\n      type: bigquery\n"
+        "      project: example\n      dataset: tiktok\n"
     )
     result = project.sender("status")
     assert result.returncode == 4
-    assert "'snowflake' (target 'sf') is not supported" in one_line_error(result.stderr)
+    line = one_line_error(result.stderr)
+    assert "'bigquery' (target 'bq') is not supported" in line
+    assert "the sender supports duckdb, postgres, spark, snowflake targets" in line
 
 
 def test_incomplete_postgres_target(project: Project) -> None:

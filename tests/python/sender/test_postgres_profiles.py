@@ -82,7 +82,7 @@ def test_dbt_filters_give_native_values(tmp_path: Path) -> None:
          {"P": "54x"}, "key 'tiktok_outbox.outputs.pg.port': could not convert value '54x' into type 'number'"),
         ("type: postgres\nhost: h\nuser: u\ndbname: d\nschema: s\nretries: \"{{ env_var('B') | as_bool }}\"",
          {"B": "yes"}, "into type 'bool'"),
-        ("type: snowflake\naccount: a", {}, "warehouse type 'snowflake' (target 'pg') is not supported"),
+        ("type: bigquery\nproject: a", {}, "warehouse type 'bigquery' (target 'pg') is not supported"),
     ],
 )
 def test_bad_postgres_targets_are_one_clear_line(

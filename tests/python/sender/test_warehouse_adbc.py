@@ -151,3 +151,50 @@ def test_driver_errors_are_the_servers_line_without_secrets(postgres_cluster, co
     assert text.startswith("Failed to connect: ") and "Connection refused" in text and "\n" not in text
     assert secret.reveal() not in text
     assert error_text(pa.ArrowInvalid(f"broke near {secret.reveal()}\nmore"), (secret,)) == "broke near ***"
+
+
+class _CountingCursor:
+    """A driver cursor that reports `appended` rows whatever it is given (what the Snowflake
+    driver reports when its COPY skips a file), and records what it was asked."""
+
+    def __init__(self, appended: int) -> None:
+        self.appended = appended
+        self.calls: list[tuple[str, str | None, int]] = []
+        self.adbc_statement = self
+        self.options: dict[str, str] = {}
+
+    def set_options(self, **options: str) -> None:
+        self.options.update(options)
+
+    def adbc_ingest(self, name: str, reader: pa.RecordBatchReader, mode: str, db_schema_name: str | None) -> int:
+        self.calls.append((name, db_schema_name, reader.read_all().num_rows))
+        return self.appended
+
+    def __enter__(self) -> _CountingCursor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+class _OneCursor:
+    def __init__(self, cursor: _CountingCursor) -> None:
+        self._cursor = cursor
+
+    def cursor(self) -> _CountingCursor:
+        return self._cursor
+
+
+@pytest.mark.parametrize("appended", [5, -1])
+def test_ingest_accepts_the_rows_given_or_a_driver_that_does_not_count(appended: int) -> None:
+    cursor = _CountingCursor(appended)
+    ingest(_OneCursor(cursor), Relation("S", "T"), pa.table({"n": range(5)}), 2,  # type: ignore[arg-type]
+           options={"k": "v"}, qualified=False)
+    assert cursor.calls == [("T", None, 5)] and cursor.options == {"k": "v"}
+
+
+def test_ingest_refuses_a_driver_that_appended_fewer_rows_than_given() -> None:
+    cursor = _CountingCursor(3)
+    with pytest.raises(WarehouseError, match="S.T: the driver appended 3 of 5 rows"):
+        ingest(_OneCursor(cursor), Relation("S", "T"), pa.table({"n": range(5)}), 2)  # type: ignore[arg-type]
+    assert cursor.calls == [("T", "S", 5)]

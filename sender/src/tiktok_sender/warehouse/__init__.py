@@ -3,7 +3,7 @@
 `open_warehouse` is the one place that picks an implementation, and imports it only then, so a
 run loads the driver of its own engine and nothing else: DuckDB in `duckdb` (DuckDB's own Arrow
 API), PostgreSQL in `postgres` (ADBC, through the shared mechanics of `adbc`), Spark in `spark`
-(pyspark's Spark Connect client). The SQL they run is written once, in `base.SqlWarehouse`;
+(pyspark's Spark Connect client), Snowflake in `snowflake` (ADBC too). The SQL they run is written once, in `base.SqlWarehouse`;
 `history` holds the status and run-history queries, `support` the quoting, error wrapping and
 lease waiting every engine uses. The modules import from this one, never the other way round
 (but for that lazy import), so there is no cycle.
@@ -15,8 +15,8 @@ The delivery lease: a warehouse opened for writing holds it until `close()`, so 
 runs never select the same pending events. DuckDB's lease is the exclusive file lock of the
 read-write connection; PostgreSQL's is a session advisory lock keyed on the delivery tables'
 schema (and the shard: shards of one `--shard K/N` set run side by side). Either is released
-when its holder dies, even on SIGKILL. Spark has no lock: its lease is claim rows that expire
-unless renewed (`spark.SparkLease`), so a dead holder's lapses after a minute. Every lease is
+when its holder dies, even on SIGKILL. Spark and Snowflake have no such lock: their lease is claim rows that
+expire unless renewed (`claims.ClaimLease`), so a dead holder's lapses after a minute. Every lease is
 waited for through `support.poll_lease`: up to `lock_timeout` seconds, then WarehouseBusyError.
 """
 
@@ -127,4 +127,17 @@ def open_warehouse(
             ) from None
 
         return SparkWarehouse(target, read_only=read_only, lock_timeout=lock_timeout, abort=abort)
+    if target.type == "snowflake":
+        try:
+            from tiktok_sender.warehouse.snowflake import SnowflakeWarehouse
+        except ModuleNotFoundError as exc:
+            if exc.name not in ("adbc_driver_manager", "adbc_driver_snowflake"):
+                raise
+            raise ConfigError(
+                "snowflake targets need the ADBC Snowflake driver (`pip install "
+                "'tiktok-outbox-sender[snowflake]'`, or adbc-driver-snowflake)"
+            ) from None
+
+        return SnowflakeWarehouse(target, read_only=read_only, lock_timeout=lock_timeout,
+                                  abort=abort)
     raise ConfigError(f"warehouse type '{target.type}' is not supported")

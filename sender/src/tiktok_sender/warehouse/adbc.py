@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import adbc_driver_manager
@@ -90,14 +90,23 @@ def slices(table: pa.Table, slice_rows: int) -> pa.RecordBatchReader:
 
 def ingest(
     connection: adbc_driver_manager.dbapi.Connection, relation: Relation, table: pa.Table,
-    slice_rows: int,
+    slice_rows: int, *, options: Mapping[str, str] | None = None, qualified: bool = True,
 ) -> None:
     """Append `table` to `relation` (by column name) through the driver's bulk ingestion, from a
     reader of slices of at most `slice_rows` rows; on an autocommit connection it is committed
-    when this returns. Driver errors pass through."""
+    when this returns. `options` are the driver's statement options for it; `qualified=False`
+    names the table alone, for a driver that takes no schema (Snowflake's: the session's schema
+    must then be the relation's). Driver errors pass through; a driver that reports another
+    number of rows appended than given raises WarehouseError (rows must never go missing
+    silently)."""
     with connection.cursor() as cursor:
-        cursor.adbc_ingest(relation.name, slices(table, slice_rows), mode="append",
-                           db_schema_name=relation.schema)
+        if options:
+            cursor.adbc_statement.set_options(**options)
+        appended = cursor.adbc_ingest(relation.name, slices(table, slice_rows), mode="append",
+                                      db_schema_name=relation.schema if qualified else None)
+    if appended not in (-1, table.num_rows):  # -1: the driver does not know
+        raise WarehouseError(
+            f"{relation}: the driver appended {appended} of {table.num_rows} rows")
 
 
 class PendingBatches:

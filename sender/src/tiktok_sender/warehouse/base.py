@@ -68,6 +68,16 @@ class Dialect:
         """The engine's spelling of a delivery-table column type (`receipts.Column.sql`)."""
         return sql_type
 
+    def replace_all(self, text: str, pattern: str, replacement: str) -> str:
+        """SQL replacing every match of the regular expression `pattern` in `text` (all three
+        SQL expressions)."""
+        return f"regexp_replace({text}, {pattern}, {replacement}, 'g')"
+
+    def identifier(self, name: str) -> str:
+        """A name dbt or the sender gave (a column of the delivery tables, an audit model, a
+        schema), quoted as the engine stores it."""
+        return quote_identifier(name)
+
     # what follows `create table name (columns)` for the delivery tables
     table_options: ClassVar[str] = ""
 
@@ -185,7 +195,7 @@ class SqlWarehouse:
     def _ensure_table(self, relation: Relation, columns: Iterable[Column]) -> None:
         existing = self.column_types(relation)
         if existing is None:
-            body = ", ".join(f"{quote_identifier(c.name)} {self.dialect.column_type(c.sql)}"
+            body = ", ".join(f"{self.dialect.identifier(c.name)} {self.dialect.column_type(c.sql)}"
                              for c in columns)
             self._execute(f"create schema if not exists {quote_identifier(relation.schema)}")
             self._execute(
@@ -194,7 +204,7 @@ class SqlWarehouse:
         for column in columns:  # new columns are only ever appended at the end
             if column.name not in existing:
                 self._execute(
-                    f"alter table {relation.sql} add column {quote_identifier(column.name)}"
+                    f"alter table {relation.sql} add column {self.dialect.identifier(column.name)}"
                     f" {self.dialect.column_type(column.sql)}"
                 )
 
@@ -286,13 +296,13 @@ class SqlWarehouse:
 
     @wrap_errors("writing the run row")
     def insert_run(self, row: Mapping[str, Any]) -> None:
-        names = ", ".join(quote_identifier(k) for k in row)
+        names = ", ".join(self.dialect.identifier(k) for k in row)
         marks = ", ".join(self.dialect.param for _ in row)
         self._execute(f"insert into {self.runs} ({names}) values ({marks})", list(row.values()))
 
     @wrap_errors("updating the run row")
     def update_run(self, run_id: str, row: Mapping[str, Any]) -> None:
-        assignments = ", ".join(f"{quote_identifier(k)} = {self.dialect.param}" for k in row)
+        assignments = ", ".join(f"{self.dialect.identifier(k)} = {self.dialect.param}" for k in row)
         self._execute(
             f"update {self.runs} set {assignments} where run_id = {self.dialect.param}",
             [*row.values(), run_id],
@@ -313,6 +323,14 @@ class SqlWarehouse:
         `finished_at` stays null (when the process ended is unknown); `message` says `the process
         ended without finishing this run (killed?); marked crashed by run <run_id>`."""
         return mark_crashed_runs(self, run_id, shard)
+
+    # -- the lease by claim rows (claims.ClaimLease) ---------------------------------------------
+
+    def sweep_claims(self, relation: Relation, holder: str) -> None:
+        """Delete the claim rows of the lease table `relation` that are expired or `holder`'s:
+        what is left are the live claims of others."""
+        self._execute(f"delete from {relation.sql} where holder = {self.dialect.param}"
+                      " or expires_at <= current_timestamp()", [holder])
 
     # -- status ------------------------------------------------------------------------------
 

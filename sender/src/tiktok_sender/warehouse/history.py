@@ -55,29 +55,29 @@ def delivery_status(warehouse: SqlWarehouse) -> StatusReport:
             f"""
             with r as (
                 select event_source_id, event, event_id,
-                       bool_or(status = 'delivered') as d,
-                       bool_or(status = 'rejected') as rj,
-                       bool_or(status = 'expired') as ex,
-                       bool_or(status = 'failed') as f
+                       max(case when status = 'delivered' then 1 else 0 end) as d,
+                       max(case when status = 'rejected' then 1 else 0 end) as rj,
+                       max(case when status = 'expired' then 1 else 0 end) as ex,
+                       max(case when status = 'failed' then 1 else 0 end) as f
                 from {receipts}
                 where test_event_code is null
                 group by event_source_id, event, event_id
             )
             select count(*),
-                   count(*) filter (where r.d),
-                   count(*) filter (where not coalesce(r.d, false) and r.rj),
-                   count(*) filter (where not coalesce(r.d or r.rj, false) and r.ex),
-                   count(*) filter (where not coalesce(r.d or r.rj or r.ex, false) and r.f),
-                   count(*) filter (where r.event_id is null and not ({null_key})),
-                   count(*) filter (where {null_key})
+                   count(case when r.d = 1 then 1 end),
+                   count(case when coalesce(r.d, 0) = 0 and r.rj = 1 then 1 end),
+                   count(case when coalesce(r.d + r.rj, 0) = 0 and r.ex = 1 then 1 end),
+                   count(case when coalesce(r.d + r.rj + r.ex, 0) = 0 and r.f = 1 then 1 end),
+                   count(case when r.event_id is null and not ({null_key}) then 1 end),
+                   count(case when {null_key} then 1 end)
             from {outbox} o
             left join r using (event_source_id, event, event_id)
             """
         )
         counts = rows[0]
         _, test_rows = warehouse.query(
-            f"select count(distinct (event_source_id, event, event_id)) from {receipts}"
-            " where test_event_code is not null"
+            f"select count(*) from (select distinct event_source_id, event, event_id from {receipts}"
+            " where test_event_code is not null) t"
         )
         test_events = int(test_rows[0][0])
         _, errors = warehouse.query(
@@ -92,7 +92,7 @@ def delivery_status(warehouse: SqlWarehouse) -> StatusReport:
         )
     else:
         _, rows = warehouse.query(
-            f"select count(*), count(*) filter (where {null_key}) from {outbox} o")
+            f"select count(*), count(case when {null_key} then 1 end) from {outbox} o")
         total, keyless = int(rows[0][0]), int(rows[0][1])
         counts, test_events, errors = (total, 0, 0, 0, 0, total - keyless, keyless), 0, []
     last_run = None

@@ -19,21 +19,14 @@ shared SQL of `base` writes them) and times in UTC.
   the middle of that rewrite can lose the runs table's history (never a receipt).
 - The delivery tables are parquet tables (`using parquet`), their strings `string`.
 
-The lease (Spark has no lock to take): `SparkLease`, rows in `tiktok_delivery_leases` next to the
-runs table, every time the server's clock. A run appends a claim (holder, claimed_at, written_at,
-expires_at = now + LEASE_TTL_SECONDS), waits LEASE_SETTLE_SECONDS for a rival's claim to become
-visible, then reads the live claims (a holder's latest row not yet expired): the earliest claim
-(claimed_at, then holder) holds the lease, any other claimant withdraws (a row that expires its
-claim at once) and waits, as for a held lock. The holder renews (a new row) on the lease check
-every few seconds, and stops with LeaseLostError when an earlier live claim appears or its own
-has expired; `close()` expires it and sweeps the table down to the live claims of others. A holder
-that dies stops renewing: its claim expires after LEASE_TTL_SECONDS and the next run takes over.
-The warehouse thread renews: an append or read that keeps it busy for longer than the TTL would
-let the claim lapse (the slices are bounded so that none does). Two runs that start within the settle time both
-see both claims and agree on the winner; a claim whose write fails (two Spark jobs committing
-into one table's directory at once can trip over each other) counts as contention and is tried
-again. The rule is only as good as the visibility of a committed append to the next read, which
-Spark's file commit gives on one metastore.
+The lease (Spark has no lock to take): claim rows in `tiktok_delivery_leases` next to the runs
+table (`claims.ClaimLease`). The warehouse thread renews them: an append or read that keeps it
+busy for longer than the lease's TTL would let the claim lapse (the slices are bounded so that
+none does). A claim whose write fails (two Spark jobs committing into one table's directory at
+once can trip over each other) counts as contention and is tried again. The rule is only as good
+as the visibility of a committed append to the next read, which Spark's file commit gives on one
+metastore. Releasing, the holder rewrites the table down to the live claims of others
+(`sweep_claims`): parquet tables cannot delete rows.
 """
 
 from __future__ import annotations
@@ -41,8 +34,6 @@ from __future__ import annotations
 import logging
 import math
 import threading
-import time
-import uuid
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -50,7 +41,7 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 
-from tiktok_sender.errors import LeaseLostError, WarehouseError
+from tiktok_sender.errors import WarehouseError
 from tiktok_sender.outbox_schema import OUTBOX_SCHEMA
 from tiktok_sender.profiles import WarehouseTarget, spark_remote
 from tiktok_sender.receipts import CRASHED_MESSAGE, RUN_COLUMNS, RUN_CRASHED, RUN_RUNNING
@@ -58,7 +49,8 @@ from tiktok_sender.relations import Relation
 from tiktok_sender.shard import Shard
 from tiktok_sender.warehouse import PendingReader
 from tiktok_sender.warehouse.base import Dialect, SqlWarehouse
-from tiktok_sender.warehouse.support import LeaseHeld, first_line, poll_lease, wrap_errors
+from tiktok_sender.warehouse.claims import LEASE_SCHEMA, LEASE_TABLE, ClaimLease
+from tiktok_sender.warehouse.support import first_line, poll_lease, wrap_errors
 
 # pyspark warns on stderr when its retries run out; the sender says so in its own error line
 warnings.filterwarnings("ignore", message=r"\[RETRIES_EXCEEDED\]")
@@ -67,12 +59,6 @@ log = logging.getLogger("tiktok_sender")
 
 READ_BUCKET_ROWS = 100_000
 APPEND_SLICE_ROWS = 50_000
-LEASE_TABLE = "tiktok_delivery_leases"
-LEASE_TTL_SECONDS = 60
-LEASE_RENEW_SECONDS = 15
-LEASE_SETTLE_SECONDS = 2.0
-LEASE_SCHEMA = pa.schema([("holder", pa.string()), ("claimed_at", pa.timestamp("us")),
-                          ("written_at", pa.timestamp("us")), ("expires_at", pa.timestamp("us"))])
 # Spark Connect's own retries of an unavailable server, bounded to about 15 s (pyspark's default
 # waits up to ten minutes before a run could say that Spark is not there).
 CONNECT_RETRY = {"max_retries": 5, "initial_backoff": 250, "backoff_multiplier": 2.0, "max_backoff": 4000}
@@ -88,9 +74,11 @@ class SparkDialect(Dialect):
     param = "?"
     limit_in_sql = True
 
+    def replace_all(self, text: str, pattern: str, replacement: str) -> str:
+        return f"regexp_replace({text}, {pattern}, {replacement})"  # every match by default
+
     def column_type(self, sql_type: str) -> str:
         return {"varchar": "string", "double precision": "double"}.get(sql_type, sql_type)
-
 
     table_options = " using parquet"
 
@@ -168,11 +156,11 @@ class SparkWarehouse(SqlWarehouse):
             if reason.startswith("<") or "RETRIES_EXCEEDED" in reason:  # gRPC's repr of an unanswered call
                 reason = "no Spark Connect server answered"
             raise WarehouseError(f"cannot reach Spark at {self.location()}: {reason}") from None
-        self._lease: SparkLease | None = None
+        self._lease: ClaimLease | None = None
         try:
             self._init_names(target, database="")  # dbt-spark's relations have no database
             if not read_only:
-                lease = SparkLease(self, Relation(self.relations.runs.schema, LEASE_TABLE))
+                lease = ClaimLease(self, Relation(self.relations.runs.schema, LEASE_TABLE))
                 poll_lease(lease.take, timeout=lock_timeout, describe=f"the delivery lease of {self.location()}",
                            hint="another `sender push` is running against this Spark", abort=abort)
                 self._lease = lease
@@ -294,6 +282,16 @@ class SparkWarehouse(SqlWarehouse):
 
         return len(self._rewrite_runs(change))
 
+    def sweep_claims(self, relation: Relation, holder: str) -> None:
+        """Rewrite the lease table down to the live claims of holders other than `holder`, from
+        the rows read into the client (a parquet table cannot delete rows)."""
+        kept = self.rows(
+            f"select * from (select *, row_number() over (partition by holder order by written_at desc)"
+            f" as latest from {relation.sql}) where latest = 1 and expires_at > current_timestamp()"
+            " and holder <> ?", [holder])
+        self._append(relation, pa.Table.from_pylist([{k: row[k] for k in LEASE_SCHEMA.names} for row in kept],
+                                                    schema=LEASE_SCHEMA), overwrite=True)
+
     def check_lease(self) -> None:
         if self._lease is not None:
             self._lease.check()
@@ -305,111 +303,3 @@ class SparkWarehouse(SqlWarehouse):
         finally:
             self._lease = None
             self._session.stop()
-
-
-class SparkLease:
-    """The delivery lease as rows of `relation` (see the module docstring)."""
-
-    def __init__(self, warehouse: SparkWarehouse, relation: Relation,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self._warehouse = warehouse
-        self._relation = relation
-        self._holder = f"{uuid.uuid4().hex[:12]}"
-        self._claimed = False  # a claim row of this holder may be live
-        self._held = False  # the claim won: this holder holds the lease
-        self._renewed_at = 0.0
-        self._clock = clock
-
-    @property
-    def holder(self) -> str:
-        return self._holder
-
-    def _ensure_table(self) -> None:
-        w, r = self._warehouse, self._relation
-        if w.column_types(r) is None:
-            w._execute(f'create schema if not exists "{r.schema}"')
-            w._execute(f"create table if not exists {r.sql} (holder string, claimed_at timestamp,"
-                       " written_at timestamp, expires_at timestamp) using parquet")
-
-    def _write(self, ttl_seconds: int) -> None:
-        """A row of this holder's claim, expiring `ttl_seconds` from now (0: withdrawn)."""
-        first = "current_timestamp()" if not self._claimed else (
-            f"(select min(claimed_at) from {self._relation.sql} where holder = ?)")
-        params: list[Any] = [self._holder] + ([self._holder] if self._claimed else []) + [ttl_seconds]
-        self._warehouse._execute(
-            f"insert into {self._relation.sql} select ?, {first}, current_timestamp(),"
-            " timestampadd(SECOND, ?, current_timestamp())", params)
-
-    def live_claims(self) -> list[tuple[str, Any]]:
-        """(holder, claimed_at) of the claims not expired, earliest first."""
-        _, rows = self._warehouse.query(
-            f"select holder, claimed_at from (select holder, claimed_at, expires_at, row_number()"
-            f" over (partition by holder order by written_at desc) as latest from {self._relation.sql})"
-            " where latest = 1 and expires_at > current_timestamp() order by claimed_at, holder")
-        return [(str(h), c) for h, c in rows]
-
-    def take(self) -> None:
-        """Claim the lease; LeaseHeld while another holder's claim is live (poll_lease retries).
-        A write that fails is a rival writing at the same moment (Spark's file commits of two
-        jobs into one table can trip over each other): LeaseHeld too, and the claim is tried
-        again."""
-        try:
-            self._ensure_table()
-            others = [h for h, _ in self.live_claims() if h != self._holder]
-            if others:
-                raise LeaseHeld(f"lease holder {others[0]}")
-            self._write(LEASE_TTL_SECONDS)
-            self._claimed = True
-            time.sleep(LEASE_SETTLE_SECONDS)
-            claims = self.live_claims()
-        except self._warehouse.driver_errors as exc:
-            self._withdraw()
-            raise LeaseHeld(f"a rival claim being written ({first_line(exc)[:80]})") from None
-        if not claims or claims[0][0] != self._holder:  # an earlier claim, or ours swept away
-            self._withdraw()
-            raise LeaseHeld(f"lease holder {claims[0][0] if claims else 'unknown'}")
-        self._held = True
-        self._renewed_at = self._clock()
-
-    def check(self) -> None:
-        """Renew the claim when due; LeaseLostError when it is no longer the earliest live one."""
-        if self._clock() - self._renewed_at >= LEASE_RENEW_SECONDS:
-            self._write(LEASE_TTL_SECONDS)
-            self._renewed_at = self._clock()
-        claims = self.live_claims()
-        if not claims or claims[0][0] != self._holder:
-            holder = claims[0][0] if claims else "none"
-            raise LeaseLostError(
-                f"the delivery lease of {self._warehouse.location()} is no longer held by this run "
-                f"(earliest live claim: {holder}): another run may select the same events")
-
-    def _withdraw(self) -> None:
-        """Expire this claimant's claim, if it made one; best effort (unexpired, it lapses after
-        LEASE_TTL_SECONDS, and a later claim never outranks an earlier one)."""
-        if not self._claimed:
-            return
-        self._claimed = False
-        try:
-            self._write(0)
-        except self._warehouse.driver_errors as exc:
-            log.debug("withdrawing the lease claim failed: %s", first_line(exc))
-
-    def release(self) -> None:
-        """Expire the claim; the holder then sweeps the table, best effort: every row but the
-        live claims of others is dropped (rewritten from the rows read into the client), so the
-        table stays as small as the runs in flight. A claim appended while the sweep runs may be
-        swept away: its claimant then does not see it and withdraws (`take`)."""
-        held, self._held = self._held, False
-        self._withdraw()
-        if not held:
-            return
-        w, r = self._warehouse, self._relation
-        try:
-            kept = w.rows(
-                f"select * from (select *, row_number() over (partition by holder order by written_at desc)"
-                f" as latest from {r.sql}) where latest = 1 and expires_at > current_timestamp()"
-                " and holder <> ?", [self._holder])
-            w._append(r, pa.Table.from_pylist([{k: row[k] for k in LEASE_SCHEMA.names} for row in kept],
-                                              schema=LEASE_SCHEMA), overwrite=True)
-        except w.driver_errors as exc:
-            log.debug("sweeping the lease table failed: %s", first_line(exc))
