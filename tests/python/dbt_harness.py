@@ -7,12 +7,14 @@ test writes itself. Tests that need the whole project build it into a temporary 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-from datetime import datetime
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -88,6 +90,83 @@ def build_demo_warehouse(path: Path) -> Path:
     )
     run_dbt(["build"], path)
     return path
+
+
+# The instant the cross-engine builds pin their demo data and `tiktok_as_of` to, so every engine
+# sees the same "now".
+DEMO_AS_OF = datetime.now(UTC).replace(minute=0, second=0, microsecond=0, tzinfo=None).isoformat(sep=" ")
+
+
+class Builds:
+    """A copy of the project with demo data of its own (for `as_of`), and dbt runs in it as
+    subprocesses side by side: each with a target and log directory of its own (no clash with
+    other dbt runs), its output kept for the assertions. The engine's part: `target`, the profile
+    target a run builds unless told otherwise; `env`, what it adds to dbt's environment;
+    `dbt_for`, another dbt executable for a target (one in a virtualenv of its own)."""
+
+    def __init__(self, work: Path, target: str, as_of: str = DEMO_AS_OF, env: dict[str, str] | None = None,
+                 dbt_for: dict[str, Path] | None = None) -> None:
+        self.work = work
+        self.target = target
+        self.as_of = as_of
+        self.duckdb_path = work / "duckdb" / "warehouse.duckdb"
+        self.duckdb_path.parent.mkdir()
+        self.project = copy_project(work / "project")
+        self.engine_env = env or {}
+        self.dbt_for = dbt_for or {}
+        self.runs: dict[str, Path] = {}
+
+    def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        return {**dbt_env(self.duckdb_path), **self.engine_env, **(extra or {})}
+
+    def generate_demo_data(self, scale: str | None = None) -> Path:
+        """The demo CSVs for `as_of` (at `scale` of the demo's rows) in the copy's seeds/demo."""
+        seeds = self.project / "seeds" / "demo"
+        subprocess.run(
+            [sys.executable, "scripts/generate_demo_data.py", "--out", str(seeds), "--as-of", self.as_of,
+             *(["--scale", scale] if scale else [])],
+            cwd=PROJECT_ROOT, env=self.env(), check=True, capture_output=True,
+        )
+        return seeds
+
+    def start(self, name: str, args: list[str], target: str | None = None, variables: dict | None = None,
+              env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        """Start `dbt ARGS --target TARGET` (the engine's by default) with `tiktok_as_of` and
+        `variables` as vars."""
+        target = target or self.target
+        out = self.work / name
+        out.mkdir(exist_ok=True)
+        self.runs[name] = out
+        return subprocess.Popen(
+            [str(self.dbt_for.get(target, VENV_BIN / "dbt")), *args, "--target", target,
+             "--vars", json.dumps({"tiktok_as_of": self.as_of, **(variables or {})}),
+             "--target-path", str(out / "target"), "--log-path", str(out / "logs"),
+             "--project-dir", str(self.project)],
+            cwd=self.project, env=self.env(env), stdout=(out / "stdout.txt").open("w"),
+            stderr=subprocess.STDOUT, text=True,
+        )
+
+    def wait(self, procs: dict[str, subprocess.Popen[str]], timeout: float = 1200) -> None:
+        """Wait for the runs `start` began; fail the test with the output of one that failed or
+        did not finish in time."""
+        deadline = time.monotonic() + timeout
+        for name, proc in procs.items():
+            try:
+                rc = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                pytest.fail(f"dbt ({name}) did not finish in {timeout:.0f}s:\n{self.output(name)[-4000:]}")
+            if rc != 0:
+                pytest.fail(f"dbt ({name}) failed ({rc}):\n{self.output(name)[-6000:]}")
+
+    def output(self, name: str) -> str:
+        return (self.runs[name] / "stdout.txt").read_text()
+
+    def run_results(self, name: str) -> list[dict]:
+        return json.loads((self.runs[name] / "target" / "run_results.json").read_text())["results"]
+
+    def manifest(self, name: str) -> dict:
+        return json.loads((self.runs[name] / "target" / "manifest.json").read_text())
 
 
 def comparable_rows(rows: list[tuple]) -> set[tuple]:
