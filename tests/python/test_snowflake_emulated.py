@@ -36,7 +36,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from dbt_harness import DEMO_AS_OF, PROJECT_ROOT, Builds, comparable_rows
+from dbt_harness import DEMO_AS_OF, PROJECT_ROOT, Builds, comparable_rows, session_cache
 
 SNOWFLAKE_VENV = PROJECT_ROOT / ".venv-snowflake"
 SNOWFLAKE_BIN = SNOWFLAKE_VENV / "bin"
@@ -153,8 +153,9 @@ def built(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Snowf
     """Demo data for AS_OF, then `dbt build` into the emulator and into DuckDB side by side."""
     builds = SnowflakeBuilds(emulator, tmp_path_factory.mktemp("snowflake-build"))
     builds.generate_demo_data(DEMO_SCALE)  # fakesnow loads seeds at about 150 rows a second
-    builds.wait({"snowflake": builds.start("snowflake", EVERYTHING),
-                 "duckdb": builds.start("duckdb", EVERYTHING, target="duckdb")})
+    snowflake = builds.start("snowflake", EVERYTHING)
+    builds.shared_run("duckdb", EVERYTHING, "duckdb", session_cache(tmp_path_factory, "duckdb-builds"))
+    builds.wait({"snowflake": snowflake})
     return builds
 
 

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
 
-from dbt_harness import DEMO_AS_OF, PROJECT_ROOT, Builds, comparable_rows
+from dbt_harness import DEMO_AS_OF, PROJECT_ROOT, Builds, comparable_rows, session_cache
 
 pytest_plugins = ["spark_fixtures"]
 
@@ -50,13 +51,18 @@ def built(spark_server, tmp_path_factory: pytest.TempPathFactory) -> SparkBuilds
     seeds = builds.generate_demo_data(DEMO_SCALE)
     for schema in (SCHEMA, "raw_first_party"):  # the server is shared with the sender's Spark tests
         builds.spark(f"drop schema if exists {schema} cascade")
-    duck = builds.start("duckdb", EVERYTHING, target="duckdb")
-    load = subprocess.run([sys.executable, "scripts/spark_seed.py", "--demo", str(seeds)], check=False,
-                          cwd=PROJECT_ROOT, env=builds.env(), capture_output=True, text=True, timeout=600)
-    if load.returncode != 0:
-        duck.kill()
-        pytest.fail(f"spark_seed.py failed:\n{load.stdout[-2000:]}\n{load.stderr[-4000:]}")
-    builds.wait({"spark": builds.start("spark", SPARK_BUILD), "duckdb": duck})
+    # DuckDB builds the same CSVs (or takes that build from another module of the session)
+    # while the seeds load into Spark and Spark builds
+    with ThreadPoolExecutor(1) as pool:
+        duck = pool.submit(builds.shared_run, "duckdb", EVERYTHING, "duckdb",
+                           session_cache(tmp_path_factory, "duckdb-builds"))
+        load = subprocess.run([sys.executable, "scripts/spark_seed.py", "--demo", str(seeds)], check=False,
+                              cwd=PROJECT_ROOT, env=builds.env(), capture_output=True, text=True, timeout=600)
+        if load.returncode != 0:
+            pytest.fail(f"spark_seed.py failed:\n{load.stdout[-2000:]}\n{load.stderr[-4000:]}")
+        spark = builds.start("spark", SPARK_BUILD)
+        duck.result()
+        builds.wait({"spark": spark})
     return builds
 
 
