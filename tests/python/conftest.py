@@ -42,15 +42,20 @@ def compile_inline(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], 
 @pytest.fixture(scope="session")
 def demo_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Fresh demo data in seeds/demo and `dbt build` of it, once a session: for the seeds/demo
-    writers (DEMO_SEED_WRITERS, one worker) that start from that build. Take a copy of it:
-    `demo_warehouse`."""
-    return build_demo_warehouse(tmp_path_factory.mktemp("demo-build") / "warehouse.duckdb")
+    writers (DEMO_SEED_WRITERS, one worker) that start from that build. The CSVs are kept beside
+    it. Take a copy of it: `demo_warehouse`."""
+    build = tmp_path_factory.mktemp("demo-build")
+    build_demo_warehouse(build / "warehouse.duckdb")
+    shutil.copytree(PROJECT_ROOT / "seeds" / "demo", build / "seeds")
+    return build / "warehouse.duckdb"
 
 
 @pytest.fixture(scope="module")
 def demo_warehouse(demo_build: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A module's own copy of the demo build (DuckDB views name their catalog after the file, so
-    the name is kept)."""
+    the name is kept), with the CSVs it was built from back in seeds/demo: another writer may
+    have generated them since, for a later hour, and a test that builds again reads them."""
+    shutil.copytree(demo_build.parent / "seeds", PROJECT_ROOT / "seeds" / "demo", dirs_exist_ok=True)
     copy = tmp_path_factory.mktemp("demo-warehouse") / demo_build.name
     shutil.copyfile(demo_build, copy)
     return copy
