@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from dbt_harness import PROJECT_ROOT, build_demo_warehouse, dbt_env, run_dbt
+from dbt_harness import PROJECT_ROOT, dbt_env, run_dbt
 from tiktok_sender.emulator import EmulatorThread
 from tiktok_sender.emulator.faults import FaultSpec
 from tiktok_sender.settings import Secret
@@ -37,9 +37,8 @@ def query(path: Path, sql: str) -> list[tuple]:
 
 
 @pytest.fixture(scope="module")
-def audited(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("audit") / "warehouse.duckdb"
-    build_demo_warehouse(path)
+def audited(demo_warehouse: Path) -> Path:
+    path = demo_warehouse
     rejected = [row[0] for row in query(
         path, f"select event_id from {SCHEMA}.tiktok_events_outbox order by event_id limit {REJECTED}"
     )]

@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from dbt_harness import copy_project, run_dbt
+from dbt_harness import InProcessDbt, copy_project
 
 SOURCE = "raw_first_party.customers"
 MODEL = "tiktok.int_customer_identities"
@@ -36,9 +36,8 @@ class Warehouse:
     def __init__(self, project: Path, path: Path) -> None:
         self.project = project
         self.path = path
-
-    def dbt(self, *args: str) -> None:
-        run_dbt([*args, "--vars", VARS], self.path, project=self.project)
+        # in this process, parsed once per warehouse (DuckDB names its catalog after the file)
+        self.dbt = InProcessDbt(project, path, VARS)
 
     def build(self, full_refresh: bool = False) -> None:
         self.dbt("run", "--select", "stg_first_party__customers", "int_customer_identities",

@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from dbt_harness import PROJECT_ROOT, build_demo_warehouse, dbt_env, raw_identifiers, run_dbt
+from dbt_harness import PROJECT_ROOT, dbt_env, raw_identifiers, run_dbt
 
 SCHEMA = "tiktok"
 SOURCE_SCHEMA = "raw_first_party"
@@ -25,10 +25,8 @@ EMAIL_LIKE = re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}")
 
 
 @pytest.fixture(scope="module")
-def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("build") / "warehouse.duckdb"
-    build_demo_warehouse(path)
-    return path
+def warehouse(demo_warehouse: Path) -> Path:
+    return demo_warehouse
 
 
 def query(path: Path, sql: str) -> list[tuple]:

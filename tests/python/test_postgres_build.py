@@ -11,20 +11,16 @@ appended alone, and a static value fails the build.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
-import sys
-import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
 
-from dbt_harness import PROJECT_ROOT, VENV_BIN, comparable_rows, copy_project, dbt_env
+from dbt_harness import DEMO_AS_OF, Builds, comparable_rows
 
 pytest_plugins = ["pg_fixtures"]
 
@@ -32,82 +28,41 @@ SCHEMA = "tiktok"
 SOURCE_SCHEMA = "raw_first_party"
 HEX64 = re.compile(r"[0-9a-f]{64}")
 # The demo data and every build are pinned to one instant, so both engines see the same "now".
-AS_OF = datetime.now(UTC).replace(minute=0, second=0, microsecond=0, tzinfo=None).isoformat(sep=" ")
-VARS = {"tiktok_as_of": AS_OF}
+AS_OF = DEMO_AS_OF
 
 
-class Builds:
+class PostgresBuilds(Builds):
     def __init__(self, cluster: Any, work: Path) -> None:
+        super().__init__(work, "postgres", AS_OF, env=cluster.env)
         self.cluster = cluster
-        self.work = work
-        self.duckdb_path = work / "duckdb" / "warehouse.duckdb"
-        self.duckdb_path.parent.mkdir()
-        self.project = copy_project(work / "project")  # demo data of its own, for AS_OF
-        self.runs: dict[str, Path] = {}
 
-    def env(self, database: str | None = None) -> dict[str, str]:
-        env = {**dbt_env(self.duckdb_path), **self.cluster.env}
-        if database:
-            env["TIKTOK_PG_DATABASE"] = database
-        return env
-
-    def dbt(self, name: str, args: list[str], target: str = "postgres", database: str | None = None,
+    def dbt(self, name: str, args: list[str], database: str | None = None,
             variables: dict | None = None) -> subprocess.Popen[str]:
-        """Start `dbt ARGS` with a target and log directory of its own (no clash with other dbt runs)."""
-        out = self.work / name
-        out.mkdir(exist_ok=True)
-        self.runs[name] = out
-        return subprocess.Popen(
-            [str(VENV_BIN / "dbt"), *args, "--target", target, "--vars", json.dumps({**VARS, **(variables or {})}),
-             "--target-path", str(out / "target"), "--log-path", str(out / "logs"),
-             "--project-dir", str(self.project)],
-            cwd=self.project, env=self.env(database), stdout=(out / "stdout.txt").open("w"),
-            stderr=subprocess.STDOUT, text=True,
-        )
-
-    def output(self, name: str) -> str:
-        return (self.runs[name] / "stdout.txt").read_text()
-
-    def run_results(self, name: str) -> list[dict]:
-        return json.loads((self.runs[name] / "target" / "run_results.json").read_text())["results"]
-
-
-def wait(builds: Builds, procs: dict[str, subprocess.Popen[str]], timeout: float = 900) -> None:
-    deadline = time.monotonic() + timeout
-    for name, proc in procs.items():
-        try:
-            rc = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            pytest.fail(f"dbt ({name}) did not finish in {timeout:.0f}s:\n{builds.output(name)[-4000:]}")
-        if rc != 0:
-            pytest.fail(f"dbt ({name}) failed ({rc}):\n{builds.output(name)[-6000:]}")
+        """`dbt ARGS --target postgres`, in `database` (a clone) or the cluster's own."""
+        return self.start(name, args, variables=variables,
+                          env={"TIKTOK_PG_DATABASE": database} if database else None)
 
 
 @pytest.fixture(scope="module")
-def built(postgres_cluster, tmp_path_factory: pytest.TempPathFactory) -> Builds:
+def built(postgres_cluster, tmp_path_factory: pytest.TempPathFactory) -> PostgresBuilds:
     """Demo data for AS_OF, then `dbt build` into PostgreSQL and DuckDB side by side."""
-    builds = Builds(postgres_cluster, tmp_path_factory.mktemp("pg-build"))
-    subprocess.run(
-        [sys.executable, "scripts/generate_demo_data.py", "--out", str(builds.project / "seeds" / "demo"),
-         "--as-of", AS_OF],
-        cwd=PROJECT_ROOT, env=builds.env(), check=True, capture_output=True,
-    )
+    builds = PostgresBuilds(postgres_cluster, tmp_path_factory.mktemp("pg-build"))
+    builds.generate_demo_data()
     # `dbt build` loads the seeds itself, ordered before the staging models that read them; the
     # explicit selection takes the audit models too (a plain `dbt build` leaves them for after a push).
     everything = ["build", "--exclude", "tag:monitor"]
-    wait(builds, {
+    builds.wait({
         "postgres": builds.dbt("postgres", everything),
-        "duckdb": builds.dbt("duckdb", everything, target="duckdb"),
+        "duckdb": builds.start("duckdb", everything, target="duckdb"),
     })
     return builds
 
 
-def pg(built: Builds, sql: str, database: str | None = None) -> list[tuple]:
+def pg(built: PostgresBuilds, sql: str, database: str | None = None) -> list[tuple]:
     return built.cluster.query(sql, dbname=database)
 
 
-def dk(built: Builds, sql: str) -> list[tuple]:
+def dk(built: PostgresBuilds, sql: str) -> list[tuple]:
     with duckdb.connect(str(built.duckdb_path), read_only=True) as con:
         return con.execute(sql).fetchall()
 
@@ -161,7 +116,7 @@ def test_every_conversion_is_outboxed_or_excluded_with_a_reason(built):
     assert deliberate <= set(reasons)
 
 
-def outbox_columns(built: Builds) -> list[str]:
+def outbox_columns(built: PostgresBuilds) -> list[str]:
     return [c for (c,) in pg(built, f"""select column_name from information_schema.columns
                                       where table_schema = '{SCHEMA}' and table_name = 'tiktok_events_outbox'
                                       order by ordinal_position""")]
@@ -190,7 +145,7 @@ def test_postgres_and_duckdb_agree_cell_for_cell(built, relation):
     )
 
 
-def snapshot(built: Builds, database: str) -> dict[str, tuple]:
+def snapshot(built: PostgresBuilds, database: str) -> dict[str, tuple]:
     return {row[0]: row[1:] for row in pg(
         built, f"select event_id, conversion_id, value, outboxed_at from {SCHEMA}.tiktok_events_outbox", database)}
 
@@ -198,7 +153,7 @@ def snapshot(built: Builds, database: str) -> dict[str, tuple]:
 def test_rebuild_appends_nothing_and_a_new_conversion_is_appended_alone(built):
     database = built.cluster.clone_database(built.cluster.dbname, "rebuild")
     before = snapshot(built, database)
-    wait(built, {"rerun": built.dbt("rerun", ["run", "--select", "+tiktok_events_outbox"], database=database)})
+    built.wait({"rerun": built.dbt("rerun", ["run", "--select", "+tiktok_events_outbox"], database=database)})
     assert snapshot(built, database) == before
 
     (customer,) = pg(built, f"""select customer_id from {SCHEMA}.int_customer_identities
@@ -206,7 +161,7 @@ def test_rebuild_appends_nothing_and_a_new_conversion_is_appended_alone(built):
     pg(built, f"""insert into {SOURCE_SCHEMA}.orders
                   select 'ORD-NEW-1', '{customer}', timestamp '{AS_OF}' - interval '1 hour', 'completed', 'USD',
                          120, 0, 100, 0, timestamp '{AS_OF}'""", database)
-    wait(built, {"increment": built.dbt("increment", ["run", "--select", "+tiktok_events_outbox"], database=database)})
+    built.wait({"increment": built.dbt("increment", ["run", "--select", "+tiktok_events_outbox"], database=database)})
     after = snapshot(built, database)
     assert set(after) - set(before) == {"purchase-ORD-NEW-1"}
     assert {k: after[k] for k in before} == before
@@ -224,6 +179,6 @@ def test_a_failing_gate_stops_the_append(built):
     failed = [line for line in built.output("static").splitlines() if "FAIL" in line]
     assert any("value_varies_int_tiktok_events_outbox_batch" in line for line in failed), built.output("static")[-3000:]
     assert pg(built, f"select count(*) from {SCHEMA}.tiktok_events_outbox", database) == [(0,)]
-    wait(built, {"unstatic": built.dbt("unstatic", ["build", *select], database=database)})
+    built.wait({"unstatic": built.dbt("unstatic", ["build", *select], database=database)})
     (appended,) = pg(built, f"select count(*) from {SCHEMA}.tiktok_events_outbox", database)[0]
     assert appended > 1000

@@ -22,31 +22,28 @@ appended alone, through dbt-snowflake's delete+insert and append incremental mod
 from __future__ import annotations
 
 import io
-import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 import pytest
 
-from dbt_harness import PROJECT_ROOT, VENV_BIN, comparable_rows, copy_project, dbt_env
+from dbt_harness import DEMO_AS_OF, PROJECT_ROOT, Builds, comparable_rows, session_cache
 
 SNOWFLAKE_VENV = PROJECT_ROOT / ".venv-snowflake"
 SNOWFLAKE_BIN = SNOWFLAKE_VENV / "bin"
 EMULATOR = PROJECT_ROOT / "scripts" / "snowflake_emulator.py"
 SCHEMA = "tiktok"
 DEMO_SCALE = "0.3"  # of the demo's rows: every business model and path, about 600 outbox rows
-AS_OF = datetime.now(UTC).replace(minute=0, second=0, microsecond=0, tzinfo=None).isoformat(sep=" ")
+AS_OF = DEMO_AS_OF
 EVERYTHING = ["build", "--exclude", "tag:monitor"]
 
 # Run by .venv-snowflake's Python: one statement through the Snowflake connector; with `rows`, the
@@ -139,65 +136,26 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
     running.stop()
 
 
-class Builds:
+class SnowflakeBuilds(Builds):
     def __init__(self, emulator: Emulator, work: Path) -> None:
-        self.emulator = emulator
-        self.work = work
-        self.duckdb_path = work / "duckdb" / "warehouse.duckdb"
-        self.duckdb_path.parent.mkdir()
-        self.project = copy_project(work / "project")
         # the example profiles as they are now (a profiles.yml copied before the emulated target
         # existed would lack it)
-        self.profiles = work / "profiles"
-        self.profiles.mkdir()
-        shutil.copy(PROJECT_ROOT / "profiles.example.yml", self.profiles / "profiles.yml")
-        self.logs: dict[str, Path] = {}
-
-    def env(self) -> dict[str, str]:
-        return {**dbt_env(self.duckdb_path), **self.emulator.env, "DBT_PROFILES_DIR": str(self.profiles)}
-
-    def start(self, name: str, args: list[str], target: str = "snowflake_emulated") -> subprocess.Popen[str]:
-        out = self.work / name
-        out.mkdir(exist_ok=True)
-        self.logs[name] = out
-        dbt = SNOWFLAKE_BIN / "dbt" if target == "snowflake_emulated" else VENV_BIN / "dbt"
-        return subprocess.Popen(
-            [str(dbt), *args, "--target", target, "--vars", json.dumps({"tiktok_as_of": AS_OF}),
-             "--target-path", str(out / "target"), "--log-path", str(out / "logs"),
-             "--project-dir", str(self.project)],
-            cwd=self.project, env=self.env(), stdout=(out / "stdout.txt").open("w"),
-            stderr=subprocess.STDOUT, text=True,
-        )
-
-    def wait(self, procs: dict[str, subprocess.Popen[str]], timeout: float = 1200) -> None:
-        deadline = time.monotonic() + timeout
-        for name, proc in procs.items():
-            try:
-                rc = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                pytest.fail(f"dbt ({name}) did not finish in {timeout:.0f}s:\n{self.output(name)[-4000:]}")
-            if rc != 0:
-                pytest.fail(f"dbt ({name}) failed ({rc}):\n{self.output(name)[-6000:]}")
-
-    def output(self, name: str) -> str:
-        return (self.logs[name] / "stdout.txt").read_text()
-
-    def run_results(self, name: str) -> list[dict]:
-        return json.loads((self.logs[name] / "target" / "run_results.json").read_text())["results"]
+        profiles = work / "profiles"
+        profiles.mkdir()
+        shutil.copy(PROJECT_ROOT / "profiles.example.yml", profiles / "profiles.yml")
+        super().__init__(work, "snowflake_emulated", AS_OF, env={**emulator.env, "DBT_PROFILES_DIR": str(profiles)},
+                         dbt_for={"snowflake_emulated": SNOWFLAKE_BIN / "dbt"})
+        self.emulator = emulator
 
 
 @pytest.fixture(scope="module")
-def built(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Builds:
+def built(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> SnowflakeBuilds:
     """Demo data for AS_OF, then `dbt build` into the emulator and into DuckDB side by side."""
-    builds = Builds(emulator, tmp_path_factory.mktemp("snowflake-build"))
-    subprocess.run(
-        [sys.executable, "scripts/generate_demo_data.py", "--out", str(builds.project / "seeds" / "demo"),
-         "--as-of", AS_OF, "--scale", DEMO_SCALE],  # fakesnow loads seeds at about 150 rows a second
-        cwd=PROJECT_ROOT, env=builds.env(), check=True, capture_output=True,
-    )
-    builds.wait({"snowflake": builds.start("snowflake", EVERYTHING),
-                 "duckdb": builds.start("duckdb", EVERYTHING, target="duckdb")})
+    builds = SnowflakeBuilds(emulator, tmp_path_factory.mktemp("snowflake-build"))
+    builds.generate_demo_data(DEMO_SCALE)  # fakesnow loads seeds at about 150 rows a second
+    snowflake = builds.start("snowflake", EVERYTHING)
+    builds.shared_run("duckdb", EVERYTHING, "duckdb", session_cache(tmp_path_factory, "duckdb-builds"))
+    builds.wait({"snowflake": snowflake})
     return builds
 
 
@@ -226,7 +184,7 @@ def test_the_outbox_is_built_under_its_contract(built):
     assert columns["email_sha256"] == ("TEXT", None, "YES")
 
 
-def columns_of(built: Builds, relation: str) -> list[str]:
+def columns_of(built: SnowflakeBuilds, relation: str) -> list[str]:
     return [c for (c,) in built.emulator.query(
         f"""select lower(column_name) from information_schema.columns
             where table_schema = '{SCHEMA.upper()}' and table_name = '{relation.upper()}'
@@ -255,7 +213,7 @@ def test_emulated_snowflake_and_duckdb_agree_cell_for_cell(built, relation):
     )
 
 
-def outbox(built: Builds) -> dict[str, tuple]:
+def outbox(built: SnowflakeBuilds) -> dict[str, tuple]:
     return {row[0]: row[1:] for row in built.emulator.query(
         f"select event_id, conversion_id, value, outboxed_at from {SCHEMA}.tiktok_events_outbox")}
 

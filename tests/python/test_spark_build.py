@@ -12,69 +12,30 @@ append-only outbox.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-import time
-from datetime import UTC, datetime
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
 
-from dbt_harness import PROJECT_ROOT, VENV_BIN, comparable_rows, copy_project, dbt_env
+from dbt_harness import DEMO_AS_OF, PROJECT_ROOT, Builds, comparable_rows, session_cache
 
 pytest_plugins = ["spark_fixtures"]
 
 SCHEMA = "tiktok"
 DEMO_SCALE = "0.3"  # of the demo's rows: every business model and path, about 600 outbox rows
-AS_OF = datetime.now(UTC).replace(minute=0, second=0, microsecond=0, tzinfo=None).isoformat(sep=" ")
+AS_OF = DEMO_AS_OF
 EVERYTHING = ["build", "--exclude", "tag:monitor"]
 SPARK_BUILD = ["build", "--exclude", "tag:monitor", "resource_type:seed"]  # scripts/spark_seed.py loads them
 
 
-class Builds:
+class SparkBuilds(Builds):
     def __init__(self, server: Any, work: Path) -> None:
+        super().__init__(work, "spark", AS_OF, env=server.env)
         self.server = server
-        self.work = work
-        self.duckdb_path = work / "duckdb" / "warehouse.duckdb"
-        self.duckdb_path.parent.mkdir()
-        self.project = copy_project(work / "project")
-        self.logs: dict[str, Path] = {}
-
-    def env(self) -> dict[str, str]:
-        return {**dbt_env(self.duckdb_path), **self.server.env}
-
-    def start(self, name: str, args: list[str], target: str, variables: dict | None = None) -> subprocess.Popen[str]:
-        out = self.work / name
-        out.mkdir(exist_ok=True)
-        self.logs[name] = out
-        return subprocess.Popen(
-            [str(VENV_BIN / "dbt"), *args, "--target", target,
-             "--vars", json.dumps({"tiktok_as_of": AS_OF, **(variables or {})}),
-             "--target-path", str(out / "target"), "--log-path", str(out / "logs"),
-             "--project-dir", str(self.project)],
-            cwd=self.project, env=self.env(), stdout=(out / "stdout.txt").open("w"),
-            stderr=subprocess.STDOUT, text=True,
-        )
-
-    def wait(self, procs: dict[str, subprocess.Popen[str]], timeout: float = 1200) -> None:
-        deadline = time.monotonic() + timeout
-        for name, proc in procs.items():
-            try:
-                rc = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                pytest.fail(f"dbt ({name}) did not finish in {timeout:.0f}s:\n{self.output(name)[-4000:]}")
-            if rc != 0:
-                pytest.fail(f"dbt ({name}) failed ({rc}):\n{self.output(name)[-6000:]}")
-
-    def output(self, name: str) -> str:
-        return (self.logs[name] / "stdout.txt").read_text()
-
-    def run_results(self, name: str) -> list[dict]:
-        return json.loads((self.logs[name] / "target" / "run_results.json").read_text())["results"]
 
     def spark(self, sql: str) -> list[tuple]:
         session = self.server.session()
@@ -85,21 +46,23 @@ class Builds:
 
 
 @pytest.fixture(scope="module")
-def built(spark_server, tmp_path_factory: pytest.TempPathFactory) -> Builds:
-    builds = Builds(spark_server, tmp_path_factory.mktemp("spark-build"))
-    seeds = builds.project / "seeds" / "demo"
-    subprocess.run([sys.executable, "scripts/generate_demo_data.py", "--out", str(seeds), "--as-of", AS_OF,
-                    "--scale", DEMO_SCALE],
-                   cwd=PROJECT_ROOT, env=builds.env(), check=True, capture_output=True)
+def built(spark_server, tmp_path_factory: pytest.TempPathFactory) -> SparkBuilds:
+    builds = SparkBuilds(spark_server, tmp_path_factory.mktemp("spark-build"))
+    seeds = builds.generate_demo_data(DEMO_SCALE)
     for schema in (SCHEMA, "raw_first_party"):  # the server is shared with the sender's Spark tests
         builds.spark(f"drop schema if exists {schema} cascade")
-    duck = builds.start("duckdb", EVERYTHING, target="duckdb")
-    load = subprocess.run([sys.executable, "scripts/spark_seed.py", "--demo", str(seeds)], check=False,
-                          cwd=PROJECT_ROOT, env=builds.env(), capture_output=True, text=True, timeout=600)
-    if load.returncode != 0:
-        duck.kill()
-        pytest.fail(f"spark_seed.py failed:\n{load.stdout[-2000:]}\n{load.stderr[-4000:]}")
-    builds.wait({"spark": builds.start("spark", SPARK_BUILD, target="spark"), "duckdb": duck})
+    # DuckDB builds the same CSVs (or takes that build from another module of the session)
+    # while the seeds load into Spark and Spark builds
+    with ThreadPoolExecutor(1) as pool:
+        duck = pool.submit(builds.shared_run, "duckdb", EVERYTHING, "duckdb",
+                           session_cache(tmp_path_factory, "duckdb-builds"))
+        load = subprocess.run([sys.executable, "scripts/spark_seed.py", "--demo", str(seeds)], check=False,
+                              cwd=PROJECT_ROOT, env=builds.env(), capture_output=True, text=True, timeout=600)
+        if load.returncode != 0:
+            pytest.fail(f"spark_seed.py failed:\n{load.stdout[-2000:]}\n{load.stderr[-4000:]}")
+        spark = builds.start("spark", SPARK_BUILD)
+        duck.result()
+        builds.wait({"spark": spark})
     return builds
 
 
@@ -130,7 +93,7 @@ def test_the_seed_loader_keeps_empty_cells_null(built, relation, columns):
 
 
 def test_keyed_models_are_tables_and_the_outbox_appends(built):
-    nodes = json.loads((built.logs["spark"] / "target" / "manifest.json").read_text())["nodes"]
+    nodes = built.manifest("spark")["nodes"]
     config = {n["name"]: n["config"] for n in nodes.values() if n["resource_type"] == "model"}
     assert config["int_conversions"]["materialized"] == "table"
     assert config["tiktok_events_outbox"]["materialized"] == "incremental"
@@ -138,7 +101,7 @@ def test_keyed_models_are_tables_and_the_outbox_appends(built):
     assert config["tiktok_events_outbox"]["file_format"] == "parquet"
 
 
-def columns_of(built: Builds, relation: str) -> list[str]:
+def columns_of(built: SparkBuilds, relation: str) -> list[str]:
     return [row[0] for row in built.spark(f"describe {SCHEMA}.{relation}")
             if row[0] and not row[0].startswith("#") and row[0] != "source_fingerprint"]
 
@@ -164,7 +127,7 @@ def test_spark_and_duckdb_agree_cell_for_cell(built, relation):
     )
 
 
-def outbox(built: Builds) -> dict[str, tuple]:
+def outbox(built: SparkBuilds) -> dict[str, tuple]:
     return {row[0]: row[1:] for row in built.spark(
         f"select event_id, conversion_id, value, outboxed_at from {SCHEMA}.tiktok_events_outbox")}
 

@@ -37,7 +37,7 @@ from typing import Any
 
 import duckdb
 
-from dbt_harness import copy_project, dbt_env
+from dbt_harness import copy_project, dbt_env, release_duckdb
 
 SOURCE = "raw_first_party"
 SCHEMA = "tiktok"
@@ -452,7 +452,7 @@ class Replay:
         try:
             result = dbtRunner(manifest=self._manifest).invoke(args)
         finally:
-            _release_duckdb()
+            release_duckdb()
         if not result.success:
             failures = [f"{r.node.unique_id}: {r.status}: {r.message}" for r in getattr(result.result, "results", [])
                         if str(r.status) in ("error", "fail")]
@@ -482,17 +482,6 @@ class Replay:
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         with duckdb.connect(str(self.warehouse), read_only=True) as con:
             return con.execute(sql).fetchall()
-
-
-def _release_duckdb() -> None:
-    """dbt-duckdb keeps its database open in the process between invocations; the sender, another
-    process, needs the file. Close it (dbt opens it again at the next invocation)."""
-    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
-
-    with DuckDBConnectionManager._LOCK:
-        if DuckDBConnectionManager._ENV is not None:
-            DuckDBConnectionManager._ENV.close()
-            DuckDBConnectionManager._ENV = None
 
 
 # -- what TikTok received -------------------------------------------------------------------------
