@@ -87,8 +87,8 @@ if _WORKER:
 # side by side from the start instead of one of them running alone at the end while the other
 # worker idles. Units not named here are short and follow in xdist's order (most tests first).
 UNIT_SECONDS = {
-    "spark": 900, "demo_seeds": 560, "test_timeline.py": 410, "test_snowflake_emulated.py": 335,
-    "test_postgres_build.py": 310, "test_postgres_push.py": 205, "test_push_e2e.py": 135,
+    "spark": 900, "demo_seeds": 560, "test_timeline.py": 410, "test_snowflake_emulated.py": 420,
+    "test_postgres_build.py": 310, "test_postgres_push.py": 205, "test_snowflake_push.py": 100, "test_push_e2e.py": 135,
     "test_fault_matrix.py": 130, "test_postgres_dbt_e2e.py": 120, "test_cli_errors.py": 110,
     "test_warehouse_relations.py": 105, "test_normalisation_properties.py": 95, "test_security.py": 75,
     "test_identities_incremental.py": 70, "test_crash_and_concurrency.py": 65, "test_cross_db_rendering.py": 60,

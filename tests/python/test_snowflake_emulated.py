@@ -16,18 +16,17 @@ seed, model, data test and unit test (the monitors are left out as on every engi
 they judge deliveries, and there are none). The same CSVs are built into DuckDB with the same
 `tiktok_as_of`, and the two must agree cell for cell on the outbox, the exclusions, the hashed
 identifiers and the experiment cells. Then: a rebuild appends nothing, and a new conversion is
-appended alone, through dbt-snowflake's delete+insert and append incremental models.
+appended alone, through dbt-snowflake's delete+insert and append incremental models (their scratch
+relations transient tables). Last, `sender push` of the built outbox through the ADBC driver, and
+`dbt build --selector audit` reading its receipts.
 """
 
 from __future__ import annotations
 
 import io
-import os
+import json
 import shutil
-import signal
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,12 +34,10 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pytest
+from snowflake_fixtures import SNOWFLAKE_BIN, Emulator, start_emulator
 
-from dbt_harness import DEMO_AS_OF, PROJECT_ROOT, Builds, comparable_rows, session_cache
+from dbt_harness import DEMO_AS_OF, PROJECT_ROOT, VENV_BIN, Builds, comparable_rows, session_cache
 
-SNOWFLAKE_VENV = PROJECT_ROOT / ".venv-snowflake"
-SNOWFLAKE_BIN = SNOWFLAKE_VENV / "bin"
-EMULATOR = PROJECT_ROOT / "scripts" / "snowflake_emulator.py"
 SCHEMA = "tiktok"
 DEMO_SCALE = "0.3"  # of the demo's rows: every business model and path, about 600 outbox rows
 AS_OF = DEMO_AS_OF
@@ -66,34 +63,19 @@ with snowflake.connector.connect(
 """
 
 
-def require_snowflake_venv() -> Path:
-    """.venv-snowflake's bin directory; skips (fails under CI=true) when it is not installed."""
-    if not ((SNOWFLAKE_VENV / ".installed").exists() and (SNOWFLAKE_BIN / "dbt").exists()):
-        message = (f"{SNOWFLAKE_VENV.name} not found: the emulated Snowflake tests need dbt-snowflake and "
-                   "fakesnow in a virtualenv of their own (make setup-snowflake)")
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message + "; CI=true, so this is a failure, not a skip", pytrace=False)
-        pytest.skip(message)
-    return SNOWFLAKE_BIN
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @dataclass
-class Emulator:
-    port: int
-    process: subprocess.Popen[bytes]
+class ConnectorEmulator:
+    """The module's emulator (snowflake_fixtures), read through .venv-snowflake's Snowflake
+    connector: another client than the sender's ADBC driver."""
+
+    running: Emulator
 
     @property
     def env(self) -> dict[str, str]:
-        return {"FAKESNOW_PORT": str(self.port)}
+        return self.running.env
 
     def _client(self, mode: str, sql: str) -> bytes:
-        proc = subprocess.run([str(SNOWFLAKE_BIN / "python"), "-c", CLIENT, str(self.port), mode, sql],
+        proc = subprocess.run([str(SNOWFLAKE_BIN / "python"), "-c", CLIENT, str(self.running.port), mode, sql],
                               capture_output=True, timeout=300, check=False)
         if proc.returncode != 0:
             pytest.fail(f"the emulator refused {sql!r}:\n{proc.stderr.decode()[-3000:]}")
@@ -106,38 +88,17 @@ class Emulator:
     def execute(self, sql: str) -> None:
         self._client("execute", sql)
 
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=30)
-
 
 @pytest.fixture(scope="module")
-def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConnectorEmulator]:
     """fakesnow on a free port of 127.0.0.1, its databases in memory, stopped at the end."""
-    bin_dir = require_snowflake_venv()
-    log = tmp_path_factory.mktemp("fakesnow") / "emulator.log"
-    port = free_port()
-    with log.open("wb") as out:
-        process = subprocess.Popen([str(bin_dir / "python"), str(EMULATOR), "--port", str(port)],
-                                   cwd=PROJECT_ROOT, stdout=out, stderr=subprocess.STDOUT)
-    running = Emulator(port, process)
-    deadline = time.monotonic() + 60
-    while b"ready http://" not in log.read_bytes():
-        if process.poll() is not None or time.monotonic() > deadline:
-            running.stop()
-            pytest.fail(f"the Snowflake emulator did not start:\n{log.read_text()[-3000:]}")
-        time.sleep(0.2)
-    yield running
+    running = start_emulator(tmp_path_factory.mktemp("fakesnow"))
+    yield ConnectorEmulator(running)
     running.stop()
 
 
 class SnowflakeBuilds(Builds):
-    def __init__(self, emulator: Emulator, work: Path) -> None:
+    def __init__(self, emulator: ConnectorEmulator, work: Path) -> None:
         # the example profiles as they are now (a profiles.yml copied before the emulated target
         # existed would lack it)
         profiles = work / "profiles"
@@ -149,7 +110,7 @@ class SnowflakeBuilds(Builds):
 
 
 @pytest.fixture(scope="module")
-def built(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> SnowflakeBuilds:
+def built(emulator: ConnectorEmulator, tmp_path_factory: pytest.TempPathFactory) -> SnowflakeBuilds:
     """Demo data for AS_OF, then `dbt build` into the emulator and into DuckDB side by side."""
     builds = SnowflakeBuilds(emulator, tmp_path_factory.mktemp("snowflake-build"))
     builds.generate_demo_data(DEMO_SCALE)  # fakesnow loads seeds at about 150 rows a second
@@ -229,6 +190,10 @@ def test_rebuild_appends_nothing_and_a_new_conversion_is_appended_alone(built):
                                select 'ORD-NEW-1', '{customer}', dateadd(hour, -1, '{AS_OF}'::timestamp_ntz),
                                       'completed', 'USD', 120, 0, 100, 0, '{AS_OF}'::timestamp_ntz""")
     built.wait({"increment": built.start("increment", ["run", "--select", "+tiktok_events_outbox"])})
+    # the keyed models' scratch relations are transient tables (+tmp_relation_type in dbt_project.yml)
+    ddl = (built.runs["increment"] / "logs" / "dbt.log").read_text()
+    for model in ("int_conversions", "int_conversions_attributed", "int_tiktok_events_candidates"):
+        assert f"create or replace transient table ANALYTICS.tiktok.{model}__dbt_tmp" in ddl, model
     after = outbox(built)
     assert set(after) - set(before) == {"purchase-ORD-NEW-1"}
     assert {k: after[k] for k in before} == before
@@ -244,7 +209,7 @@ def test_the_sender_delivers_the_outbox_and_the_audit_reads_its_receipts(built):
 
     token = "tok-snowflake-e2e-7d1c"
     env = {**built.env(), "DBT_TARGET": "snowflake_emulated", "TIKTOK_ACCESS_TOKEN": token,
-           "DBT_TARGET_PATH": str(built.logs["snowflake"] / "target"),
+           "DBT_TARGET_PATH": str(built.runs["snowflake"] / "target"),
            "TIKTOK_BACKOFF_BASE": "0.01", "TIKTOK_BACKOFF_MAX": "0.05"}
     with EmulatorThread(token=Secret(token), seed=5) as api:
         push = subprocess.run([str(VENV_BIN / "sender"), "push", "--json", "--batch-size", "200"],

@@ -30,12 +30,13 @@ import adbc_driver_manager.dbapi
 import pyarrow as pa
 
 from tiktok_sender.errors import WarehouseError
+from tiktok_sender.outbox_schema import OUTBOX_SCHEMA
 from tiktok_sender.relations import Relation
 from tiktok_sender.settings import Secret, redact
 from tiktok_sender.warehouse.support import first_line
 
 __all__ = ["DRIVER_ERRORS", "PendingBatches", "error_text", "ingest", "inline_literals",
-           "slices"]
+           "read_pending", "slices"]
 
 # What a driver raises: ADBC's DB-API errors, and Arrow's when a result stream breaks mid-read.
 DRIVER_ERRORS: tuple[type[BaseException], ...] = (adbc_driver_manager.Error, pa.ArrowException)
@@ -107,6 +108,33 @@ def ingest(
     if appended not in (-1, table.num_rows):  # -1: the driver does not know
         raise WarehouseError(
             f"{relation}: the driver appended {appended} of {table.num_rows} rows")
+
+
+def read_pending(
+    connection: adbc_driver_manager.dbapi.Connection,
+    run: Callable[[adbc_driver_manager.dbapi.Cursor], None], chunk_rows: int,
+    describe: Callable[[BaseException], str],
+) -> PendingBatches:
+    """The pending rows of a query `run` executes on a new cursor of `connection`, a connection
+    of the reader's own: its result stream as PendingBatches of OUTBOX_SCHEMA, which close the
+    cursor and the connection when closed (and here, when the query fails)."""
+    cursor: adbc_driver_manager.dbapi.Cursor | None = None
+
+    def close() -> None:
+        try:
+            if cursor is not None:
+                cursor.close()
+        finally:
+            connection.close()
+
+    try:
+        cursor = connection.cursor()
+        run(cursor)
+        stream = cursor.fetch_record_batch()
+    except BaseException:
+        close()
+        raise
+    return PendingBatches(stream, OUTBOX_SCHEMA, chunk_rows, describe, close)
 
 
 class PendingBatches:

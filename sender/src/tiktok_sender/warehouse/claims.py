@@ -23,6 +23,7 @@ target at once (the recommended set-up) never relies on this.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -33,11 +34,11 @@ import pyarrow as pa
 from tiktok_sender.errors import LeaseLostError
 from tiktok_sender.relations import Relation
 from tiktok_sender.warehouse.base import Dialect
-from tiktok_sender.warehouse.support import LeaseHeld, first_line, quote_identifier
+from tiktok_sender.warehouse.support import LeaseHeld, first_line, poll_lease, quote_identifier
 
 log = logging.getLogger("tiktok_sender")
 
-__all__ = ["LEASE_SCHEMA", "LEASE_TABLE", "ClaimLease"]
+__all__ = ["LEASE_SCHEMA", "LEASE_TABLE", "ClaimLease", "take_lease"]
 
 LEASE_TABLE = "tiktok_delivery_leases"
 LEASE_TTL_SECONDS = 60
@@ -165,3 +166,14 @@ class ClaimLease:
             self._warehouse.sweep_claims(self._relation, self._holder)
         except self._warehouse.driver_errors as exc:
             log.debug("sweeping the lease table failed: %s", first_line(exc))
+
+
+def take_lease(warehouse: ClaimWarehouse, relation: Relation, *, timeout: float,
+               abort: threading.Event | None, hint: str) -> ClaimLease:
+    """The lease of `warehouse` as claim rows of `relation`, taken (waiting up to `timeout`
+    seconds for another holder's claim to end, or until `abort` is set; `hint` says who that
+    holder may be)."""
+    lease = ClaimLease(warehouse, relation)
+    poll_lease(lease.take, timeout=timeout, describe=f"the delivery lease of {warehouse.location()}",
+               hint=hint, abort=abort)
+    return lease

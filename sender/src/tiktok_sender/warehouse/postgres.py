@@ -50,7 +50,6 @@ import pyarrow.compute as pc
 from adbc_driver_postgresql import StatementOptions
 
 from tiktok_sender.errors import WarehouseError
-from tiktok_sender.outbox_schema import OUTBOX_SCHEMA
 from tiktok_sender.profiles import WarehouseTarget
 from tiktok_sender.relations import Relation
 from tiktok_sender.settings import Secret
@@ -58,10 +57,10 @@ from tiktok_sender.shard import Shard
 from tiktok_sender.warehouse import PendingReader
 from tiktok_sender.warehouse.adbc import (
     DRIVER_ERRORS,
-    PendingBatches,
     error_text,
     ingest,
     inline_literals,
+    read_pending,
 )
 from tiktok_sender.warehouse.base import Dialect, SqlWarehouse
 from tiktok_sender.warehouse.postgres_lease import SLOT_DDL, AdvisoryLease, lease_key, shard_slot
@@ -315,28 +314,13 @@ class PostgresWarehouse(SqlWarehouse):
         shard: Shard | None = None,
     ) -> PendingReader:
         sql, params = self._pending_sql(terminal, limit, shard)
-        con = self._connect(reading=True)
-        try:
-            cursor = con.cursor()
-        except BaseException:
-            con.close()
-            raise
 
-        def close() -> None:
-            try:
-                cursor.close()
-            finally:
-                con.close()
-
-        try:
+        def run(cursor: adbc_driver_manager.dbapi.Cursor) -> None:
             cursor.adbc_statement.set_options(
                 **{StatementOptions.BATCH_SIZE_HINT_BYTES.value: str(READ_BATCH_BYTES)})
             cursor.execute(inline_literals(sql, params, self.dialect.param))
-            stream = cursor.fetch_record_batch()
-        except BaseException:
-            close()
-            raise
-        return PendingBatches(stream, OUTBOX_SCHEMA, chunk_rows, self.error_text, close)
+
+        return read_pending(self._connect(reading=True), run, chunk_rows, self.error_text)
 
     # -- receipts --------------------------------------------------------------------------------
 

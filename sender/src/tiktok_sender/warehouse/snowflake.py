@@ -44,17 +44,16 @@ import pyarrow.compute as pc
 from adbc_driver_snowflake import DatabaseOptions, StatementOptions
 
 from tiktok_sender.errors import ConfigError, WarehouseError
-from tiktok_sender.outbox_schema import OUTBOX_SCHEMA
 from tiktok_sender.profiles import WarehouseTarget
 from tiktok_sender.receipts import CRASHED_MESSAGE, RUN_CRASHED, RUN_RUNNING
 from tiktok_sender.relations import DeliveryRelations, Relation
 from tiktok_sender.settings import Secret
 from tiktok_sender.shard import Shard
 from tiktok_sender.warehouse import PendingReader
-from tiktok_sender.warehouse.adbc import DRIVER_ERRORS, PendingBatches, error_text, ingest
+from tiktok_sender.warehouse.adbc import DRIVER_ERRORS, error_text, ingest, read_pending
 from tiktok_sender.warehouse.base import Dialect, SqlWarehouse
-from tiktok_sender.warehouse.claims import LEASE_TABLE, ClaimLease
-from tiktok_sender.warehouse.support import poll_lease, quote_identifier, wrap_errors
+from tiktok_sender.warehouse.claims import LEASE_TABLE, ClaimLease, take_lease
+from tiktok_sender.warehouse.support import quote_identifier, wrap_errors
 
 log = logging.getLogger("tiktok_sender")
 
@@ -210,11 +209,9 @@ class SnowflakeWarehouse(SqlWarehouse):
             self.outbox, self.receipts = self.relations.outbox.sql, self.relations.receipts.sql
             self.runs = self.relations.runs.sql
             if not read_only:
-                lease = ClaimLease(self, Relation(self.relations.runs.schema, LEASE_TABLE.upper()))
-                poll_lease(lease.take, timeout=lock_timeout,
-                           describe=f"the delivery lease of {self.location()}",
-                           hint="another `sender push` is running against this schema", abort=abort)
-                self._lease = lease
+                self._lease = take_lease(self, Relation(self.relations.runs.schema, LEASE_TABLE.upper()),
+                                         timeout=lock_timeout, abort=abort,
+                                         hint="another `sender push` is running against this schema")
         except BaseException:
             self._con.close()
             raise
@@ -287,24 +284,12 @@ class SnowflakeWarehouse(SqlWarehouse):
         shard: Shard | None = None,
     ) -> PendingReader:
         sql, params = self._pending_sql(terminal, limit, shard)
-        con = self._connect()
-        cursor = None
 
-        def close() -> None:
-            try:
-                if cursor is not None:
-                    cursor.close()
-            finally:
-                con.close()
-
-        try:
-            cursor = self._cursor(con)
+        def run(cursor: adbc_driver_manager.dbapi.Cursor) -> None:
+            cursor.adbc_statement.set_options(**{StatementOptions.QUERY_TAG.value: self._query_tag})
             cursor.execute(sql, _parameters(params) if params else None)
-            stream = cursor.fetch_record_batch()
-        except BaseException:
-            close()
-            raise
-        return PendingBatches(stream, OUTBOX_SCHEMA, chunk_rows, self.error_text, close)
+
+        return read_pending(self._connect(), run, chunk_rows, self.error_text)
 
     # -- receipts and runs -----------------------------------------------------------------------
 

@@ -49,8 +49,8 @@ from tiktok_sender.relations import Relation
 from tiktok_sender.shard import Shard
 from tiktok_sender.warehouse import PendingReader
 from tiktok_sender.warehouse.base import Dialect, SqlWarehouse
-from tiktok_sender.warehouse.claims import LEASE_SCHEMA, LEASE_TABLE, ClaimLease
-from tiktok_sender.warehouse.support import first_line, poll_lease, wrap_errors
+from tiktok_sender.warehouse.claims import LEASE_SCHEMA, LEASE_TABLE, ClaimLease, take_lease
+from tiktok_sender.warehouse.support import first_line, wrap_errors
 
 # pyspark warns on stderr when its retries run out; the sender says so in its own error line
 warnings.filterwarnings("ignore", message=r"\[RETRIES_EXCEEDED\]")
@@ -160,10 +160,9 @@ class SparkWarehouse(SqlWarehouse):
         try:
             self._init_names(target, database="")  # dbt-spark's relations have no database
             if not read_only:
-                lease = ClaimLease(self, Relation(self.relations.runs.schema, LEASE_TABLE))
-                poll_lease(lease.take, timeout=lock_timeout, describe=f"the delivery lease of {self.location()}",
-                           hint="another `sender push` is running against this Spark", abort=abort)
-                self._lease = lease
+                self._lease = take_lease(self, Relation(self.relations.runs.schema, LEASE_TABLE),
+                                         timeout=lock_timeout, abort=abort,
+                                         hint="another `sender push` is running against this Spark")
         except BaseException:
             self._session.stop()
             raise
