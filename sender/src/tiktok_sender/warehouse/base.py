@@ -73,10 +73,14 @@ class Dialect:
         SQL expressions)."""
         return f"regexp_replace({text}, {pattern}, {replacement}, 'g')"
 
+    def stored(self, name: str) -> str:
+        """A name dbt or the sender gave (a table, a column of the delivery tables, an audit
+        model, a schema), as the engine stores it unquoted."""
+        return name
+
     def identifier(self, name: str) -> str:
-        """A name dbt or the sender gave (a column of the delivery tables, an audit model, a
-        schema), quoted as the engine stores it."""
-        return quote_identifier(name)
+        """`name` quoted as the engine stores it (`stored`)."""
+        return quote_identifier(self.stored(name))
 
     # what follows `create table name (columns)` for the delivery tables
     table_options: ClassVar[str] = ""
@@ -103,9 +107,15 @@ class SqlWarehouse:
 
     def _init_names(self, target: WarehouseTarget, *, database: str) -> None:
         """Resolve the outbox, receipts and runs tables (`relations.resolve_relations`), checked
-        against `database`, the database the connection is in."""
+        against `database`, the database the connection is in; their names as the engine stores
+        them (`Dialect.stored`)."""
         self.target = target
-        self.relations = resolve_relations(target, database=database)
+        relations = resolve_relations(target, database=database)
+        fold = self.dialect.stored
+        self.relations = DeliveryRelations(
+            *(Relation(fold(r.schema), fold(r.name))
+              for r in (relations.outbox, relations.receipts, relations.runs)),
+            relations.origin)
         self.outbox = self.relations.outbox.sql
         self.receipts = self.relations.receipts.sql
         self.runs = self.relations.runs.sql

@@ -46,7 +46,7 @@ from adbc_driver_snowflake import DatabaseOptions, StatementOptions
 from tiktok_sender.errors import ConfigError, WarehouseError
 from tiktok_sender.profiles import WarehouseTarget
 from tiktok_sender.receipts import CRASHED_MESSAGE, RUN_CRASHED, RUN_RUNNING
-from tiktok_sender.relations import DeliveryRelations, Relation
+from tiktok_sender.relations import Relation
 from tiktok_sender.settings import Secret
 from tiktok_sender.shard import Shard
 from tiktok_sender.warehouse import PendingReader
@@ -89,8 +89,8 @@ class SnowflakeDialect(Dialect):
     def column_type(self, sql_type: str) -> str:
         return {"timestamp": "timestamp_ntz"}.get(sql_type, sql_type)
 
-    def identifier(self, name: str) -> str:
-        return quote_identifier(name.upper())
+    def stored(self, name: str) -> str:
+        return name.upper()  # dbt-snowflake's names are unquoted: Snowflake upper-cases them
 
     def anti_join(self, keys: str) -> tuple[str, str]:
         return "", (
@@ -150,15 +150,6 @@ def connection_options(target: WarehouseTarget) -> dict[str, str]:
     return options
 
 
-def _folded(relations: DeliveryRelations) -> DeliveryRelations:
-    """`relations` with their names as Snowflake stores unquoted identifiers: upper-cased."""
-    def fold(r: Relation) -> Relation:
-        return Relation(r.schema.upper(), r.name.upper())
-
-    return DeliveryRelations(fold(relations.outbox), fold(relations.receipts), fold(relations.runs),
-                             relations.origin)
-
-
 def _parameters(params: Sequence[Any]) -> pa.RecordBatch:
     """Parameters as the one row the driver binds. The driver binds no Arrow timestamp and no
     null-typed column: a datetime (naive UTC, as the sender writes them) goes as its ISO text,
@@ -205,11 +196,9 @@ class SnowflakeWarehouse(SqlWarehouse):
         self._con = self._connect()
         try:
             self._init_names(target, database=self._database)
-            self.relations = _folded(self.relations)
-            self.outbox, self.receipts = self.relations.outbox.sql, self.relations.receipts.sql
-            self.runs = self.relations.runs.sql
             if not read_only:
-                self._lease = take_lease(self, Relation(self.relations.runs.schema, LEASE_TABLE.upper()),
+                self._lease = take_lease(self, Relation(self.relations.runs.schema,
+                                                        self.dialect.stored(LEASE_TABLE)),
                                          timeout=lock_timeout, abort=abort,
                                          hint="another `sender push` is running against this schema")
         except BaseException:
@@ -241,14 +230,13 @@ class SnowflakeWarehouse(SqlWarehouse):
             raise WarehouseError(f"cannot set up the session: {self.error_text(exc)}") from None
         return con
 
-    def _cursor(self, con: Connection) -> adbc_driver_manager.dbapi.Cursor:
-        """A cursor whose statements carry the target's `query_tag`, else APPLICATION_NAME."""
-        cursor = con.cursor()
+    def _tagged(self, cursor: adbc_driver_manager.dbapi.Cursor) -> adbc_driver_manager.dbapi.Cursor:
+        """`cursor`, its statements carrying the target's `query_tag`, else APPLICATION_NAME."""
         cursor.adbc_statement.set_options(**{StatementOptions.QUERY_TAG.value: self._query_tag})
         return cursor
 
     def _run(self, con: Connection, sql: str, params: Sequence[Any] = ()) -> tuple[list[str], list[tuple[Any, ...]]]:
-        with self._cursor(con) as cur:
+        with self._tagged(con.cursor()) as cur:
             cur.execute(sql, _parameters(params) if params else None)
             if not cur.description:
                 return [], []
@@ -267,13 +255,14 @@ class SnowflakeWarehouse(SqlWarehouse):
         _, rows = self.query(
             "select column_name, data_type, numeric_scale from information_schema.columns"
             " where table_schema = ? and table_name = ? order by ordinal_position",
-            [relation.schema.upper(), relation.name.upper()])
+            [self.dialect.stored(relation.schema), self.dialect.stored(relation.name)])
         return {str(name).lower(): "BIGINT" if str(kind).upper() == "NUMBER" and scale == 0 else str(kind)
                 for name, kind, scale in rows} or None
 
     def table_names(self, schema: str) -> set[str]:
         _, rows = self.query(
-            "select table_name from information_schema.tables where table_schema = ?", [schema.upper()])
+            "select table_name from information_schema.tables where table_schema = ?",
+            [self.dialect.stored(schema)])
         return {str(r[0]).lower() for r in rows}
 
     # -- pending events ------------------------------------------------------------------------
@@ -286,8 +275,7 @@ class SnowflakeWarehouse(SqlWarehouse):
         sql, params = self._pending_sql(terminal, limit, shard)
 
         def run(cursor: adbc_driver_manager.dbapi.Cursor) -> None:
-            cursor.adbc_statement.set_options(**{StatementOptions.QUERY_TAG.value: self._query_tag})
-            cursor.execute(sql, _parameters(params) if params else None)
+            self._tagged(cursor).execute(sql, _parameters(params) if params else None)
 
         return read_pending(self._connect(), run, chunk_rows, self.error_text)
 
@@ -300,7 +288,7 @@ class SnowflakeWarehouse(SqlWarehouse):
         if table.num_rows == 0:
             return
         receipts = self.relations.receipts
-        self._execute(f"use schema {quote_identifier(self._database.upper())}."
+        self._execute(f"use schema {self.dialect.identifier(self._database)}."
                       f"{quote_identifier(receipts.schema)}")
         ingest(self._con, receipts, table, INGEST_SLICE_ROWS, qualified=False,
                options={**INGEST_OPTIONS, StatementOptions.QUERY_TAG.value: self._query_tag})
