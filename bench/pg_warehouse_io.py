@@ -119,7 +119,7 @@ def read_cursor(warehouse: Any, chunk_rows: int) -> int:
 
     from tiktok_sender.outbox_schema import OUTBOX_SCHEMA
 
-    sql, params = warehouse._pending_sql(TERMINAL, None)
+    sql, params = warehouse._pending_sql(warehouse.plan_pending(TERMINAL, None))
     o = warehouse.target.options
     con = psycopg2.connect(host=o["host"], port=o["port"], user=o["user"], dbname=o["dbname"])
     con.set_session(readonly=True)
@@ -136,7 +136,7 @@ def read_cursor(warehouse: Any, chunk_rows: int) -> int:
 
 
 def read_adbc(warehouse: Any, chunk_rows: int) -> int:
-    reader = warehouse.open_pending(TERMINAL, None, chunk_rows)
+    reader = warehouse.open_pending(warehouse.plan_pending(TERMINAL, None), chunk_rows)
     total = 0
     while (batch := reader.next()) is not None:
         total += batch.num_rows

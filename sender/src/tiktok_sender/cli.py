@@ -215,6 +215,10 @@ def push(
     retry_rejected: Annotated[
         bool, typer.Option("--retry-rejected", help="Send events with a `rejected` receipt again.")
     ] = False,
+    rescan: Annotated[
+        bool, typer.Option("--rescan", help="Read every outbox row against every receipt, not only "
+                           "what is new since the last complete run and the events still open.")
+    ] = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Build and validate payloads; send and record nothing.")
     ] = False,
@@ -292,6 +296,7 @@ def push(
             max_age_days=max_age_days,
             max_failure_rate=max_failure_rate,
             retry_rejected=retry_rejected,
+            rescan=rescan,
             dry_run=dry_run,
             limit=limit,
             dump=dump,

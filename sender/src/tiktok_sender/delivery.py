@@ -48,6 +48,7 @@ from tiktok_sender.run_state import NoProgress, Progress, RunResult, utcnow
 from tiktok_sender.settings import PushSettings, redact, safe_url, unusual_api_host
 from tiktok_sender.sink import ReceiptSink, WarehouseThread
 from tiktok_sender.warehouse import Warehouse
+from tiktok_sender.warehouse.pending import PendingQuery
 from tiktok_sender.workers import Workers
 
 log = logging.getLogger("tiktok_sender")
@@ -89,6 +90,8 @@ class Delivery:
         self._abort_open = threading.Event()  # a signal while waiting for the delivery lease
         self._workers = Workers(settings, self.result, self.receipts, self.progress, self._stopping)
         self._lease_lost: WarehouseError | None = None
+        self._query: PendingQuery | None = None
+        self._handed_out_all = False  # the reader reached the end of the pending rows
 
     @property
     def terminal_statuses(self) -> tuple[str, ...]:
@@ -155,9 +158,10 @@ class Delivery:
         s, result = self.settings, self.result
         await db.call(warehouse.check_outbox)
         await db.call(warehouse.ensure_delivery_tables)
-        result.counts.pending = await db.call(
-            warehouse.count_pending, self.terminal_statuses, s.limit, s.shard
-        )
+        self._query = await db.call(
+            lambda: warehouse.plan_pending(self.terminal_statuses, s.limit, s.shard,
+                                           rescan=s.rescan))
+        result.counts.pending = await db.call(warehouse.count_pending, self._query)
         crashed = await db.call(warehouse.mark_crashed_runs, result.run_id, s.shard)
         if crashed:
             log.warning("marked %d run(s) left running by a killed process as crashed", crashed)
@@ -276,6 +280,8 @@ class Delivery:
             **asdict(c),
             "message": r.message,
         }
+        if not initial:
+            row["outbox_seq_through"] = self._read_through()
         if initial:
             row = {
                 "run_id": r.run_id,
@@ -290,6 +296,18 @@ class Delivery:
             }
         return row
 
+    def _read_through(self) -> int | None:
+        """The outbox_seq this run read through (`warehouse.pending`): the window's top when the
+        run handed out every pending event and each got a receipt of this run (it finished with
+        every event sent or decided, none held, no --limit, in production); else None."""
+        s, r, window = self.settings, self.result, self._query and self._query.window
+        complete = (
+            window is not None and self._handed_out_all and r.outcome in ("success", "failures")
+            and r.counts.held == 0 and s.limit is None and not s.dry_run
+            and s.test_event_code is None
+        )
+        return window.through_seq if complete and window is not None else None
+
     # -- reading -----------------------------------------------------------------------------
 
     async def _produce(
@@ -301,9 +319,8 @@ class Delivery:
     ) -> None:
         s = self.settings
         expire_before = int(self._clock() - s.max_age_days * 86400)
-        reader = await db.call(
-            warehouse.open_pending, self.terminal_statuses, s.limit, s.read_chunk_rows, s.shard
-        )
+        assert self._query is not None
+        reader = await db.call(warehouse.open_pending, self._query, s.read_chunk_rows)
         batcher = Batcher(s.batch_size)
         upcoming: asyncio.Future[pa.RecordBatch | None] = asyncio.get_running_loop().create_future()
         upcoming.set_result(None)
@@ -319,6 +336,7 @@ class Delivery:
                 if self._stopping.is_set():
                     break
                 await emit(batch)
+            self._handed_out_all = chunk is None and not self._stopping.is_set()
         finally:
             if not upcoming.done():
                 upcoming.cancel()

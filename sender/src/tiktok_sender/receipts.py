@@ -91,6 +91,9 @@ RUN_COLUMNS: Final = (
     Column("shard", pa.string(), "varchar", "K/N of `--shard K/N`; null for an unsharded run."),
     Column("held", pa.int64(), "bigint", "Events never sent in this run because their event "
            "source was stopped (permission or configuration error, an outage); still pending."),
+    Column("outbox_seq_through", pa.int64(), "bigint", "The outbox's highest outbox_seq at the "
+           "start, set when the run handed out and receipted every pending event up to it: the "
+           "next run reads the rows above it and the open events (README, \"What a run reads\")."),
 )
 RUN_SCHEMA: Final = pa.schema([pa.field(c.name, c.arrow) for c in RUN_COLUMNS])
 

@@ -195,6 +195,7 @@ class PushSettings:
     max_age_days: float = 28.0
     max_failure_rate: float = 0.0
     retry_rejected: bool = False
+    rescan: bool = False  # read the whole history, not what is new since the last complete run
     dry_run: bool = False
     limit: int | None = None
     dump: Path | None = None

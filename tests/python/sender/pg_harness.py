@@ -66,7 +66,7 @@ class PgOutbox:
         exprs = ", ".join(
             f"cast({PG_GENERATORS.get(name, 'null')} as {dtype}) as {name}"
             for name, dtype in contract_columns()
-        )
+        ).replace("{outbox}", f"{self.schema}.tiktok_events_outbox")
         self.execute(
             f"insert into {self.schema}.tiktok_events_outbox select {exprs} from ("
             f"select i, extract(epoch from now())::bigint - {age_s} - i as t"

@@ -72,6 +72,8 @@ GENERATORS: dict[str, str] = {
     "converted_at": "to_timestamp(t)::timestamp",
     "outboxed_at": "now()::timestamp",
     "uncapped_value": "((i % 500) + 10.5)",
+    # one `add` is one build: its rows share an outbox_seq above every row already there
+    "outbox_seq": "(select coalesce(max(outbox_seq), 0) + 1 from {outbox})",
 }
 
 
@@ -91,7 +93,7 @@ class Outbox:
         columns = contract_columns()
         exprs = ", ".join(
             f"cast({GENERATORS.get(name, 'null')} as {dtype}) as {name}" for name, dtype in columns
-        )
+        ).replace("{outbox}", f"{self.schema}.tiktok_events_outbox")
         with self.connect() as con:
             con.execute(
                 f"insert into {self.schema}.tiktok_events_outbox "

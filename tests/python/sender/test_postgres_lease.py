@@ -41,7 +41,7 @@ def test_the_session_outlives_idle_session_timeout_and_keeps_the_lease(
             cur.execute("select 1")
         warehouse.check_lease()
         assert warehouse.query("show idle_session_timeout")[1] == [("0",)]
-        assert warehouse.count_pending(("delivered",), None) == 10
+        assert warehouse.count_pending(warehouse.plan_pending(("delivered",), None)) == 10
         with pytest.raises(WarehouseError, match="is in use by another process"):
             open_warehouse(pg_target(tmp_path, postgres_cluster, outbox.dbname))
     finally:

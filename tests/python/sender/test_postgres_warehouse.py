@@ -121,8 +121,9 @@ def test_pending_rows_receipts_runs_and_status_are_the_same_as_on_duckdb(
         for terminal, limit, shard in [(TERMINAL, None, None), (("delivered", "expired"), None, None),
                                        (TERMINAL, 50, None), (TERMINAL, None, Shard(2, 3)),
                                        (TERMINAL, 40, Shard(1, 3)), ((), None, None)]:
-            expected = pg_wh.count_pending(terminal, limit, shard)
-            assert expected == duck_wh.count_pending(terminal, limit, shard), (terminal, limit, shard)
+            expected = pg_wh.count_pending(pg_wh.plan_pending(terminal, limit, shard))
+            on_duck = duck_wh.count_pending(duck_wh.plan_pending(terminal, limit, shard))
+            assert expected == on_duck, (terminal, limit, shard)
             on_pg = read_all(pg_wh, terminal, limit, 64, shard)
             on_duckdb = read_all(duck_wh, terminal, limit, 64, shard)
             assert on_pg.num_rows == expected
@@ -131,8 +132,8 @@ def test_pending_rows_receipts_runs_and_status_are_the_same_as_on_duckdb(
             assert on_pg.equals(on_duckdb), (terminal, limit, shard)
             if shard is not None:
                 assert {shard_of(i, shard.count) for i in on_pg.column("event_id").to_pylist()} == {shard.index}
-        assert pg_wh.count_pending(TERMINAL, None) == 600 - 110
-        assert pg_wh.count_pending(("delivered", "expired"), None) == 600 - 100
+        assert pg_wh.count_pending(pg_wh.plan_pending(TERMINAL, None)) == 600 - 110
+        assert pg_wh.count_pending(pg_wh.plan_pending(("delivered", "expired"), None)) == 600 - 100
 
         status = pg_wh.status()
         assert status == duck_wh.status()
@@ -170,8 +171,8 @@ def test_pending_rows_stream_through_one_binary_copy(
     warehouse = open_warehouse(pg_target(tmp_path, postgres_cluster, outbox.dbname))
     try:
         warehouse.ensure_delivery_tables()
-        assert warehouse.count_pending(TERMINAL, None) == 200_000
-        reader = warehouse.open_pending(TERMINAL, None, 2048)
+        assert warehouse.count_pending(warehouse.plan_pending(TERMINAL, None)) == 200_000
+        reader = warehouse.open_pending(warehouse.plan_pending(TERMINAL, None), 2048)
         try:
             first = reader.next()
             assert first is not None and first.num_rows == 2048 and first.schema == OUTBOX_SCHEMA
@@ -204,7 +205,7 @@ def test_a_read_held_back_by_the_api_outlives_the_idle_transaction_timeout(
                            dbname="postgres")
     warehouse = open_warehouse(pg_target(tmp_path, postgres_cluster, outbox.dbname))
     try:
-        reader = warehouse.open_pending(TERMINAL, None, 256)
+        reader = warehouse.open_pending(warehouse.plan_pending(TERMINAL, None), 256)
         try:
             assert reader.next() is not None
             time.sleep(0.8)
@@ -309,9 +310,9 @@ def test_the_target_role_is_set_on_every_connection(postgres_cluster, outbox: Pg
     try:
         assert warehouse.query("select current_user")[1] == [("Sender Role",)]
         with pytest.raises(WarehouseError, match="^counting pending events failed: permission denied for schema"):
-            warehouse.count_pending(TERMINAL, None)
+            warehouse.count_pending(warehouse.plan_pending(TERMINAL, None))
         outbox.execute('grant usage on schema tiktok to "Sender Role";'
                        ' grant select on tiktok.tiktok_events_outbox to "Sender Role"')
-        assert warehouse.count_pending(TERMINAL, None) == 10
+        assert warehouse.count_pending(warehouse.plan_pending(TERMINAL, None)) == 10
     finally:
         warehouse.close()

@@ -103,7 +103,7 @@ def test_the_postgres_uri_carries_the_password_and_shows_it_nowhere(
         assert "SECRETpw" in uri.reveal() and password not in uri.reveal()  # encoded, not raw
         warehouse = open_warehouse(target)  # libpq reads the encoded password back
         try:
-            assert warehouse.count_pending(("delivered",), None) == 3
+            assert warehouse.count_pending(warehouse.plan_pending(("delivered",), None)) == 3
             assert "SECRETpw" not in repr(vars(warehouse))
         finally:
             warehouse.close()

@@ -100,10 +100,11 @@ def test_without_a_runs_table_nothing_is_marked(engine: Engine) -> None:
         warehouse.close()
 
 
-def test_the_held_column_and_an_older_runs_table(engine: Engine) -> None:
-    assert [c.name for c in RUN_COLUMNS[-2:]] == ["shard", "held"]
+def test_the_newer_columns_and_an_older_runs_table(engine: Engine) -> None:
+    newer = ["shard", "held", "outbox_seq_through"]
+    assert [c.name for c in RUN_COLUMNS[-3:]] == newer
     assert "crashed" in next(c.description for c in RUN_COLUMNS if c.name == "outcome")
-    old = [c for c in RUN_COLUMNS if c.name not in ("shard", "held")]
+    old = [c for c in RUN_COLUMNS if c.name not in newer]
     engine.sql(f"create table tiktok.tiktok_delivery_runs ({', '.join(f'{c.name} {c.sql}' for c in old)})")
     engine.sql("insert into tiktok.tiktok_delivery_runs (run_id, outcome) values ('killed-long-ago', 'running')")
     warehouse = open_warehouse(engine.target())
@@ -111,10 +112,11 @@ def test_the_held_column_and_an_older_runs_table(engine: Engine) -> None:
         warehouse.ensure_delivery_tables()
         types = warehouse.column_types(warehouse.relations.runs) or {}
         assert list(types) == [c.name for c in RUN_COLUMNS]
-        assert types["held"].lower() == "bigint"
+        assert types["held"].lower() == types["outbox_seq_through"].lower() == "bigint"
         assert warehouse.mark_crashed_runs("me", Shard(1, 2)) == 1  # its shard is null: unsharded
         warehouse.insert_run({"run_id": "me", "started_at": STARTED, "outcome": "running", "dry_run": False})
-        warehouse.update_run("me", {"outcome": "success", "held": 7})
-        assert warehouse.query(f"select held from {warehouse.runs} where run_id = 'me'")[1] == [(7,)]
+        warehouse.update_run("me", {"outcome": "success", "held": 7, "outbox_seq_through": 3})
+        assert warehouse.query(f"select held, outbox_seq_through from {warehouse.runs}"
+                               " where run_id = 'me'")[1] == [(7, 3)]
     finally:
         warehouse.close()

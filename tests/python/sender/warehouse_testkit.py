@@ -4,7 +4,7 @@ sender_harness's rows on either engine, its target, and the pending rows read wh
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from sender_harness import PROFILES_YML, REPO, Project, base_env, make_outbox
 import tiktok_sender
 from tiktok_sender.outbox_schema import OUTBOX_SCHEMA
 from tiktok_sender.profiles import WarehouseTarget, load_target
+from tiktok_sender.shard import Shard
 from tiktok_sender.warehouse.base import SqlWarehouse
 
 TERMINAL = ("delivered", "rejected", "expired")
@@ -75,8 +76,10 @@ def make_engine(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> It
         outbox.drop()
 
 
-def read_all(warehouse: SqlWarehouse, *args: Any) -> pa.Table:
-    reader = warehouse.open_pending(*args)
+def read_all(warehouse: SqlWarehouse, terminal: Sequence[str], limit: int | None,
+             chunk_rows: int, shard: Shard | None = None) -> pa.Table:
+    """The pending rows `open_pending` hands out, planned as a run plans them."""
+    reader = warehouse.open_pending(warehouse.plan_pending(terminal, limit, shard), chunk_rows)
     batches = []
     try:
         while (batch := reader.next()) is not None:

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from tiktok_sender.shard import Shard
     from tiktok_sender.warehouse.base import SqlWarehouse
     from tiktok_sender.warehouse.history import StatusReport
+    from tiktok_sender.warehouse.pending import PendingQuery
 
 __all__ = ["PendingReader", "Warehouse", "open_warehouse"]
 
@@ -62,14 +63,14 @@ class Warehouse(Protocol):
 
     def mark_crashed_runs(self, run_id: str, shard: Shard | None) -> int: ...
 
-    def count_pending(
-        self, terminal: Sequence[str], limit: int | None, shard: Shard | None = None
-    ) -> int: ...
+    def plan_pending(
+        self, terminal: Sequence[str], limit: int | None, shard: Shard | None = None,
+        *, rescan: bool = False,
+    ) -> PendingQuery: ...
 
-    def open_pending(
-        self, terminal: Sequence[str], limit: int | None, chunk_rows: int,
-        shard: Shard | None = None,
-    ) -> PendingReader: ...
+    def count_pending(self, query: PendingQuery) -> int: ...
+
+    def open_pending(self, query: PendingQuery, chunk_rows: int) -> PendingReader: ...
 
     def unreceipted_null_key_rows(self, shard: Shard | None = None) -> pa.Table: ...
 

@@ -22,6 +22,7 @@ from tiktok_sender.outbox_schema import (
     CONTRACT_TYPES,
     KEY_COLUMNS,
     OUTBOX_COLUMNS,
+    castable,
     type_problem,
     unreceipted_rows,
 )
@@ -35,6 +36,7 @@ from tiktok_sender.warehouse.history import (
     mark_crashed_runs,
     receipted_fingerprints,
 )
+from tiktok_sender.warehouse.pending import SEQ_COLUMN, PendingQuery, plan_window
 from tiktok_sender.warehouse.support import first_line, quote_identifier, wrap_errors
 
 if TYPE_CHECKING:
@@ -50,17 +52,17 @@ class Dialect:
     # the ORDER BY is an external sort that spills, and the reader stops after N rows.
     limit_in_sql: ClassVar[bool] = False
 
-    def anti_join(self, keys: str) -> tuple[str, str]:
-        """(join clause, where condition) keeping the outbox rows `o` whose key is not among the
-        rows of the query `keys` (event_source_id, event, event_id).
+    def key_filter(self, keys: str, *, keep: bool) -> tuple[str, str]:
+        """(join clause, where condition) keeping the outbox rows `o` whose key is (`keep`) or is
+        not among the rows of the query `keys` (event_source_id, event, event_id).
 
-        DuckDB: an explicit anti join, not a correlated `not exists`, which DuckDB decorrelates
+        DuckDB: an explicit semi or anti join, not a correlated `exists`, which DuckDB decorrelates
         with a join that materialises the whole outbox side before the first row comes out (memory
-        grew with the outbox). The anti join streams the outbox and holds only the hash table of
-        terminal receipt keys."""
+        grew with the outbox). The join streams the outbox and holds only the hash table of the
+        keys."""
         join = (
-            f" anti join ({keys}) r on r.event_source_id = o.event_source_id"
-            " and r.event = o.event and r.event_id = o.event_id"
+            f" {'semi' if keep else 'anti'} join ({keys}) k on k.event_source_id = o.event_source_id"
+            " and k.event = o.event and k.event_id = o.event_id"
         )
         return join, ""
 
@@ -104,6 +106,7 @@ class SqlWarehouse:
     receipts: str
     runs: str
     _outbox_checked: bool = False
+    _outbox_has_seq: bool = False
 
     def _init_names(self, target: WarehouseTarget, *, database: str) -> None:
         """Resolve the outbox, receipts and runs tables (`relations.resolve_relations`), checked
@@ -138,10 +141,7 @@ class SqlWarehouse:
         """Where the warehouse is, for messages."""
         raise NotImplementedError
 
-    def open_pending(
-        self, terminal: Sequence[str], limit: int | None, chunk_rows: int,
-        shard: Shard | None = None,
-    ) -> PendingReader:
+    def open_pending(self, query: PendingQuery, chunk_rows: int) -> PendingReader:
         """The pending rows (`_pending_sql`), streamed `chunk_rows` at a time as OUTBOX_SCHEMA
         batches, while receipts are appended."""
         raise NotImplementedError
@@ -196,6 +196,11 @@ class SqlWarehouse:
         problem = type_problem(str(relation), types)
         if problem is not None:
             raise WarehouseError(problem)
+        seq_type = types.get(SEQ_COLUMN)
+        if seq_type is not None and not castable(seq_type, "bigint"):
+            raise WarehouseError(f"outbox table {relation}: column {SEQ_COLUMN} is {seq_type}; "
+                                 "it must be an integer (the dbt project's outbox_seq macro)")
+        self._outbox_has_seq = seq_type is not None
         self._outbox_checked = True
 
     def _check_outbox_once(self) -> None:
@@ -237,49 +242,89 @@ class SqlWarehouse:
         return ", ".join(f"cast(o.{c} as {self.dialect.column_type(CONTRACT_TYPES[c])}) as {c}"
                          for c in OUTBOX_COLUMNS)
 
-    def _pending_sql(
-        self, terminal: Sequence[str], limit: int | None, shard: Shard | None = None,
-        *, ordered: bool = True,
-    ) -> tuple[str, list[Any]]:
-        """The pending rows: outbox rows with a full key and without a terminal production receipt
-        (optionally of one shard, the `limit` oldest first), columns in OUTBOX_COLUMNS order, each
-        cast to its contract type. Where the dialect has no `limit_in_sql`, the rows come oldest
-        first and the reader stops after `limit`; `ordered=False` leaves the order (and that
-        limit) out, for counting. A row with a null key is never pending: no receipt can match
-        it (`unreceipted_null_key_rows` hands those out)."""
+    def outbox_has_seq(self) -> bool:
+        """Whether the outbox has the outbox_seq column (dbt projects from its introduction on)."""
         self._check_outbox_once()
-        mark = self.dialect.param
+        return self._outbox_has_seq
+
+    @wrap_errors("planning the pending read")
+    def plan_pending(
+        self, terminal: Sequence[str], limit: int | None, shard: Shard | None = None,
+        *, rescan: bool = False,
+    ) -> PendingQuery:
+        """What this run reads (`pending`): the new rows since the last complete run and the
+        open ones, or the whole history."""
+        return PendingQuery(tuple(terminal), limit, shard,
+                            plan_window(self, terminal, shard, rescan=rescan))
+
+    def _pending_sql(self, query: PendingQuery, *, ordered: bool = True) -> tuple[str, list[Any]]:
+        """The pending rows of `query`: outbox rows with a full key and without a terminal
+        production receipt, within its window (`pending`), optionally of one shard, the `limit`
+        oldest first; columns in OUTBOX_COLUMNS order, each cast to its contract type. Where the
+        dialect has no `limit_in_sql`, the rows come oldest first and the reader stops after
+        `limit`; `ordered=False` leaves the order (and that limit) out, for counting. A row with
+        a null key is never pending: no receipt can match it (`unreceipted_null_key_rows` hands
+        those out)."""
+        self._check_outbox_once()
+        mark, window = self.dialect.param, query.window
         params: list[Any] = []
+        source = self.outbox
+        if window is not None:
+            # the rows up to the outbox's highest outbox_seq at the start: those appended later
+            # are the next run's
+            seq = SEQ_COLUMN
+            if window.whole_history:
+                source = (f"(select * from {self.outbox} where {seq} <= {mark}"
+                          f" or {seq} is null)")
+                params.append(window.through_seq)
+            else:
+                open_keys = (
+                    f"select event_source_id, event, event_id from {self.receipts}"
+                    f" where test_event_code is null and event_time >= {mark}"
+                    f" and status not in ({', '.join(mark for _ in query.terminal)})"
+                )
+                join, condition = self.dialect.key_filter(open_keys, keep=True)
+                source = (
+                    f"(select * from {self.outbox} where {seq} > {mark} and {seq} <= {mark}"
+                    f" union all select o.* from {self.outbox} o{join}"
+                    f" where o.event_time >= {mark}"
+                    f" and (o.{SEQ_COLUMN} <= {mark} or o.{SEQ_COLUMN} is null)"
+                    f"{' and ' + condition if condition else ''})"
+                )
+                params.extend([window.after_seq, window.through_seq, window.open_since,
+                               *query.terminal, window.open_since, window.after_seq])
         join, conditions = "", [f"o.{c} is not null" for c in KEY_COLUMNS]
-        if terminal and self.column_types(self.relations.receipts) is not None:
+        if query.terminal and self.column_types(self.relations.receipts) is not None:
             keys = (
                 f"select event_source_id, event, event_id from {self.receipts}"
-                f" where test_event_code is null and status in ({', '.join(mark for _ in terminal)})"
+                f" where test_event_code is null and status in ({', '.join(mark for _ in query.terminal)})"
             )
-            join, condition = self.dialect.anti_join(keys)
+            params.extend(query.terminal)
+            if window is not None and window.receipts_since is not None:
+                # a receipt carries its row's event_time: none older than the rows read matches
+                keys += f" and (event_time >= {mark} or event_time is null)"
+                params.append(window.receipts_since)
+            join, condition = self.dialect.key_filter(keys, keep=False)
             if condition:
                 conditions.append(condition)
-            params.extend(terminal)
-        if shard is not None:
+        if query.shard is not None:
             conditions.append(f"{self.dialect.shard_of('o.event_id', mark)} = {mark}")
-            params.extend([shard.count, shard.index - 1])
-        sql = (f"select {self._outbox_select()} from {self.outbox} o{join}"
+            params.extend([query.shard.count, query.shard.index - 1])
+        sql = (f"select {self._outbox_select()} from {source} o{join}"
                f" where {' and '.join(conditions)}")
-        if limit is not None and ordered:
+        if query.limit is not None and ordered:
             sql += " order by o.event_time, o.event_id"
             if self.dialect.limit_in_sql:
                 sql += f" limit {mark}"
-                params.append(limit)
+                params.append(query.limit)
         return sql, params
 
     @wrap_errors("counting pending events")
-    def count_pending(
-        self, terminal: Sequence[str], limit: int | None, shard: Shard | None = None
-    ) -> int:
-        sql, params = self._pending_sql(terminal, limit, shard, ordered=False)
+    def count_pending(self, query: PendingQuery) -> int:
+        sql, params = self._pending_sql(query, ordered=False)
         _, rows = self.query(f"select count(*) from ({sql}) pending", params)
         count = int(rows[0][0]) if rows else 0
-        return count if limit is None else min(count, limit)
+        return count if query.limit is None else min(count, query.limit)
 
     @wrap_errors("reading the outbox rows with a null key")
     def unreceipted_null_key_rows(self, shard: Shard | None = None) -> pa.Table:

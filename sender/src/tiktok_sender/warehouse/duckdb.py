@@ -25,9 +25,9 @@ import pyarrow as pa
 from tiktok_sender.errors import WarehouseError
 from tiktok_sender.profiles import WarehouseTarget
 from tiktok_sender.settings import DEFAULT_DUCKDB_MEMORY_LIMIT, memory_bytes
-from tiktok_sender.shard import Shard
 from tiktok_sender.warehouse import PendingReader
 from tiktok_sender.warehouse.base import SqlWarehouse
+from tiktok_sender.warehouse.pending import PendingQuery
 from tiktok_sender.warehouse.support import LeaseHeld, first_line, poll_lease, wrap_errors
 
 # `--limit` reads the pending rows oldest first: DuckDB's external sort spills to disk, but needs
@@ -135,12 +135,9 @@ class DuckDBWarehouse(SqlWarehouse):
         self._con.execute(sql, list(params))
 
     @wrap_errors("reading the outbox")
-    def open_pending(
-        self, terminal: Sequence[str], limit: int | None, chunk_rows: int,
-        shard: Shard | None = None,
-    ) -> PendingReader:
-        sql, params = self._pending_sql(terminal, limit, shard)
-        if limit is not None and memory_bytes(self._memory_limit) < memory_bytes(DUCKDB_SORT_MEMORY_LIMIT):
+    def open_pending(self, query: PendingQuery, chunk_rows: int) -> PendingReader:
+        sql, params = self._pending_sql(query)
+        if query.limit is not None and memory_bytes(self._memory_limit) < memory_bytes(DUCKDB_SORT_MEMORY_LIMIT):
             self._con.execute(f"set memory_limit = '{DUCKDB_SORT_MEMORY_LIMIT}'")
         cursor = self._con.cursor()  # its own connection: receipts are written meanwhile
         try:
@@ -151,7 +148,7 @@ class DuckDBWarehouse(SqlWarehouse):
         except duckdb.Error:
             cursor.close()
             raise
-        return _DuckDBPendingReader(cursor, reader, limit)
+        return _DuckDBPendingReader(cursor, reader, query.limit)
 
     @wrap_errors("writing receipts")
     def append_receipts(self, table: pa.Table) -> None:

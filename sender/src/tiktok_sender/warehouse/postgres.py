@@ -63,6 +63,7 @@ from tiktok_sender.warehouse.adbc import (
     read_pending,
 )
 from tiktok_sender.warehouse.base import Dialect, SqlWarehouse
+from tiktok_sender.warehouse.pending import PendingQuery
 from tiktok_sender.warehouse.postgres_lease import SLOT_DDL, AdvisoryLease, lease_key, shard_slot
 from tiktok_sender.warehouse.support import poll_lease, wrap_errors
 
@@ -89,12 +90,13 @@ class PostgresDialect(Dialect):
     param = "%s"
     limit_in_sql = True  # a top-N sort past work_mem switches to an external sort
 
-    def anti_join(self, keys: str) -> tuple[str, str]:
-        # PostgreSQL plans `not exists` as a hash anti join: the outbox streams past a hash table
-        # of the terminal receipt keys.
+    def key_filter(self, keys: str, *, keep: bool) -> tuple[str, str]:
+        # PostgreSQL plans `exists` as a hash semi or anti join: the outbox streams past a hash
+        # table of the keys.
         return "", (
-            f"not exists (select 1 from ({keys}) r where r.event_source_id = o.event_source_id"
-            " and r.event = o.event and r.event_id = o.event_id)"
+            f"{'' if keep else 'not '}exists (select 1 from ({keys}) k"
+            " where k.event_source_id = o.event_source_id and k.event = o.event"
+            " and k.event_id = o.event_id)"
         )
 
     def shard_of(self, event_id: str, count: str) -> str:
@@ -309,11 +311,8 @@ class PostgresWarehouse(SqlWarehouse):
     # -- pending events ------------------------------------------------------------------------
 
     @wrap_errors("reading the outbox")
-    def open_pending(
-        self, terminal: Sequence[str], limit: int | None, chunk_rows: int,
-        shard: Shard | None = None,
-    ) -> PendingReader:
-        sql, params = self._pending_sql(terminal, limit, shard)
+    def open_pending(self, query: PendingQuery, chunk_rows: int) -> PendingReader:
+        sql, params = self._pending_sql(query)
 
         def run(cursor: adbc_driver_manager.dbapi.Cursor) -> None:
             cursor.adbc_statement.set_options(

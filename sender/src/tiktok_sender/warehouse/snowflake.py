@@ -53,6 +53,7 @@ from tiktok_sender.warehouse import PendingReader
 from tiktok_sender.warehouse.adbc import DRIVER_ERRORS, error_text, ingest, read_pending
 from tiktok_sender.warehouse.base import Dialect, SqlWarehouse
 from tiktok_sender.warehouse.claims import LEASE_TABLE, ClaimLease, take_lease
+from tiktok_sender.warehouse.pending import PendingQuery
 from tiktok_sender.warehouse.support import quote_identifier, wrap_errors
 
 log = logging.getLogger("tiktok_sender")
@@ -92,10 +93,11 @@ class SnowflakeDialect(Dialect):
     def stored(self, name: str) -> str:
         return name.upper()  # dbt-snowflake's names are unquoted: Snowflake upper-cases them
 
-    def anti_join(self, keys: str) -> tuple[str, str]:
+    def key_filter(self, keys: str, *, keep: bool) -> tuple[str, str]:
         return "", (
-            f"not exists (select 1 from ({keys}) r where r.event_source_id = o.event_source_id"
-            " and r.event = o.event and r.event_id = o.event_id)"
+            f"{'' if keep else 'not '}exists (select 1 from ({keys}) k"
+            " where k.event_source_id = o.event_source_id and k.event = o.event"
+            " and k.event_id = o.event_id)"
         )
 
     def shard_of(self, event_id: str, count: str) -> str:
@@ -268,11 +270,8 @@ class SnowflakeWarehouse(SqlWarehouse):
     # -- pending events ------------------------------------------------------------------------
 
     @wrap_errors("reading the outbox")
-    def open_pending(
-        self, terminal: Sequence[str], limit: int | None, chunk_rows: int,
-        shard: Shard | None = None,
-    ) -> PendingReader:
-        sql, params = self._pending_sql(terminal, limit, shard)
+    def open_pending(self, query: PendingQuery, chunk_rows: int) -> PendingReader:
+        sql, params = self._pending_sql(query)
 
         def run(cursor: adbc_driver_manager.dbapi.Cursor) -> None:
             self._tagged(cursor).execute(sql, _parameters(params) if params else None)

@@ -36,6 +36,7 @@ import math
 import threading
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -50,6 +51,7 @@ from tiktok_sender.shard import Shard
 from tiktok_sender.warehouse import PendingReader
 from tiktok_sender.warehouse.base import Dialect, SqlWarehouse
 from tiktok_sender.warehouse.claims import LEASE_SCHEMA, LEASE_TABLE, ClaimLease, take_lease
+from tiktok_sender.warehouse.pending import PendingQuery
 from tiktok_sender.warehouse.support import first_line, wrap_errors
 
 # pyspark warns on stderr when its retries run out; the sender says so in its own error line
@@ -82,10 +84,11 @@ class SparkDialect(Dialect):
 
     table_options = " using parquet"
 
-    def anti_join(self, keys: str) -> tuple[str, str]:
+    def key_filter(self, keys: str, *, keep: bool) -> tuple[str, str]:
         join = (
-            f" left anti join ({keys}) r on r.event_source_id = o.event_source_id"
-            " and r.event = o.event and r.event_id = o.event_id"
+            f" left {'semi' if keep else 'anti'} join ({keys}) k"
+            " on k.event_source_id = o.event_source_id and k.event = o.event"
+            " and k.event_id = o.event_id"
         )
         return join, ""
 
@@ -195,15 +198,12 @@ class SparkWarehouse(SqlWarehouse):
         return {t.name for t in catalog.listTables(schema)} if catalog.databaseExists(schema) else set()
 
     @wrap_errors("reading the outbox")
-    def open_pending(
-        self, terminal: Sequence[str], limit: int | None, chunk_rows: int,
-        shard: Shard | None = None,
-    ) -> PendingReader:
-        sql, params = self._pending_sql(terminal, limit, shard)
-        if limit is not None:
+    def open_pending(self, query: PendingQuery, chunk_rows: int) -> PendingReader:
+        sql, params = self._pending_sql(query)
+        if query.limit is not None:
             buckets = 1
         else:
-            buckets = max(1, math.ceil(self.count_pending(terminal, None, shard) / READ_BUCKET_ROWS))
+            buckets = max(1, math.ceil(self.count_pending(replace(query, limit=None)) / READ_BUCKET_ROWS))
 
         def fetch(bucket: int) -> pa.Table:
             if buckets == 1:
