@@ -27,6 +27,8 @@ def _sha256(expression: str) -> str:
 # sender_harness.GENERATORS in PostgreSQL: the same values for the same `i`.
 PG_GENERATORS: dict[str, str] = {
     **GENERATORS,
+    "outbox_seq": "greatest((extract(epoch from clock_timestamp()) * 1000000)::bigint,"
+                  " (select coalesce(max(outbox_seq), 0) + 1 from {outbox}))",
     "email_sha256": _sha256("'user' || i || '@example.com'"),
     "phone_sha256": "case when i % 2 = 0 then " + _sha256("'+1415555' || lpad(i::varchar, 4, '0')") + " end",
     "external_id_sha256": _sha256("'cust-' || i"),

@@ -72,8 +72,9 @@ GENERATORS: dict[str, str] = {
     "converted_at": "to_timestamp(t)::timestamp",
     "outboxed_at": "now()::timestamp",
     "uncapped_value": "((i % 500) + 10.5)",
-    # one `add` is one build: its rows share an outbox_seq above every row already there
-    "outbox_seq": "(select coalesce(max(outbox_seq), 0) + 1 from {outbox})",
+    # one `add` is one build: its rows share an outbox_seq above every row already there, as the
+    # dbt project's outbox_seq macro gives them (the clock in microseconds, or the highest + 1)
+    "outbox_seq": "greatest(epoch_us(now()), (select coalesce(max(outbox_seq), 0) + 1 from {outbox}))",
 }
 
 

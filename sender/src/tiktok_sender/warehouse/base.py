@@ -291,8 +291,10 @@ class SqlWarehouse:
                     f" and (o.{SEQ_COLUMN} <= {mark} or o.{SEQ_COLUMN} is null)"
                     f"{' and ' + condition if condition else ''})"
                 )
-                params.extend([window.after_seq, window.through_seq, window.open_since,
-                               *query.terminal, window.open_since, window.after_seq])
+                # the keys' values go where the dialect puts them: in the join, or the condition
+                keyed, bounds = [window.open_since, *query.terminal], [window.open_since, window.after_seq]
+                params.extend([window.after_seq, window.through_seq,
+                               *(keyed + bounds if join else bounds + keyed)])
         join, conditions = "", [f"o.{c} is not null" for c in KEY_COLUMNS]
         if query.terminal and self.column_types(self.relations.receipts) is not None:
             keys = (
