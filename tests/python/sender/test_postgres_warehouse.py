@@ -309,7 +309,7 @@ def test_the_target_role_is_set_on_every_connection(postgres_cluster, outbox: Pg
     warehouse = open_warehouse(load_target(profiles_dir_flag=tmp_path, environ={}, cwd=tmp_path))
     try:
         assert warehouse.query("select current_user")[1] == [("Sender Role",)]
-        with pytest.raises(WarehouseError, match="^counting pending events failed: permission denied for schema"):
+        with pytest.raises(WarehouseError, match="^planning the pending read failed: permission denied for schema"):
             warehouse.count_pending(warehouse.plan_pending(TERMINAL, None))
         outbox.execute('grant usage on schema tiktok to "Sender Role";'
                        ' grant select on tiktok.tiktok_events_outbox to "Sender Role"')
