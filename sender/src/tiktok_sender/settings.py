@@ -158,11 +158,11 @@ def safe_url(url: str) -> str:
         return "<unparseable URL>"
 
 
-# DuckDB's memory limit for a push. Its hash join of the receipt keys (the pending query) and the
-# receipts committed while the outbox is read stay within it; past it a run fails ("Out of Memory
-# Error"). Measured (README "Performance"): 64 MB fails at about 4.7 million receipts, 512 MB
-# carried a push of 2.7 million events over a history of 7.3 million.
-DEFAULT_DUCKDB_MEMORY_LIMIT = "1GB"
+# DuckDB's memory limit for a push. A run with an outbox_seq mark (`warehouse.pending`) holds only
+# the keys of recent terminal receipts; a run over the whole history of more than a million
+# receipts gets 1 GB (`warehouse.duckdb`). Lower limits keep less of the file cached: the peak RSS
+# of a push follows it (README "Performance").
+DEFAULT_DUCKDB_MEMORY_LIMIT = "128MB"
 DUCKDB_MEMORY = re.compile(r"[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
 _UNITS = {"kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12, "kib": 2**10, "mib": 2**20, "gib": 2**30,
           "tib": 2**40}

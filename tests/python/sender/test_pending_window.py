@@ -281,3 +281,38 @@ def test_push_marks_complete_runs_and_reads_new_and_open_events(
     rescan = project.sender("push", "--json", "--rescan", "--dry-run")
     assert rescan.json()["pending"] == 0
     assert Counter(e["receive_count"] for e in emulator.events()) == {1: 130}
+
+
+def test_duckdb_gets_more_memory_only_to_read_a_long_whole_history(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tiktok_sender.warehouse import duckdb as duckdb_warehouse
+
+    monkeypatch.setattr(duckdb_warehouse, "WHOLE_HISTORY_RECEIPTS", 5)
+    outbox = make_outbox(tmp_path / "warehouse.duckdb", 10)
+    (tmp_path / "profiles.yml").write_text(PROFILES_YML)
+    engine = Engine("duckdb", outbox, tmp_path)
+
+    def memory_limit(warehouse: SqlWarehouse) -> str:
+        return str(warehouse.query("select current_setting('memory_limit')")[1][0][0])
+
+    warehouse = open_warehouse(engine.target())
+    try:
+        warehouse.ensure_delivery_tables()
+        default = memory_limit(warehouse)
+        query = warehouse.plan_pending(STANDARD, None)  # no receipts yet: the default is enough
+        assert query.window is not None and query.window.whole_history
+        assert memory_limit(warehouse) == default
+        read = sorted(keys(warehouse, query))
+        times = dict(warehouse.query(f"select event_id, event_time from {warehouse.outbox}")[1])
+        now = datetime.now(UTC).replace(tzinfo=None)
+        warehouse.append_receipts(receipts("r1", read, times, [FAILED] * len(read), now, None))
+        warehouse.insert_run({"run_id": "r1", "started_at": now, "outcome": "failures",
+                              "settings": '{"max_age_days": 7}', "dry_run": False,
+                              "outbox_seq_through": query.window.through_seq})
+        assert not warehouse.plan_pending(STANDARD, None).window.whole_history  # type: ignore[union-attr]
+        assert memory_limit(warehouse) == default  # a window: only recent receipts
+        warehouse.plan_pending(STANDARD, None, rescan=True)  # the whole history of 10 > 5
+        assert memory_limit(warehouse) != default
+    finally:
+        warehouse.close()

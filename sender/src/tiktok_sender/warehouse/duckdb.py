@@ -13,6 +13,7 @@ file that do not see each other's writes, which the file lock cannot prevent wit
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections.abc import Sequence
@@ -25,11 +26,20 @@ import pyarrow as pa
 from tiktok_sender.errors import WarehouseError
 from tiktok_sender.profiles import WarehouseTarget
 from tiktok_sender.settings import DEFAULT_DUCKDB_MEMORY_LIMIT, memory_bytes
+from tiktok_sender.shard import Shard
 from tiktok_sender.warehouse import PendingReader
 from tiktok_sender.warehouse.base import SqlWarehouse
 from tiktok_sender.warehouse.pending import PendingQuery
 from tiktok_sender.warehouse.support import LeaseHeld, first_line, poll_lease, wrap_errors
 
+log = logging.getLogger("tiktok_sender")
+
+# A run that reads the whole delivery history (no outbox_seq mark yet, --rescan, --retry-rejected)
+# holds the hash table of every terminal receipt key: over more than WHOLE_HISTORY_RECEIPTS
+# receipts, its memory limit is raised to DUCKDB_WHOLE_HISTORY_MEMORY_LIMIT (a run with a mark
+# holds only the keys of recent receipts, `pending`).
+DUCKDB_WHOLE_HISTORY_MEMORY_LIMIT = "1GB"
+WHOLE_HISTORY_RECEIPTS = 1_000_000
 # `--limit` reads the pending rows oldest first: DuckDB's external sort spills to disk, but needs
 # more working memory than the streaming read (at 64 MB it fails on a million wide rows). A lower
 # --duckdb-memory-limit is raised to this for such a run.
@@ -133,6 +143,27 @@ class DuckDBWarehouse(SqlWarehouse):
 
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         self._con.execute(sql, list(params))
+
+    def plan_pending(
+        self, terminal: Sequence[str], limit: int | None, shard: Shard | None = None,
+        *, rescan: bool = False,
+    ) -> PendingQuery:
+        """SqlWarehouse.plan_pending; a read of the whole history over more than
+        WHOLE_HISTORY_RECEIPTS receipts gets a memory limit of at least
+        DUCKDB_WHOLE_HISTORY_MEMORY_LIMIT."""
+        query = super().plan_pending(terminal, limit, shard, rescan=rescan)
+        size = DUCKDB_WHOLE_HISTORY_MEMORY_LIMIT
+        if ((query.window is None or query.window.whole_history)
+                and memory_bytes(self._memory_limit) < memory_bytes(size)
+                and self.column_types(self.relations.receipts) is not None):
+            _, rows = self.query(f"select count(*) from {self.receipts}")
+            if rows and rows[0][0] > WHOLE_HISTORY_RECEIPTS:
+                log.info("this run reads the whole delivery history (%d receipts): DuckDB's memory"
+                         " limit is raised from %s to %s for it", rows[0][0], self._memory_limit,
+                         size)
+                self._con.execute(f"set memory_limit = '{size}'")
+                self._memory_limit = size
+        return query
 
     @wrap_errors("reading the outbox")
     def open_pending(self, query: PendingQuery, chunk_rows: int) -> PendingReader:
