@@ -123,7 +123,7 @@ $(BENCH_STAMP): requirements-bench.txt
 	touch $@
 
 bench: setup setup-bench
-	$(PY) scripts/bench.py --events $(BENCH_EVENTS)
+	$(PY) scripts/bench.py --events $(BENCH_EVENTS) --bench-venv $(BENCH_VENV)
 
 # PostgreSQL 15: the dbt build and the sender (tests/python/sender/test_postgres_*.py) on a
 # throwaway cluster the tests start and stop, and the cross-warehouse SQL. Without PostgreSQL's
