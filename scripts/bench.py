@@ -6,6 +6,7 @@ Usage::
     python scripts/bench.py --events 1000000            # the whole benchmark
     python scripts/bench.py --events 30000 --no-peers   # a quick run, without drt
     python scripts/bench.py --pending-only 10000000     # sender memory at 10M pending events
+    python scripts/bench.py --history 10000000          # the push over 10M receipts of history
 
 In a fresh directory (``--dir``, default ``target/bench``):
 
@@ -43,6 +44,16 @@ finished run (``--dir``) into a new warehouse, replicated with fresh ``event_id`
 real values, labelled so in the results), then runs ``sender push --dry-run`` (reads, builds and
 validates every payload, sends nothing) and, with ``--pending-push``, a real push.
 
+``--history N`` measures the push of a finished run's outbox (``--dir``) as new work on top of
+N delivery receipts, next to the same push over no history (``scripts/bench_history.py``). The
+history is synthetic: N outbox rows replicated from that outbox with fresh ids (a lower
+``outbox_seq`` than the new rows, where the outbox has that column), each with a ``delivered``
+receipt written in SQL. The runs table is left alone, so no completed run covers the history:
+the first push over it has no watermark from an earlier run and may read the whole history
+once. Then ``--append-share`` of new rows is appended (fresh ids, a higher ``outbox_seq``) and
+pushed again: that second push is the steady-state cost. Both pushes run on both warehouses.
+Results go to ``bench/results_history.json``.
+
 Both the sender and the emulator run on this machine's cores, so the emulator's speed bounds
 what the push can show: the results record the emulator's CPU time per event next to the push.
 """
@@ -67,6 +78,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import bench_history
 import bench_peers
 import duckdb
 import httpx
@@ -578,6 +590,80 @@ def pending_only(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
+def history_run(args: argparse.Namespace) -> dict[str, Any]:
+    """The push of a finished run's outbox over `args.history` synthetic receipts and over none,
+    then of `args.append_share` more rows (scripts/bench_history.py)."""
+    source = (args.dir / "bench.duckdb").resolve()
+    if not source.exists():
+        raise SystemExit(f"bench: {source} not found; run the benchmark first (make bench)")
+    work = (args.dir / "history").resolve()
+    fresh_dir(work)
+    results: dict[str, Any] = {
+        "history_receipts": args.history,
+        "rows": "synthetic: the history is the outbox of a benchmark run replicated with fresh event_id/"
+                "conversion_id, one delivered receipt each, written in SQL; no run in the runs table covers it",
+        "duckdb_memory_limit": os.environ.get("TIKTOK_DUCKDB_MEMORY_LIMIT", "the sender's default"),
+        "started_at": datetime.now(UTC).isoformat(), "machine": machine(), "versions": versions(),
+        "notes": HISTORY_NOTES, "history": {},
+    }
+    with emulator(work, bench_env(work / "empty.duckdb", work)) as (url, _):
+        for name, size in (("empty", 0), ("with_history", args.history)):
+            db = work / f"{name}.duckdb"
+            env = bench_env(db, work)
+            step(f"warehouse {name}: the outbox of {source}" + (f" over {size:,} receipts" if size else ""))
+            started = time.perf_counter()
+            built = bench_history.build(source, db, OUTBOX, size)
+            appended = max(1, round(int(built["new_rows"]) * args.append_share))
+            section: dict[str, Any] = {**built, "build_s": round(time.perf_counter() - started, 2)}
+            step(f"{name}: first push ({built['new_rows']:,} new events)")
+            section["first_push"] = measured_push(work, env, url, f"{name}_first_push")
+            bench_history.append_new(db, source, OUTBOX, appended)
+            step(f"{name}: second push ({appended:,} new events)")
+            section["second_push"] = measured_push(work, env, url, f"{name}_second_push")
+            results["history"][name] = section
+    empty, history = results["history"]["empty"], results["history"]["with_history"]
+    for push_name in ("first_push", "second_push"):
+        before, after = empty[push_name], history[push_name]
+        after["vs_empty"] = {key: round(after[key] / before[key], 2) if before[key] else None
+                             for key in ("seconds", "peak_rss_mb")}
+    results["finished_at"] = datetime.now(UTC).isoformat()
+    return results
+
+
+def measured_push(work: Path, env: dict[str, str], url: str, name: str) -> dict[str, Any]:
+    """`sender push` to the emulator (reset first); a failed push is recorded, not fatal."""
+    admin(url, "reset", "POST")
+    cmd = [str(BIN / "sender"), "push", "--json", "--api-url", url]
+    log = work / f"{name}.log"
+    result = run_measured(cmd, env, log)
+    (work / f"{name}_summary.json").write_text(result.stdout)
+    summary = summary_of(result)
+    delivered = count_of(summary, "delivered") or 0
+    pushed: dict[str, Any] = {
+        "seconds": round(result.seconds, 2), "pending": count_of(summary, "pending"), "delivered": delivered,
+        "events_per_s": round(delivered / result.seconds, 1), "peak_rss_mb": round(result.peak_rss_mb, 1),
+        "cpu_s": round(result.cpu_s, 2), "exit_code": result.returncode, "outcome": summary.get("outcome"),
+    }
+    if result.returncode != 0:
+        pushed["message"] = summary.get("message") or "\n".join(
+            log.read_text(errors="replace").splitlines()[-5:])
+        print(f"  push failed (exit {result.returncode}): {pushed['message']}", flush=True)
+    return pushed
+
+
+HISTORY_NOTES = {
+    "empty": "the outbox of the benchmark run, no receipts: first push = every event, second push ="
+             " --append-share new events (copied rows, fresh ids, higher outbox_seq where it exists)",
+    "with_history": "the same outbox rows plus N history rows (lower outbox_seq where it exists) with a"
+                    " delivered receipt each; the runs table is left alone, so the first push has no"
+                    " watermark from an earlier run and may read the whole history once; the second"
+                    " push, after the first run, is the steady-state cost",
+    "push": "sender push --json to sender emulator --lean (reset before each push); events/s = delivered"
+            " / wall time of the process; peak RSS of the sender process from wait4; vs_empty = this"
+            " push's figure / the same push's over no history",
+}
+
+
 def replicate_outbox(source: Path, db: Path, rows: int) -> None:
     with duckdb.connect(str(db)) as con:
         con.execute(f"attach '{source}' as src (read_only)")
@@ -601,7 +687,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--events", type=int, default=1_000_000, help="outbox size to generate")
     parser.add_argument("--dir", type=Path, default=ROOT / "target" / "bench", help="working directory (wiped)")
     parser.add_argument("--results", type=Path,
-                        help="default: bench/results.json (with --pending-only: bench/results_pending.json)")
+                        help="default: bench/results.json (with --pending-only: bench/results_pending.json,"
+                             " with --history: bench/results_history.json)")
     parser.add_argument("--append-share", type=float, default=0.01)
     parser.add_argument("--baseline-sample", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=4,
@@ -611,11 +698,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="virtualenv with drt-core (make setup-bench)")
     parser.add_argument("--pending-only", type=int, metavar="N", help="only measure the sender at N pending events")
     parser.add_argument("--pending-push", action="store_true", help="with --pending-only: also push for real")
+    parser.add_argument("--history", type=int, metavar="N",
+                        help="only measure the push of the outbox of --dir over N synthetic receipts")
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.history:
+        results = history_run(args)
+        print(json.dumps(results["history"], indent=2))
+        write_results(results, args.results or ROOT / "bench" / "results_history.json")
+        return 0
     if args.pending_only:
         results = pending_only(args)
         print(json.dumps({k: v for k, v in results.items() if not k.endswith("summary")}, indent=2))
