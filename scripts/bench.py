@@ -362,7 +362,8 @@ def run_peers(work: Path, db: Path, env: dict[str, str], url: str, emulator_pid:
             "accepted": accepted, "events_per_s": round(accepted / result.seconds, 1),
             "peak_rss_mb": round(result.peak_rss_mb, 1), "seconds": round(result.seconds, 2),
             "cpu_s": round(result.cpu_s, 2), "exit_code": result.returncode, "syncs": len(sources),
-            "threads": threads, "batch_size": MAX_BATCH_SIZE, "requests": stats["track_requests"],
+            "threads": threads, "batch_size": MAX_BATCH_SIZE,
+            "chunk_size": MAX_BATCH_SIZE * bench_peers.REQUESTS_PER_CHUNK, "requests": stats["track_requests"],
             "emulator_codes": stats["codes"], "emulator_cpu_s": round(emulator_cpu, 2),
         }
         if result.returncode != 0 or accepted != events:
@@ -549,7 +550,8 @@ NOTES = {
     "baseline": "httpx.AsyncClient, one event per POST, keep-alive, same concurrency as the sender's"
                 " default, stdlib json; emulator reset before it",
     "peers": "drt run (drt-core in .venv-bench): one sync per event source (DuckDB source, REST API"
-             " destination, body_mode batch, sync.batch_size = the sender's batch size, rate limit off),"
+             " destination, body_mode batch, max_records_per_request = the sender's batch size, in"
+             " sync.batch_size chunks of ten requests, rate limit off),"
              " --threads = syncs, at most --concurrency; every outbox row sent (no local checks, no"
              " receipts); batch_template: each event built by the Jinja batch template; sql_json: each"
              " event's JSON built in the model's SQL (DuckDB JSON functions), the template joins them."

@@ -100,7 +100,8 @@ def test_project_has_one_sync_per_mode_and_event_source(tmp_path: Path) -> None:
         (mode, f"{mode}_{source}_{source_id}") for mode in peers.MODES for source, source_id in sources)
     for sync in syncs:
         assert sync["destination"]["body_mode"] == "batch"
-        assert sync["sync"]["batch_size"] == 1000
+        assert sync["destination"]["max_records_per_request"] == 1000
+        assert sync["sync"]["batch_size"] == 1000 * peers.REQUESTS_PER_CHUNK
         assert sync["sync"]["rate_limit"] == {"requests_per_second": 0}
         assert sync["destination"]["auth"]["value_env"] == "TIKTOK_ACCESS_TOKEN"
     profile = yaml.safe_load((tmp_path / "home" / ".drt" / "profiles.yml").read_text())
