@@ -324,7 +324,7 @@ def baseline(db: Path, url: str, sample: int, concurrency: int) -> dict[str, Any
 
 def drt_executable(venv: Path) -> Path:
     """drt in `venv`; exits with what to run when it is not installed there."""
-    drt = venv / "bin" / "drt"
+    drt = venv.resolve() / "bin" / "drt"  # run from drt's project directory
     if not drt.exists() or bench_peers.drt_version(venv) is None:
         raise SystemExit(f"bench: drt is not installed in {venv}: run `make setup-bench`"
                          " (requirements-bench.txt), or pass --no-peers")
