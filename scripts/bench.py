@@ -657,7 +657,8 @@ HISTORY_NOTES = {
     "empty": "the outbox of the benchmark run, no receipts: first push = every event, second push ="
              " --append-share new events (copied rows, fresh ids, higher outbox_seq where it exists)",
     "with_history": "the same outbox rows plus N history rows (lower outbox_seq where it exists) with a"
-                    " delivered receipt each; the runs table is left alone, so the first push has no"
+                    " delivered receipt each (the event times of the rows they copy, so as recent as the"
+                    " new events); the runs table is left alone, so the first push has no"
                     " watermark from an earlier run and may read the whole history once; the second"
                     " push, after the first run, is the steady-state cost",
     "push": "sender push --json to sender emulator --lean (reset before each push); events/s = delivered"

@@ -7,6 +7,8 @@ From the outbox of a finished benchmark run (the source), two DuckDB warehouses:
   replicated with fresh `event_id` and `conversion_id` values (`-h<copy>`), each with one
   synthetic `delivered` receipt in the receipts table, which is created with the sender's own
   columns (`receipts.RECEIPT_COLUMNS`). The runs table is left alone: no run covers the history.
+  History rows keep the event times of the rows they copy, so their receipts are as recent as
+  the new events: a bound on event age in the pending read leaves none of them out.
 
 Where the outbox has an `outbox_seq` column (the per-build sequence), the history rows get 0 and
 the new rows their own value plus one, so that the history is older than every new row; the rows
