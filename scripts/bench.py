@@ -603,7 +603,8 @@ def history_run(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {
         "history_receipts": args.history,
         "rows": "synthetic: the history is the outbox of a benchmark run replicated with fresh event_id/"
-                "conversion_id, one delivered receipt each, written in SQL; no run in the runs table covers it",
+                "conversion_id and older event times, one delivered receipt each and the run that delivered"
+                " them, written in SQL",
         "duckdb_memory_limit": os.environ.get("TIKTOK_DUCKDB_MEMORY_LIMIT", "the sender's default"),
         "started_at": datetime.now(UTC).isoformat(), "machine": machine(), "versions": versions(),
         "notes": HISTORY_NOTES, "history": {},
@@ -656,11 +657,11 @@ def measured_push(work: Path, env: dict[str, str], url: str, name: str) -> dict[
 HISTORY_NOTES = {
     "empty": "the outbox of the benchmark run, no receipts: first push = every event, second push ="
              " --append-share new events (copied rows, fresh ids, higher outbox_seq where it exists)",
-    "with_history": "the same outbox rows plus N history rows (lower outbox_seq where it exists) with a"
-                    " delivered receipt each (the event times of the rows they copy, so as recent as the"
-                    " new events); the runs table is left alone, so the first push has no"
-                    " watermark from an earlier run and may read the whole history once; the second"
-                    " push, after the first run, is the steady-state cost",
+    "with_history": "the same outbox rows plus N history rows (lower outbox_seq), each with a delivered"
+                    " receipt, moved back 30 days per copy of the outbox (older than the new work, as"
+                    " months of deliveries are), and the complete run that delivered them in the runs"
+                    " table with its mark: the first push is the steady-state push of the new work over"
+                    " that history",
     "push": "sender push --json to sender emulator --lean (reset before each push); events/s = delivered"
             " / wall time of the process; peak RSS of the sender process from wait4; vs_empty = this"
             " push's figure / the same push's over no history",

@@ -6,27 +6,30 @@ From the outbox of a finished benchmark run (the source), two DuckDB warehouses:
 - `history`: the same outbox rows (the new work) plus N synthetic history rows: source rows
   replicated with fresh `event_id` and `conversion_id` values (`-h<copy>`), each with one
   synthetic `delivered` receipt in the receipts table, which is created with the sender's own
-  columns (`receipts.RECEIPT_COLUMNS`). The runs table is left alone: no run covers the history.
-  History rows keep the event times of the rows they copy, so their receipts are as recent as
-  the new events: a bound on event age in the pending read leaves none of them out.
+  columns (`receipts.RECEIPT_COLUMNS`), as is the runs table.
 
-Where the outbox has an `outbox_seq` column (the per-build sequence), the history rows get 0 and
-the new rows their own value plus one, so that the history is older than every new row; the rows
-`append_new` adds later get the highest value plus one. Without the column, nothing is added.
+The history is what months of deliveries leave: copy k of the source rows is moved HISTORY_STEP_DAYS
+x (k + 1) days back in time (event_time and converted_at), so it is older than the new work, and
+the run that delivered it is in the runs table, complete, with the mark of what it read through
+(`outbox_seq_through`, the history's outbox_seq): the push of the new work is a steady-state run,
+as it would be in production. Where the outbox has no `outbox_seq` column (an older dbt project),
+nothing marks the history and the sender reads it whole.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 
 from tiktok_sender import __version__
-from tiktok_sender.receipts import RECEIPT_COLUMNS, RECEIPTS_TABLE
+from tiktok_sender.receipts import RECEIPT_COLUMNS, RECEIPTS_TABLE, RUN_COLUMNS, RUNS_TABLE, Column
 
 SEQ = "outbox_seq"
 HISTORY_RUN_ID = "bench-history"
+HISTORY_STEP_DAYS = 30
 
 
 def has_column(con: duckdb.DuckDBPyConnection, catalog: str, schema: str, table: str, column: str) -> bool:
@@ -36,10 +39,13 @@ def has_column(con: duckdb.DuckDBPyConnection, catalog: str, schema: str, table:
     return bool(row and row[0])
 
 
-def renamed(suffix: str, seq: str | None = None, star: str = "*") -> str:
+def renamed(suffix: str, seq: str | None = None, star: str = "*", back_s: str | None = None) -> str:
     """`select * replace (...)` of outbox rows copied under new ids (`<id><suffix>`), their
-    `outbox_seq` set to the SQL `seq` when given."""
+    `outbox_seq` set to the SQL `seq` when given, moved `back_s` seconds (SQL) back in time."""
     parts = [f"event_id || {suffix} as event_id", f"conversion_id || {suffix} as conversion_id"]
+    if back_s is not None:
+        parts += [f"event_time - {back_s} as event_time",
+                  f"converted_at - to_seconds({back_s}) as converted_at"]
     if seq is not None:
         parts.append(f"cast({seq} as bigint) as {SEQ}")
     return f"{star} replace ({', '.join(parts)})"
@@ -61,9 +67,12 @@ def receipt_values() -> Mapping[str, str]:
     }
 
 
+def ddl(relation: str, columns: Sequence[Column]) -> str:
+    return f"create table {relation} ({', '.join(f'{c.name} {c.sql}' for c in columns)})"
+
+
 def receipts_ddl(relation: str) -> str:
-    columns = ", ".join(f"{c.name} {c.sql}" for c in RECEIPT_COLUMNS)
-    return f"create table {relation} ({columns})"
+    return ddl(relation, RECEIPT_COLUMNS)
 
 
 def receipts_select(outbox: str) -> str:
@@ -87,12 +96,21 @@ def build(source: Path, db: Path, outbox: str, history: int) -> dict[str, int | 
         con.execute(f"create schema {schema}")
         if history:
             copies = -(-history // new)
+            back = f"(copy + 1) * {HISTORY_STEP_DAYS * 86400}"
             con.execute(f"""create table {outbox} as
-                select {renamed("'-h' || copy", "0" if seq else None, "o.*")}
+                select {renamed("'-h' || copy", "0" if seq else None, "o.*", back)}
                 from src.{outbox} as o, range({copies}) as t(copy) limit {history}""")
             receipts = f"{schema}.{RECEIPTS_TABLE}"
             con.execute(receipts_ddl(receipts))
             con.execute(f"insert into {receipts} {receipts_select(outbox)}")
+            runs = f"{schema}.{RUNS_TABLE}"
+            con.execute(ddl(runs, RUN_COLUMNS))
+            con.execute(
+                f"insert into {runs} (run_id, started_at, finished_at, outcome, settings, pending, sent,"
+                f" delivered, sender_version, dry_run, held, outbox_seq_through) values (?, ?, ?, 'success',"
+                f" ?, ?, ?, ?, ?, false, 0, ?)",
+                [HISTORY_RUN_ID, *(datetime.now(UTC).replace(tzinfo=None),) * 2,
+                 '{"max_age_days": 28.0}', history, history, history, __version__, 0 if seq else None])
             later = f"* replace ({SEQ} + 1 as {SEQ})" if seq else "*"
             con.execute(f"insert into {outbox} select {later} from src.{outbox}")
         else:
