@@ -18,7 +18,7 @@ export TIKTOK_APP_ID                 ?= 7000000000000000001
 export TIKTOK_OFFLINE_EVENT_SET_ID   ?= 7100000000000000001
 export TIKTOK_CRM_EVENT_SET_ID       ?= 7200000000000000001
 
-.PHONY: help setup setup-snowflake test-snowflake snowflake-emulator system-deps demo-data build audit monitor demo test test-dbt test-python lint clean fault-matrix bench test-postgres test-spark spark-server
+.PHONY: help setup setup-bench setup-snowflake test-snowflake snowflake-emulator system-deps demo-data build audit monitor demo test test-dbt test-python lint clean fault-matrix bench test-postgres test-spark spark-server
 
 help:
 	@echo "make demo   - set up, generate demo data, build the outbox, deliver it to the local emulator"
@@ -33,7 +33,7 @@ help:
 	@echo "make test-snowflake - the dbt project and the sender on emulated Snowflake (fakesnow, in .venv-snowflake)"
 	@echo "make snowflake-emulator - a local fakesnow server for the snowflake_emulated target (FAKESNOW_PORT)"
 	@echo "make fault-matrix - every delivery fault scenario against the emulator, with the reconciliation table"
-	@echo "make bench  - benchmark (BENCH_EVENTS=N, default 1,000,000): generate, dbt build, +1% rebuild, push vs one-event-per-request"
+	@echo "make bench  - benchmark (BENCH_EVENTS=N, default 1,000,000): generate, dbt build, +1% rebuild, push vs one-event-per-request and vs drt (in .venv-bench)"
 
 setup: $(STAMP) profiles.yml
 
@@ -109,9 +109,21 @@ test: setup system-deps setup-snowflake
 fault-matrix: setup
 	$(PY) scripts/fault_matrix.py
 
+# The benchmark's peer, drt (requirements-bench.txt), lives in a virtualenv of its own,
+# .venv-bench, so that its dependencies never touch the project's .venv.
 BENCH_EVENTS ?= 1000000
-bench: setup
-	$(PY) scripts/bench.py --events $(BENCH_EVENTS)
+BENCH_VENV   ?= .venv-bench
+BENCH_STAMP  := $(BENCH_VENV)/.installed
+
+setup-bench: $(BENCH_STAMP)
+
+$(BENCH_STAMP): requirements-bench.txt
+	test -x $(BENCH_VENV)/bin/python || python3 -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
+	touch $@
+
+bench: setup setup-bench
+	$(PY) scripts/bench.py --events $(BENCH_EVENTS) --bench-venv $(BENCH_VENV)
 
 # PostgreSQL 15: the dbt build and the sender (tests/python/sender/test_postgres_*.py) on a
 # throwaway cluster the tests start and stop, and the cross-warehouse SQL. Without PostgreSQL's
@@ -125,7 +137,7 @@ lint: setup
 	$(VENV)/bin/ruff check sender scripts tests/python
 
 clean:
-	rm -rf target logs $(VENV) $(SNOWFLAKE_VENV) seeds/demo/*.csv
+	rm -rf target logs $(VENV) $(SNOWFLAKE_VENV) $(BENCH_VENV) seeds/demo/*.csv
 
 # Spark 4 (pyspark's jars, OpenJDK 17): the dbt build and the sender through Spark Connect on a
 # local server the tests start and stop (tests/python/spark_fixtures.py). Without Java they say so

@@ -4,7 +4,9 @@
 Usage::
 
     python scripts/bench.py --events 1000000            # the whole benchmark
+    python scripts/bench.py --events 30000 --no-peers   # a quick run, without drt
     python scripts/bench.py --pending-only 10000000     # sender memory at 10M pending events
+    python scripts/bench.py --history 10000000          # the push over 10M receipts of history
 
 In a fresh directory (``--dir``, default ``target/bench``):
 
@@ -26,15 +28,31 @@ In a fresh directory (``--dir``, default ``target/bench``):
    client below (keep-alive, ``--concurrency`` requests in flight, like the sender's default),
    on the first ``--baseline-sample`` events, against the same emulator (reset first, so it
    does the same dedup work); its events/s is the sample's;
-6. ``dbt build --selector audit``: the audit models over the receipts of that push (not part of
+6. the peer, unless ``--no-peers``: drt (``drt-core``, installed in its own virtualenv
+   ``--bench-venv``, default ``.venv-bench``: ``make setup-bench``) sends the whole outbox to
+   the same emulator in two modes, its REST API destination's batch template building each
+   event, and each event's JSON built in the model's SQL (``scripts/bench_peers.py``). The
+   emulator is reset before each; the events it accepted are recorded, events/s = accepted /
+   wall time of the ``drt run`` process, peak RSS measured as the sender's;
+7. ``dbt build --selector audit``: the audit models over the receipts of that push (not part of
    the build that feeds the push), timed;
-7. a table on stdout and ``bench/results.json``.
+8. a table on stdout and ``bench/results.json``.
 
 ``--pending-only N`` measures the sender alone at N pending events: it copies the outbox of a
 finished run (``--dir``) into a new warehouse, replicated with fresh ``event_id`` and
 ``conversion_id`` values until it holds N rows (synthetic rows with the outbox's columns and
 real values, labelled so in the results), then runs ``sender push --dry-run`` (reads, builds and
 validates every payload, sends nothing) and, with ``--pending-push``, a real push.
+
+``--history N`` measures the push of a finished run's outbox (``--dir``) as new work on top of
+N delivery receipts, next to the same push over no history (``scripts/bench_history.py``). The
+history is synthetic: N outbox rows replicated from that outbox with fresh ids (a lower
+``outbox_seq`` than the new rows, where the outbox has that column), each with a ``delivered``
+receipt written in SQL. The runs table is left alone, so no completed run covers the history:
+the first push over it has no watermark from an earlier run and may read the whole history
+once. Then ``--append-share`` of new rows is appended (fresh ids, a higher ``outbox_seq``) and
+pushed again: that second push is the steady-state cost. Both pushes run on both warehouses.
+Results go to ``bench/results_history.json``.
 
 Both the sender and the emulator run on this machine's cores, so the emulator's speed bounds
 what the push can show: the results record the emulator's CPU time per event next to the push.
@@ -60,9 +78,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import bench_history
+import bench_peers
 import duckdb
 import httpx
 import orjson
+
+from tiktok_sender.contract import MAX_BATCH_SIZE
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -111,12 +133,12 @@ with open(out, "w") as f:
 """
 
 
-def run_measured(cmd: Sequence[str], env: dict[str, str], log: Path) -> Measured:
-    """Run `cmd`, stderr to `log`; its rusage is its own (see LAUNCHER)."""
+def run_measured(cmd: Sequence[str], env: dict[str, str], log: Path, cwd: Path = ROOT) -> Measured:
+    """Run `cmd` in `cwd`, stderr to `log`; its rusage is its own (see LAUNCHER)."""
     usage_file = log.with_suffix(".rusage.json")
     started = time.perf_counter()
     with open(log, "ab") as err:
-        proc = subprocess.run([sys.executable, "-c", LAUNCHER, str(usage_file), *cmd], cwd=ROOT,
+        proc = subprocess.run([sys.executable, "-c", LAUNCHER, str(usage_file), *cmd], cwd=cwd,
                               env=env, stdout=subprocess.PIPE, stderr=err, check=False)
     seconds = time.perf_counter() - started
     usage = json.loads(usage_file.read_text()) if usage_file.exists() else {}
@@ -296,6 +318,74 @@ def baseline(db: Path, url: str, sample: int, concurrency: int) -> dict[str, Any
 
 
 # --------------------------------------------------------------------------------------------
+# The peer: drt, in its own virtualenv (scripts/bench_peers.py)
+# --------------------------------------------------------------------------------------------
+
+
+def drt_executable(venv: Path) -> Path:
+    """drt in `venv`; exits with what to run when it is not installed there."""
+    drt = venv.resolve() / "bin" / "drt"  # run from drt's project directory
+    if not drt.exists() or bench_peers.drt_version(venv) is None:
+        raise SystemExit(f"bench: drt is not installed in {venv}: run `make setup-bench`"
+                         " (requirements-bench.txt), or pass --no-peers")
+    return drt
+
+
+def event_sources(db: Path) -> list[tuple[str, str]]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        rows = con.execute(f"select distinct event_source, event_source_id from {OUTBOX} order by all").fetchall()
+    return [(str(source), str(source_id)) for source, source_id in rows]
+
+
+def run_peers(work: Path, db: Path, env: dict[str, str], url: str, emulator_pid: int, venv: Path,
+              concurrency: int) -> list[dict[str, Any]]:
+    """drt in each of its modes, on the whole outbox, to the emulator (reset before each)."""
+    drt = drt_executable(venv)
+    sources = event_sources(db)
+    project, home = work / "drt", work / "drt_home"
+    bench_peers.write_project(project, home, db, OUTBOX, url, sources, MAX_BATCH_SIZE)
+    threads = bench_peers.threads_for(sources, concurrency)
+    events = outbox_count(db)
+    peers = []
+    for mode in bench_peers.MODES:
+        step(f"peer: drt ({mode}), {events:,} events, {len(sources)} syncs on {threads} threads")
+        admin(url, "reset", "POST")
+        log = work / f"drt_{mode}.log"
+        emulator_cpu = process_cpu_s(emulator_pid)
+        result = run_measured(bench_peers.drt_command(drt, mode, threads), bench_peers.drt_env(env, home), log,
+                              cwd=project)
+        emulator_cpu = process_cpu_s(emulator_pid) - emulator_cpu
+        stats = admin(url, "stats")
+        accepted = int(stats["events_accepted"])
+        peer: dict[str, Any] = {
+            "name": "drt", "mode": mode, "version": bench_peers.drt_version(venv), "events": events,
+            "accepted": accepted, "events_per_s": round(accepted / result.seconds, 1),
+            "peak_rss_mb": round(result.peak_rss_mb, 1), "seconds": round(result.seconds, 2),
+            "cpu_s": round(result.cpu_s, 2), "exit_code": result.returncode, "syncs": len(sources),
+            "threads": threads, "batch_size": MAX_BATCH_SIZE,
+            "chunk_size": MAX_BATCH_SIZE * bench_peers.REQUESTS_PER_CHUNK, "requests": stats["track_requests"],
+            "emulator_codes": stats["codes"], "emulator_cpu_s": round(emulator_cpu, 2),
+        }
+        if result.returncode != 0 or accepted != events:
+            tail = log.read_text(errors="replace").splitlines()[-20:] if log.exists() else []
+            peer["problem"] = (f"drt exited {result.returncode}; the emulator accepted {accepted:,} of"
+                               f" {events:,} events; see {log}")
+            peer["log_tail"] = tail
+            print(f"  {peer['problem']}", flush=True)
+        peers.append(peer)
+    return peers
+
+
+def compare_peers(results: dict[str, Any]) -> None:
+    """The sender's events/s and peak RSS as multiples of each peer's."""
+    for peer in results.get("peers", []):
+        peer["sender_events_per_s_ratio"] = (
+            round(results["push_events_per_s"] / peer["events_per_s"], 2) if peer["events_per_s"] else None)
+        peer["sender_peak_rss_ratio"] = (
+            round(results["push_peak_rss_mb"] / peer["peak_rss_mb"], 2) if peer["peak_rss_mb"] else None)
+
+
+# --------------------------------------------------------------------------------------------
 # Machine, versions, results
 # --------------------------------------------------------------------------------------------
 
@@ -358,6 +448,10 @@ def print_table(results: dict[str, Any]) -> None:
         ("baseline (1 event/request)", f"{results['baseline_events_per_s']:,.0f} events/s"
                                        f" (sample of {results['baseline_sample']:,})"),
         ("push / baseline", f"{results['push_vs_baseline']:.1f}x"),
+        *((f"drt {p['version']} ({p['mode']})",
+           f"{p['seconds']:.1f} s, {p['events_per_s']:,.0f} events/s, peak RSS {p['peak_rss_mb']:.0f} MB,"
+           f" {p['accepted']:,} of {p['events']:,} accepted; sender {p['sender_events_per_s_ratio']}x"
+           f" the events/s, {p['sender_peak_rss_ratio']}x the RSS") for p in results.get("peers", [])),
         ("emulator CPU per pushed event", f"{results['emulator_cpu_us_per_event']:.1f} us"),
         ("dbt build --selector audit", f"{results['dbt_audit_s']:.1f} s"),
     ]
@@ -389,6 +483,8 @@ def step(text: str) -> None:
 
 
 def full_run(args: argparse.Namespace) -> dict[str, Any]:
+    if not args.no_peers:
+        drt_executable(args.bench_venv)  # before the long part, not after it
     work = args.dir.resolve()
     db = fresh_dir(work)
     env = bench_env(db, work)
@@ -430,6 +526,9 @@ def full_run(args: argparse.Namespace) -> dict[str, Any]:
                        emulator_stats=admin(url, "stats"))
         step(f"baseline: one event per request, {args.baseline_sample:,} events")
         results.update(baseline(db, url, args.baseline_sample, args.concurrency))
+        if not args.no_peers:
+            results["peers"] = run_peers(work, db, env, url, emu.pid, args.bench_venv, args.concurrency)
+            compare_peers(results)
     results["push_vs_baseline"] = round(results["push_events_per_s"] / results["baseline_events_per_s"], 1)
 
     step("dbt build --selector audit (the audit of the push)")
@@ -450,6 +549,15 @@ NOTES = {
             " process from wait4; events/s = delivered / wall time of the process (start-up included)",
     "baseline": "httpx.AsyncClient, one event per POST, keep-alive, same concurrency as the sender's"
                 " default, stdlib json; emulator reset before it",
+    "peers": "drt run (drt-core in .venv-bench): one sync per event source (DuckDB source, REST API"
+             " destination, body_mode batch, max_records_per_request = the sender's batch size, in"
+             " sync.batch_size chunks of ten requests, rate limit off),"
+             " --threads = syncs, at most --concurrency; every outbox row sent (no local checks, no"
+             " receipts); batch_template: each event built by the Jinja batch template; sql_json: each"
+             " event's JSON built in the model's SQL (DuckDB JSON functions), the template joins them."
+             " Emulator reset before each; accepted = its events_accepted; events/s = accepted / wall"
+             " time of the drt process (start-up included); peak RSS from wait4 as for the sender;"
+             " sender_*_ratio = the sender's figure / the peer's",
 }
 
 
@@ -484,6 +592,82 @@ def pending_only(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
+def history_run(args: argparse.Namespace) -> dict[str, Any]:
+    """The push of a finished run's outbox over `args.history` synthetic receipts and over none,
+    then of `args.append_share` more rows (scripts/bench_history.py)."""
+    source = (args.dir / "bench.duckdb").resolve()
+    if not source.exists():
+        raise SystemExit(f"bench: {source} not found; run the benchmark first (make bench)")
+    work = (args.dir / "history").resolve()
+    fresh_dir(work)
+    results: dict[str, Any] = {
+        "history_receipts": args.history,
+        "rows": "synthetic: the history is the outbox of a benchmark run replicated with fresh event_id/"
+                "conversion_id and older event times, one delivered receipt each and the run that delivered"
+                " them, written in SQL",
+        "duckdb_memory_limit": os.environ.get("TIKTOK_DUCKDB_MEMORY_LIMIT", "the sender's default"),
+        "started_at": datetime.now(UTC).isoformat(), "machine": machine(), "versions": versions(),
+        "notes": HISTORY_NOTES, "history": {},
+    }
+    with emulator(work, bench_env(work / "empty.duckdb", work)) as (url, _):
+        for name, size in (("empty", 0), ("with_history", args.history)):
+            db = work / f"{name}.duckdb"
+            env = bench_env(db, work)
+            step(f"warehouse {name}: the outbox of {source}" + (f" over {size:,} receipts" if size else ""))
+            started = time.perf_counter()
+            built = bench_history.build(source, db, OUTBOX, size)
+            appended = max(1, round(int(built["new_rows"]) * args.append_share))
+            section: dict[str, Any] = {**built, "build_s": round(time.perf_counter() - started, 2)}
+            step(f"{name}: first push ({built['new_rows']:,} new events)")
+            section["first_push"] = measured_push(work, env, url, f"{name}_first_push")
+            bench_history.append_new(db, source, OUTBOX, appended)
+            step(f"{name}: second push ({appended:,} new events)")
+            section["second_push"] = measured_push(work, env, url, f"{name}_second_push")
+            results["history"][name] = section
+    empty, history = results["history"]["empty"], results["history"]["with_history"]
+    for push_name in ("first_push", "second_push"):
+        before, after = empty[push_name], history[push_name]
+        after["vs_empty"] = {key: round(after[key] / before[key], 2) if before[key] else None
+                             for key in ("seconds", "peak_rss_mb")}
+    results["finished_at"] = datetime.now(UTC).isoformat()
+    return results
+
+
+def measured_push(work: Path, env: dict[str, str], url: str, name: str) -> dict[str, Any]:
+    """`sender push` to the emulator (reset first); a failed push is recorded, not fatal."""
+    admin(url, "reset", "POST")
+    cmd = [str(BIN / "sender"), "push", "--json", "--api-url", url]
+    log = work / f"{name}.log"
+    result = run_measured(cmd, env, log)
+    (work / f"{name}_summary.json").write_text(result.stdout)
+    summary = summary_of(result)
+    delivered = count_of(summary, "delivered") or 0
+    pushed: dict[str, Any] = {
+        "seconds": round(result.seconds, 2), "pending": count_of(summary, "pending"), "delivered": delivered,
+        "events_per_s": round(delivered / result.seconds, 1), "peak_rss_mb": round(result.peak_rss_mb, 1),
+        "cpu_s": round(result.cpu_s, 2), "exit_code": result.returncode, "outcome": summary.get("outcome"),
+    }
+    if result.returncode != 0:
+        pushed["message"] = summary.get("message") or "\n".join(
+            log.read_text(errors="replace").splitlines()[-5:])
+        print(f"  push failed (exit {result.returncode}): {pushed['message']}", flush=True)
+    return pushed
+
+
+HISTORY_NOTES = {
+    "empty": "the outbox of the benchmark run, no receipts: first push = every event, second push ="
+             " --append-share new events (copied rows, fresh ids, higher outbox_seq where it exists)",
+    "with_history": "the same outbox rows plus N history rows (lower outbox_seq), each with a delivered"
+                    " receipt, moved back 30 days per copy of the outbox (older than the new work, as"
+                    " months of deliveries are), and the complete run that delivered them in the runs"
+                    " table with its mark: the first push is the steady-state push of the new work over"
+                    " that history",
+    "push": "sender push --json to sender emulator --lean (reset before each push); events/s = delivered"
+            " / wall time of the process; peak RSS of the sender process from wait4; vs_empty = this"
+            " push's figure / the same push's over no history",
+}
+
+
 def replicate_outbox(source: Path, db: Path, rows: int) -> None:
     with duckdb.connect(str(db)) as con:
         con.execute(f"attach '{source}' as src (read_only)")
@@ -507,17 +691,29 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--events", type=int, default=1_000_000, help="outbox size to generate")
     parser.add_argument("--dir", type=Path, default=ROOT / "target" / "bench", help="working directory (wiped)")
     parser.add_argument("--results", type=Path,
-                        help="default: bench/results.json (with --pending-only: bench/results_pending.json)")
+                        help="default: bench/results.json (with --pending-only: bench/results_pending.json,"
+                             " with --history: bench/results_history.json)")
     parser.add_argument("--append-share", type=float, default=0.01)
     parser.add_argument("--baseline-sample", type=int, default=20_000)
-    parser.add_argument("--concurrency", type=int, default=4, help="baseline requests in flight")
+    parser.add_argument("--concurrency", type=int, default=4,
+                        help="baseline requests in flight; the most drt threads")
+    parser.add_argument("--no-peers", action="store_true", help="skip the drt peer (a quicker run)")
+    parser.add_argument("--bench-venv", type=Path, default=ROOT / ".venv-bench",
+                        help="virtualenv with drt-core (make setup-bench)")
     parser.add_argument("--pending-only", type=int, metavar="N", help="only measure the sender at N pending events")
     parser.add_argument("--pending-push", action="store_true", help="with --pending-only: also push for real")
+    parser.add_argument("--history", type=int, metavar="N",
+                        help="only measure the push of the outbox of --dir over N synthetic receipts")
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.history:
+        results = history_run(args)
+        print(json.dumps(results["history"], indent=2))
+        write_results(results, args.results or ROOT / "bench" / "results_history.json")
+        return 0
     if args.pending_only:
         results = pending_only(args)
         print(json.dumps({k: v for k, v in results.items() if not k.endswith("summary")}, indent=2))

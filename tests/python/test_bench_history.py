@@ -1,0 +1,87 @@
+"""Tests of scripts/bench_history.py: the synthetic delivery history of `bench.py --history`
+settles only its own rows, uses the sender's receipt columns, and orders `outbox_seq` (when the
+outbox has it) history < new rows < appended rows."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import duckdb
+import pytest
+
+from tiktok_sender.receipts import RECEIPT_COLUMNS
+
+ROOT = Path(__file__).resolve().parents[2]
+OUTBOX = "tiktok.tiktok_events_outbox"
+
+
+def load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+history = load("bench_history")
+
+
+def source_outbox(path: Path, rows: int, with_seq: bool) -> Path:
+    seq = ", cast(1 + i % 2 as bigint) as outbox_seq" if with_seq else ""
+    with duckdb.connect(str(path)) as con:
+        con.execute("create schema tiktok")
+        con.execute(f"""create table {OUTBOX} as select 'ev-' || i as event_id, 'c-' || i as conversion_id,
+            'CompletePayment' as event, 'web' as event_source, 'PIXEL1' as event_source_id,
+            cast(1760000000 + i as bigint) as event_time, 'treatment' as experiment_cell{seq}
+            from range(?) as t(i)""", [rows])
+    return path
+
+
+@pytest.mark.parametrize("with_seq", [False, True])
+def test_history_settles_only_its_own_rows(tmp_path: Path, with_seq: bool) -> None:
+    source = source_outbox(tmp_path / "source.duckdb", 7, with_seq)
+    db = tmp_path / "bench.duckdb"
+
+    built = history.build(source, db, OUTBOX, 20)
+    history.append_new(db, source, OUTBOX, 2)
+
+    assert built == {"history_rows": 20, "new_rows": 7, "has_outbox_seq": with_seq}
+    with duckdb.connect(str(db), read_only=True) as con:
+        columns = [r[0] for r in con.execute(
+            "select column_name from information_schema.columns where table_name = 'tiktok_delivery_receipts'"
+            " order by ordinal_position").fetchall()]
+        assert columns == [c.name for c in RECEIPT_COLUMNS]
+        pending = con.execute(f"""select o.event_id from {OUTBOX} o where not exists (
+            select 1 from tiktok.tiktok_delivery_receipts r where r.status = 'delivered'
+            and r.event_source_id = o.event_source_id and r.event = o.event and r.event_id = o.event_id)
+            order by o.event_id""").fetchall()
+        assert sorted(r[0] for r in pending) == sorted(
+            [f"ev-{i}" for i in range(7)] + ["ev-0-a1", "ev-1-a1"])
+        receipts = con.execute("select count(*), count(distinct event_id), count(distinct receipt_id)"
+                               " from tiktok.tiktok_delivery_receipts").fetchone()
+        assert receipts == (20, 20, 20)
+        assert not con.execute("select * from information_schema.tables"
+                               " where table_name = 'tiktok_delivery_runs'").fetchall()
+        if with_seq:
+            seqs = dict(con.execute(f"""select case when event_id like '%-h%' then 'history'
+                    when event_id like '%-a1' then 'appended' else 'new' end, max(outbox_seq)
+                from {OUTBOX} group by 1""").fetchall())
+            lowest_new = con.execute(f"select min(outbox_seq) from {OUTBOX} where event_id not like '%-h%'")
+            assert seqs["history"] < lowest_new.fetchone()[0]
+            assert seqs["appended"] > seqs["new"]
+
+
+def test_no_history_is_the_outbox_alone(tmp_path: Path) -> None:
+    source = source_outbox(tmp_path / "source.duckdb", 5, True)
+    db = tmp_path / "bench.duckdb"
+
+    assert history.build(source, db, OUTBOX, 0)["new_rows"] == 5
+
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute(f"select count(*), min(outbox_seq) from {OUTBOX}").fetchone() == (5, 1)
+        assert not con.execute("select * from information_schema.tables"
+                               " where table_name = 'tiktok_delivery_receipts'").fetchall()
