@@ -36,7 +36,8 @@ def source_outbox(path: Path, rows: int, with_seq: bool) -> Path:
         con.execute("create schema tiktok")
         con.execute(f"""create table {OUTBOX} as select 'ev-' || i as event_id, 'c-' || i as conversion_id,
             'CompletePayment' as event, 'web' as event_source, 'PIXEL1' as event_source_id,
-            cast(1760000000 + i as bigint) as event_time, 'treatment' as experiment_cell{seq}
+            cast(1760000000 + i as bigint) as event_time, to_timestamp(1760000000 + i)::timestamp as converted_at,
+            'treatment' as experiment_cell{seq}
             from range(?) as t(i)""", [rows])
     return path
 
@@ -64,8 +65,16 @@ def test_history_settles_only_its_own_rows(tmp_path: Path, with_seq: bool) -> No
         receipts = con.execute("select count(*), count(distinct event_id), count(distinct receipt_id)"
                                " from tiktok.tiktok_delivery_receipts").fetchone()
         assert receipts == (20, 20, 20)
-        assert not con.execute("select * from information_schema.tables"
-                               " where table_name = 'tiktok_delivery_runs'").fetchall()
+        # the run that delivered the history, complete, with its mark where the outbox has one
+        runs = con.execute("select run_id, outcome, delivered, outbox_seq_through"
+                           " from tiktok.tiktok_delivery_runs").fetchall()
+        assert runs == [(history.HISTORY_RUN_ID, "success", 20, 0 if with_seq else None)]
+        # older than the new work: each copy a further HISTORY_STEP_DAYS back
+        oldest_new = con.execute(f"select min(event_time) from {OUTBOX} where event_id not like '%-h%'").fetchone()
+        newest_history = con.execute(f"select max(event_time) from {OUTBOX} where event_id like '%-h%'").fetchone()
+        assert newest_history[0] < oldest_new[0] - (history.HISTORY_STEP_DAYS - 1) * 86400
+        assert con.execute(f"select count(*) from {OUTBOX} where epoch(converted_at)::bigint <> event_time"
+                           ).fetchone() == (0,)
         if with_seq:
             seqs = dict(con.execute(f"""select case when event_id like '%-h%' then 'history'
                     when event_id like '%-a1' then 'appended' else 'new' end, max(outbox_seq)
