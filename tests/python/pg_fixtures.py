@@ -17,30 +17,14 @@ it (and is left running).
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from scripts_loader import load_script
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "pg_cluster.py"
-
-
-def _load_pg_cluster() -> ModuleType:
-    if "pg_cluster" in sys.modules:
-        return sys.modules["pg_cluster"]
-    spec = importlib.util.spec_from_file_location("pg_cluster", SCRIPT)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["pg_cluster"] = module  # dataclasses resolve their module by name
-    spec.loader.exec_module(module)
-    return module
-
-
-pg_cluster = _load_pg_cluster()
+pg_cluster = load_script("pg_cluster")
 
 
 def require_postgres_binaries() -> Path:

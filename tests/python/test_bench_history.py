@@ -4,13 +4,11 @@ outbox has it) history < new rows < appended rows."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import duckdb
 import pytest
+from scripts_loader import load_script
 
 from tiktok_sender.receipts import RECEIPT_COLUMNS
 
@@ -18,16 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 OUTBOX = "tiktok.tiktok_events_outbox"
 
 
-def load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-history = load("bench_history")
+history = load_script("bench_history")
 
 
 def source_outbox(path: Path, rows: int, with_seq: bool) -> Path:

@@ -3,17 +3,15 @@ carry exactly the events the sender would build, and pass the emulator's full ch
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import duckdb
 import pytest
 import yaml
 from jinja2 import Environment, StrictUndefined
+from scripts_loader import load_script
 
 from tiktok_sender.emulator.validate import validate_body
 from tiktok_sender.payload import EVENT_COLUMNS, build_event
@@ -34,16 +32,7 @@ ROWS = [
 ]
 
 
-def load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-peers = load("bench_peers")
+peers = load_script("bench_peers")
 
 
 @pytest.fixture()

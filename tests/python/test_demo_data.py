@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import importlib.util
 import io
 import math
 import random
@@ -24,6 +23,7 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scripts_loader import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "generate_demo_data.py"
@@ -38,12 +38,7 @@ Rows = list[dict[str, str]]
 
 
 def load_generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("generate_demo_data", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("generate_demo_data")
 
 
 def run_cli(out: Path, *extra: str) -> str:
