@@ -144,6 +144,7 @@ class DuckDBWarehouse(SqlWarehouse):
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         self._con.execute(sql, list(params))
 
+    @wrap_errors("planning the pending read")
     def plan_pending(
         self, terminal: Sequence[str], limit: int | None, shard: Shard | None = None,
         *, rescan: bool = False,
