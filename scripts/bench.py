@@ -670,11 +670,7 @@ HISTORY_NOTES = {
 
 def replicate_outbox(source: Path, db: Path, rows: int) -> None:
     with duckdb.connect(str(db)) as con:
-        con.execute(f"attach '{source}' as src (read_only)")
-        count = con.execute(f"select count(*) from src.{OUTBOX}").fetchone()
-        per_copy = int(count[0]) if count else 0
-        if per_copy == 0:
-            raise SystemExit("bench: the source outbox is empty")
+        per_copy = bench_history.attach_source(con, source, OUTBOX)
         copies = -(-rows // per_copy)
         con.execute(f"create schema {SCHEMA}")
         con.execute(f"""create table {OUTBOX} as

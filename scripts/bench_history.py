@@ -82,16 +82,23 @@ def receipts_select(outbox: str) -> str:
     return f"select {columns} from {outbox} as o"
 
 
+def attach_source(con: duckdb.DuckDBPyConnection, source: Path, outbox: str) -> int:
+    """Attach the warehouse `source` read-only as `src`; the number of rows of its `outbox`
+    (SystemExit when it has none)."""
+    con.execute(f"attach '{source}' as src (read_only)")
+    count = con.execute(f"select count(*) from src.{outbox}").fetchone()
+    rows = int(count[0]) if count else 0
+    if rows == 0:
+        raise SystemExit("bench: the source outbox is empty")
+    return rows
+
+
 def build(source: Path, db: Path, outbox: str, history: int) -> dict[str, int | bool]:
     """The warehouse `db`: the outbox of `source`, and with `history` > 0 that many synthetic
     history rows and receipts before it. Returns the row counts and whether `outbox_seq` exists."""
     schema, table = outbox.split(".")
     with duckdb.connect(str(db)) as con:
-        con.execute(f"attach '{source}' as src (read_only)")
-        count = con.execute(f"select count(*) from src.{outbox}").fetchone()
-        new = int(count[0]) if count else 0
-        if new == 0:
-            raise SystemExit("bench: the source outbox is empty")
+        new = attach_source(con, source, outbox)
         seq = has_column(con, "src", schema, table, SEQ)
         con.execute(f"create schema {schema}")
         if history:

@@ -280,8 +280,6 @@ class Delivery:
             **asdict(c),
             "message": r.message,
         }
-        if not initial:
-            row["outbox_seq_through"] = self._read_through()
         if initial:
             row = {
                 "run_id": r.run_id,
@@ -294,6 +292,8 @@ class Delivery:
                 "shard": str(self.settings.shard) if self.settings.shard is not None else None,
                 **row,
             }
+        else:
+            row["outbox_seq_through"] = self._read_through()
         return row
 
     def _read_through(self) -> int | None:

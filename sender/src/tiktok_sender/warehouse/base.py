@@ -288,7 +288,7 @@ class SqlWarehouse:
                     f"(select * from {self.outbox} where {seq} > {mark} and {seq} <= {mark}"
                     f" union all select o.* from {self.outbox} o{join}"
                     f" where o.event_time >= {mark}"
-                    f" and (o.{SEQ_COLUMN} <= {mark} or o.{SEQ_COLUMN} is null)"
+                    f" and (o.{seq} <= {mark} or o.{seq} is null)"
                     f"{' and ' + condition if condition else ''})"
                 )
                 # the keys' values go where the dialect puts them: in the join, or the condition

@@ -162,15 +162,20 @@ class DuckDBWarehouse(SqlWarehouse):
                 log.info("this run reads the whole delivery history (%d receipts): DuckDB's memory"
                          " limit is raised from %s to %s for it", rows[0][0], self._memory_limit,
                          size)
-                self._con.execute(f"set memory_limit = '{size}'")
-                self._memory_limit = size
+                self._raise_memory_limit(size)
         return query
+
+    def _raise_memory_limit(self, size: str) -> None:
+        """DuckDB's memory limit for the rest of the run: at least `size`."""
+        if memory_bytes(self._memory_limit) < memory_bytes(size):
+            self._con.execute(f"set memory_limit = '{size}'")
+            self._memory_limit = size
 
     @wrap_errors("reading the outbox")
     def open_pending(self, query: PendingQuery, chunk_rows: int) -> PendingReader:
         sql, params = self._pending_sql(query)
-        if query.limit is not None and memory_bytes(self._memory_limit) < memory_bytes(DUCKDB_SORT_MEMORY_LIMIT):
-            self._con.execute(f"set memory_limit = '{DUCKDB_SORT_MEMORY_LIMIT}'")
+        if query.limit is not None:
+            self._raise_memory_limit(DUCKDB_SORT_MEMORY_LIMIT)
         cursor = self._con.cursor()  # its own connection: receipts are written meanwhile
         try:
             result = cursor.execute(sql, params)
