@@ -159,10 +159,10 @@ def safe_url(url: str) -> str:
 
 
 # DuckDB's memory limit for a push. A run with an outbox_seq mark (`warehouse.pending`) holds only
-# the keys of recent terminal receipts; a run over the whole history of more than a million
-# receipts gets 1 GB (`warehouse.duckdb`). Lower limits keep less of the file cached: the peak RSS
-# of a push follows it (README "Performance").
-DEFAULT_DUCKDB_MEMORY_LIMIT = "128MB"
+# the keys of recent terminal receipts; a run whose pending read holds the keys of more than a
+# million receipts gets 1 GB (`warehouse.duckdb`). Lower limits keep less of the file cached: the
+# peak RSS of a push follows it (README "Performance").
+DEFAULT_DUCKDB_MEMORY_LIMIT = "64MB"
 DUCKDB_MEMORY = re.compile(r"[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
 _UNITS = {"kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12, "kib": 2**10, "mib": 2**20, "gib": 2**30,
           "tib": 2**40}

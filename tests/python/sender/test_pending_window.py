@@ -283,12 +283,12 @@ def test_push_marks_complete_runs_and_reads_new_and_open_events(
     assert Counter(e["receive_count"] for e in emulator.events()) == {1: 130}
 
 
-def test_duckdb_gets_more_memory_only_to_read_a_long_whole_history(
+def test_duckdb_gets_more_memory_only_when_the_read_holds_many_receipt_keys(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from tiktok_sender.warehouse import duckdb as duckdb_warehouse
 
-    monkeypatch.setattr(duckdb_warehouse, "WHOLE_HISTORY_RECEIPTS", 5)
+    monkeypatch.setattr(duckdb_warehouse, "MANY_RECEIPT_KEYS", 5)
     outbox = make_outbox(tmp_path / "warehouse.duckdb", 10)
     (tmp_path / "profiles.yml").write_text(PROFILES_YML)
     engine = Engine("duckdb", outbox, tmp_path)
@@ -311,8 +311,27 @@ def test_duckdb_gets_more_memory_only_to_read_a_long_whole_history(
                               "settings": '{"max_age_days": 7}', "dry_run": False,
                               "outbox_seq_through": query.window.through_seq})
         assert not warehouse.plan_pending(STANDARD, None).window.whole_history  # type: ignore[union-attr]
-        assert memory_limit(warehouse) == default  # a window: only recent receipts
-        warehouse.plan_pending(STANDARD, None, rescan=True)  # the whole history of 10 > 5
+        assert memory_limit(warehouse) == default  # a window, and no terminal receipt
+        warehouse.plan_pending(STANDARD, None, rescan=True)  # the whole history: still none
+        assert memory_limit(warehouse) == default
+    finally:
+        warehouse.close()
+
+    # ten terminal receipts of recent events: a window and the whole history both hold their
+    # keys, more than 5 (each run opens the warehouse with the default limit again)
+    warehouse = open_warehouse(engine.target())
+    try:
+        later = datetime.now(UTC).replace(tzinfo=None)
+        warehouse.append_receipts(receipts("r2", read, times, [DELIVERED] * len(read), later, None))
+        assert memory_limit(warehouse) == default
+        assert not warehouse.plan_pending(STANDARD, None).window.whole_history  # type: ignore[union-attr]
+        assert memory_limit(warehouse) != default
+    finally:
+        warehouse.close()
+    warehouse = open_warehouse(engine.target())
+    try:
+        assert memory_limit(warehouse) == default
+        warehouse.plan_pending(STANDARD, None, rescan=True)
         assert memory_limit(warehouse) != default
     finally:
         warehouse.close()

@@ -257,6 +257,20 @@ class SqlWarehouse:
         return PendingQuery(tuple(terminal), limit, shard,
                             plan_window(self, terminal, shard, rescan=rescan))
 
+    def _terminal_receipts_sql(self, query: PendingQuery, columns: str) -> tuple[str, list[Any]]:
+        """`columns` of the terminal production receipts the pending read of `query` filters
+        against (every one, or with a window those no older than the rows it reads), and the
+        parameters."""
+        mark, window = self.dialect.param, query.window
+        sql = (f"select {columns} from {self.receipts} where test_event_code is null"
+               f" and status in ({', '.join(mark for _ in query.terminal)})")
+        params: list[Any] = list(query.terminal)
+        if window is not None and window.receipts_since is not None:
+            # a receipt carries its row's event_time: none older than the rows read matches
+            sql += f" and (event_time >= {mark} or event_time is null)"
+            params.append(window.receipts_since)
+        return sql, params
+
     def _pending_sql(self, query: PendingQuery, *, ordered: bool = True) -> tuple[str, list[Any]]:
         """The pending rows of `query`: outbox rows with a full key and without a terminal
         production receipt, within its window (`pending`), optionally of one shard, the `limit`
@@ -297,15 +311,8 @@ class SqlWarehouse:
                                *(keyed + bounds if join else bounds + keyed)])
         join, conditions = "", [f"o.{c} is not null" for c in KEY_COLUMNS]
         if query.terminal and self.column_types(self.relations.receipts) is not None:
-            keys = (
-                f"select event_source_id, event, event_id from {self.receipts}"
-                f" where test_event_code is null and status in ({', '.join(mark for _ in query.terminal)})"
-            )
-            params.extend(query.terminal)
-            if window is not None and window.receipts_since is not None:
-                # a receipt carries its row's event_time: none older than the rows read matches
-                keys += f" and (event_time >= {mark} or event_time is null)"
-                params.append(window.receipts_since)
+            keys, keys_params = self._terminal_receipts_sql(query, "event_source_id, event, event_id")
+            params.extend(keys_params)
             join, condition = self.dialect.key_filter(keys, keep=False)
             if condition:
                 conditions.append(condition)

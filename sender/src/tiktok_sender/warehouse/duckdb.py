@@ -34,12 +34,12 @@ from tiktok_sender.warehouse.support import LeaseHeld, first_line, poll_lease, w
 
 log = logging.getLogger("tiktok_sender")
 
-# A run that reads the whole delivery history (no outbox_seq mark yet, --rescan, --retry-rejected)
-# holds the hash table of every terminal receipt key: over more than WHOLE_HISTORY_RECEIPTS
-# receipts, its memory limit is raised to DUCKDB_WHOLE_HISTORY_MEMORY_LIMIT (a run with a mark
-# holds only the keys of recent receipts, `pending`).
-DUCKDB_WHOLE_HISTORY_MEMORY_LIMIT = "1GB"
-WHOLE_HISTORY_RECEIPTS = 1_000_000
+# The pending read holds a hash table of the terminal receipt keys it filters against: every one
+# when it reads the whole delivery history (no outbox_seq mark yet, --rescan, --retry-rejected),
+# those of recent events with a mark (`pending`). Over MANY_RECEIPT_KEYS keys, the run's memory
+# limit is raised to DUCKDB_MANY_KEYS_MEMORY_LIMIT (at 64 MB the read failed past 4.75 million).
+DUCKDB_MANY_KEYS_MEMORY_LIMIT = "1GB"
+MANY_RECEIPT_KEYS = 1_000_000
 # `--limit` reads the pending rows oldest first: DuckDB's external sort spills to disk, but needs
 # more working memory than the streaming read (at 64 MB it fails on a million wide rows). A lower
 # --duckdb-memory-limit is raised to this for such a run.
@@ -149,19 +149,17 @@ class DuckDBWarehouse(SqlWarehouse):
         self, terminal: Sequence[str], limit: int | None, shard: Shard | None = None,
         *, rescan: bool = False,
     ) -> PendingQuery:
-        """SqlWarehouse.plan_pending; a read of the whole history over more than
-        WHOLE_HISTORY_RECEIPTS receipts gets a memory limit of at least
-        DUCKDB_WHOLE_HISTORY_MEMORY_LIMIT."""
+        """SqlWarehouse.plan_pending; a read that filters against more than MANY_RECEIPT_KEYS
+        terminal receipts gets a memory limit of at least DUCKDB_MANY_KEYS_MEMORY_LIMIT."""
         query = super().plan_pending(terminal, limit, shard, rescan=rescan)
-        size = DUCKDB_WHOLE_HISTORY_MEMORY_LIMIT
-        if ((query.window is None or query.window.whole_history)
-                and memory_bytes(self._memory_limit) < memory_bytes(size)
+        size = DUCKDB_MANY_KEYS_MEMORY_LIMIT
+        if (query.terminal and memory_bytes(self._memory_limit) < memory_bytes(size)
                 and self.column_types(self.relations.receipts) is not None):
-            _, rows = self.query(f"select count(*) from {self.receipts}")
-            if rows and rows[0][0] > WHOLE_HISTORY_RECEIPTS:
-                log.info("this run reads the whole delivery history (%d receipts): DuckDB's memory"
-                         " limit is raised from %s to %s for it", rows[0][0], self._memory_limit,
-                         size)
+            sql, params = self._terminal_receipts_sql(query, "count(*)")
+            keys = int(self.query(sql, params)[1][0][0])
+            if keys > MANY_RECEIPT_KEYS:
+                log.info("this run's pending read filters against %d receipts: DuckDB's memory"
+                         " limit is raised from %s to %s for it", keys, self._memory_limit, size)
                 self._raise_memory_limit(size)
         return query
 
