@@ -85,6 +85,7 @@ import httpx
 import orjson
 
 from tiktok_sender.contract import MAX_BATCH_SIZE
+from tiktok_sender.settings import DEFAULT_DUCKDB_MEMORY_LIMIT
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -390,6 +391,11 @@ def compare_peers(results: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+def duckdb_memory_limit() -> str:
+    """The sender's DuckDB memory limit in these pushes (TIKTOK_DUCKDB_MEMORY_LIMIT or its default)."""
+    return os.environ.get("TIKTOK_DUCKDB_MEMORY_LIMIT", DEFAULT_DUCKDB_MEMORY_LIMIT)
+
+
 def machine() -> dict[str, Any]:
     meminfo = Path("/proc/meminfo").read_text().splitlines()
     total_kb = next(int(line.split()[1]) for line in meminfo if line.startswith("MemTotal:"))
@@ -490,7 +496,8 @@ def full_run(args: argparse.Namespace) -> dict[str, Any]:
     env = bench_env(db, work)
     started_at = datetime.now(UTC)
     results: dict[str, Any] = {"events_requested": args.events, "started_at": started_at.isoformat(),
-                               "machine": machine(), "versions": versions()}
+                               "machine": machine(), "versions": versions(),
+                               "duckdb_memory_limit": duckdb_memory_limit()}
     as_of = started_at.replace(microsecond=0, tzinfo=None).isoformat()
     step(f"generating about {args.events:,} events")
     results["generate_s"] = round(generate(work, db, args.events, as_of, env).seconds, 2)
@@ -605,7 +612,7 @@ def history_run(args: argparse.Namespace) -> dict[str, Any]:
         "rows": "synthetic: the history is the outbox of a benchmark run replicated with fresh event_id/"
                 "conversion_id and older event times, one delivered receipt each and the run that delivered"
                 " them, written in SQL",
-        "duckdb_memory_limit": os.environ.get("TIKTOK_DUCKDB_MEMORY_LIMIT", "the sender's default"),
+        "duckdb_memory_limit": duckdb_memory_limit(),
         "started_at": datetime.now(UTC).isoformat(), "machine": machine(), "versions": versions(),
         "notes": HISTORY_NOTES, "history": {},
     }

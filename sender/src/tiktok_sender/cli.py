@@ -152,17 +152,18 @@ def _target(ctx: typer.Context, secrets: list[Secret | None] | None = None) -> A
 
 
 def _use_lean_arrow_pool() -> None:
-    """Arrow's jemalloc pool, which hands freed pages back to the system at once, instead of its
-    default (mimalloc), which kept about 40 MB more at the peak of a push of a million events
-    (README "Performance"). ARROW_DEFAULT_MEMORY_POOL, when set, chooses instead."""
+    """Arrow's jemalloc pool, which hands freed pages back to the system within about a second,
+    instead of its default (mimalloc), which kept about 40 MB more at the peak of a push of a
+    million events (README "Performance"). ARROW_DEFAULT_MEMORY_POOL, when set, chooses instead;
+    a pyarrow built without jemalloc keeps its default."""
     import pyarrow as pa
 
     if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
         return
     try:
         pa.set_memory_pool(pa.jemalloc_memory_pool())
-    except NotImplementedError:  # a pyarrow built without jemalloc
-        pa.set_memory_pool(pa.system_memory_pool())
+    except NotImplementedError:
+        return
 
 
 def _parse_shard(value: str | None) -> str | None:

@@ -205,11 +205,13 @@ def run_scenario(
             row.problems.append(f"no delivered receipt carries code {scenario.api_code}")
         # Only a request whose answer the sender never read (lost, cut, unreadable, timed out on
         # a loaded machine) may repeat events: each repeat of an event needs a `failed` receipt of
-        # that event without an API code.
+        # that event with no HTTP status, or a 2xx one without an API code (an error page, a 429
+        # or a 5xx was read, and the API stored nothing).
         unanswered: Counter[tuple[str, str, str]] = Counter(
             (r["event_source_id"], r["event"], r["event_id"])
             for r in project.outbox.receipts("test_event_code is null")
-            if r["status"] == "failed" and r["api_code"] is None)
+            if r["status"] == "failed" and r["api_code"] is None
+            and (r["http_status"] is None or 200 <= r["http_status"] < 300))
         repeats = {}
         for a in emulator.events():
             key = (a["event_source_id"], a["payload"]["event"], a["payload"]["event_id"])

@@ -3,7 +3,7 @@
 The pending query is an anti join of the outbox against the terminal receipts under the sender's
 DuckDB memory limit; its hash table of a million receipt keys does not fit a 64 MB limit and must
 spill to disk, not fail the run. (At about 4.7 million receipts 64 MB is too little: a read that
-holds the keys of more than a million receipts gets 1 GB, README "Performance".)"""
+holds the keys of more than two million receipts gets 1 GB, README "Performance".)"""
 
 from __future__ import annotations
 

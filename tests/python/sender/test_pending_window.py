@@ -310,28 +310,35 @@ def test_duckdb_gets_more_memory_only_when_the_read_holds_many_receipt_keys(
         warehouse.insert_run({"run_id": "r1", "started_at": now, "outcome": "failures",
                               "settings": '{"max_age_days": 7}', "dry_run": False,
                               "outbox_seq_through": query.window.through_seq})
+        # a window: the ten open (failed) receipts' keys, more than 5
         assert not warehouse.plan_pending(STANDARD, None).window.whole_history  # type: ignore[union-attr]
-        assert memory_limit(warehouse) == default  # a window, and no terminal receipt
-        warehouse.plan_pending(STANDARD, None, rescan=True)  # the whole history: still none
+        assert memory_limit(warehouse) != default
+    finally:
+        warehouse.close()
+
+    # each run opens the warehouse with the default limit again
+    warehouse = open_warehouse(engine.target())
+    try:
+        warehouse.plan_pending(STANDARD, None, rescan=True)  # the whole history: no terminal key
         assert memory_limit(warehouse) == default
     finally:
         warehouse.close()
 
-    # ten terminal receipts of recent events: a window and the whole history both hold their
-    # keys, more than 5 (each run opens the warehouse with the default limit again)
+    # ten terminal receipts: the whole history holds their keys, more than 5
     warehouse = open_warehouse(engine.target())
     try:
         later = datetime.now(UTC).replace(tzinfo=None)
         warehouse.append_receipts(receipts("r2", read, times, [DELIVERED] * len(read), later, None))
         assert memory_limit(warehouse) == default
-        assert not warehouse.plan_pending(STANDARD, None).window.whole_history  # type: ignore[union-attr]
+        warehouse.plan_pending(STANDARD, None, rescan=True)
         assert memory_limit(warehouse) != default
     finally:
         warehouse.close()
+    # a window holds both: ten terminal and ten open keys, more than 15 together
+    monkeypatch.setattr(duckdb_warehouse, "MANY_RECEIPT_KEYS", 15)
     warehouse = open_warehouse(engine.target())
     try:
-        assert memory_limit(warehouse) == default
-        warehouse.plan_pending(STANDARD, None, rescan=True)
+        assert not warehouse.plan_pending(STANDARD, None).window.whole_history  # type: ignore[union-attr]
         assert memory_limit(warehouse) != default
     finally:
         warehouse.close()

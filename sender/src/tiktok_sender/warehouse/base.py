@@ -13,7 +13,7 @@ data; the few values of the pending query are the sender's own, see `adbc.inline
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import pyarrow as pa
 
@@ -41,6 +41,8 @@ from tiktok_sender.warehouse.support import first_line, quote_identifier, wrap_e
 
 if TYPE_CHECKING:
     from tiktok_sender.warehouse import PendingReader
+
+RECEIPT_KEYS: Final = ", ".join(KEY_COLUMNS)  # the key columns, as a select list
 
 
 class Dialect:
@@ -257,13 +259,21 @@ class SqlWarehouse:
         return PendingQuery(tuple(terminal), limit, shard,
                             plan_window(self, terminal, shard, rescan=rescan))
 
-    def _terminal_receipts_sql(self, query: PendingQuery, columns: str) -> tuple[str, list[Any]]:
-        """`columns` of the terminal production receipts the pending read of `query` filters
-        against (every one, or with a window those no older than the rows it reads), and the
-        parameters."""
+    def _receipts_sql(
+        self, query: PendingQuery, columns: str, *, terminal: bool
+    ) -> tuple[str, list[Any]]:
+        """`columns` of the production receipts the pending read of `query` matches keys
+        against, and the parameters: with `terminal`, the terminal receipts it leaves out (every
+        one, or with a window those no older than the rows it reads); else the window's open
+        receipts (no older than `open_since`, not terminal), whose rows it reads again."""
         mark, window = self.dialect.param, query.window
-        sql = (f"select {columns} from {self.receipts} where test_event_code is null"
-               f" and status in ({', '.join(mark for _ in query.terminal)})")
+        statuses = ", ".join(mark for _ in query.terminal)
+        sql = f"select {columns} from {self.receipts} where test_event_code is null"
+        if not terminal:
+            assert window is not None and window.open_since is not None
+            return (f"{sql} and event_time >= {mark} and status not in ({statuses})",
+                    [window.open_since, *query.terminal])
+        sql += f" and status in ({statuses})"
         params: list[Any] = list(query.terminal)
         if window is not None and window.receipts_since is not None:
             # a receipt carries its row's event_time: none older than the rows read matches
@@ -292,11 +302,7 @@ class SqlWarehouse:
                           f" or {seq} is null)")
                 params.append(window.through_seq)
             else:
-                open_keys = (
-                    f"select event_source_id, event, event_id from {self.receipts}"
-                    f" where test_event_code is null and event_time >= {mark}"
-                    f" and status not in ({', '.join(mark for _ in query.terminal)})"
-                )
+                open_keys, keyed = self._receipts_sql(query, RECEIPT_KEYS, terminal=False)
                 join, condition = self.dialect.key_filter(open_keys, keep=True)
                 source = (
                     f"(select * from {self.outbox} where {seq} > {mark} and {seq} <= {mark}"
@@ -306,12 +312,12 @@ class SqlWarehouse:
                     f"{' and ' + condition if condition else ''})"
                 )
                 # the keys' values go where the dialect puts them: in the join, or the condition
-                keyed, bounds = [window.open_since, *query.terminal], [window.open_since, window.after_seq]
+                bounds = [window.open_since, window.after_seq]
                 params.extend([window.after_seq, window.through_seq,
                                *(keyed + bounds if join else bounds + keyed)])
         join, conditions = "", [f"o.{c} is not null" for c in KEY_COLUMNS]
         if query.terminal and self.column_types(self.relations.receipts) is not None:
-            keys, keys_params = self._terminal_receipts_sql(query, "event_source_id, event, event_id")
+            keys, keys_params = self._receipts_sql(query, RECEIPT_KEYS, terminal=True)
             params.extend(keys_params)
             join, condition = self.dialect.key_filter(keys, keep=False)
             if condition:

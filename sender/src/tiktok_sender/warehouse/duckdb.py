@@ -34,12 +34,15 @@ from tiktok_sender.warehouse.support import LeaseHeld, first_line, poll_lease, w
 
 log = logging.getLogger("tiktok_sender")
 
-# The pending read holds a hash table of the terminal receipt keys it filters against: every one
-# when it reads the whole delivery history (no outbox_seq mark yet, --rescan, --retry-rejected),
-# those of recent events with a mark (`pending`). Over MANY_RECEIPT_KEYS keys, the run's memory
-# limit is raised to DUCKDB_MANY_KEYS_MEMORY_LIMIT (at 64 MB the read failed past 4.75 million).
+# The pending read holds hash tables of receipt keys: of the terminal receipts it leaves out (every
+# one when it reads the whole delivery history: no outbox_seq mark yet, --rescan, --retry-rejected;
+# those of recent events with a mark), and with a mark of the open receipts whose rows it reads
+# again (`pending`). Over MANY_RECEIPT_KEYS keys, the run's memory limit is raised to
+# DUCKDB_MANY_KEYS_MEMORY_LIMIT: at 64 MB the read spilled and succeeded over a million keys
+# (test_large_history) and failed past 4.75 million; the raise costs RSS (a push of 10,000
+# events over a million recent receipts peaked at 413 MB with it, 300 MB without).
 DUCKDB_MANY_KEYS_MEMORY_LIMIT = "1GB"
-MANY_RECEIPT_KEYS = 1_000_000
+MANY_RECEIPT_KEYS = 2_000_000
 # `--limit` reads the pending rows oldest first: DuckDB's external sort spills to disk, but needs
 # more working memory than the streaming read (at 64 MB it fails on a million wide rows). A lower
 # --duckdb-memory-limit is raised to this for such a run.
@@ -149,16 +152,19 @@ class DuckDBWarehouse(SqlWarehouse):
         self, terminal: Sequence[str], limit: int | None, shard: Shard | None = None,
         *, rescan: bool = False,
     ) -> PendingQuery:
-        """SqlWarehouse.plan_pending; a read that filters against more than MANY_RECEIPT_KEYS
-        terminal receipts gets a memory limit of at least DUCKDB_MANY_KEYS_MEMORY_LIMIT."""
+        """SqlWarehouse.plan_pending; a read that matches keys against more than
+        MANY_RECEIPT_KEYS receipts gets a memory limit of at least DUCKDB_MANY_KEYS_MEMORY_LIMIT."""
         query = super().plan_pending(terminal, limit, shard, rescan=rescan)
         size = DUCKDB_MANY_KEYS_MEMORY_LIMIT
         if (query.terminal and memory_bytes(self._memory_limit) < memory_bytes(size)
                 and self.column_types(self.relations.receipts) is not None):
-            sql, params = self._terminal_receipts_sql(query, "count(*)")
-            keys = int(self.query(sql, params)[1][0][0])
+            window = query.window
+            keys = 0
+            for terminal_keys in (True, False) if window and not window.whole_history else (True,):
+                sql, params = self._receipts_sql(query, "count(*)", terminal=terminal_keys)
+                keys += int(self.query(sql, params)[1][0][0])
             if keys > MANY_RECEIPT_KEYS:
-                log.info("this run's pending read filters against %d receipts: DuckDB's memory"
+                log.info("this run's pending read matches keys against %d receipts: DuckDB's memory"
                          " limit is raised from %s to %s for it", keys, self._memory_limit, size)
                 self._raise_memory_limit(size)
         return query
