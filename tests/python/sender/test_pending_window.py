@@ -283,7 +283,7 @@ def test_push_marks_complete_runs_and_reads_new_and_open_events(
     assert Counter(e["receive_count"] for e in emulator.events()) == {1: 130}
 
 
-def test_duckdb_gets_more_memory_only_when_the_read_holds_many_receipt_keys(
+def test_duckdb_gets_more_memory_only_for_many_receipt_keys_or_pending_events(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from tiktok_sender.warehouse import duckdb as duckdb_warehouse
@@ -296,9 +296,21 @@ def test_duckdb_gets_more_memory_only_when_the_read_holds_many_receipt_keys(
     def memory_limit(warehouse: SqlWarehouse) -> str:
         return str(warehouse.query("select current_setting('memory_limit')")[1][0][0])
 
+    # a run of more pending events than its receipts may take at the default limit: 10 > 5
+    for many_pending, raised in ((10, False), (5, True)):
+        monkeypatch.setattr(duckdb_warehouse, "MANY_PENDING_EVENTS", many_pending)
+        warehouse = open_warehouse(engine.target())
+        try:
+            warehouse.ensure_delivery_tables()
+            default = memory_limit(warehouse)
+            assert warehouse.count_pending(warehouse.plan_pending(STANDARD, None)) == 10
+            assert (memory_limit(warehouse) != default) is raised
+        finally:
+            warehouse.close()
+    monkeypatch.setattr(duckdb_warehouse, "MANY_PENDING_EVENTS", 10)
+
     warehouse = open_warehouse(engine.target())
     try:
-        warehouse.ensure_delivery_tables()
         default = memory_limit(warehouse)
         query = warehouse.plan_pending(STANDARD, None)  # no receipts yet: the default is enough
         assert query.window is not None and query.window.whole_history

@@ -43,6 +43,10 @@ log = logging.getLogger("tiktok_sender")
 # events over a million recent receipts peaked at 413 MB with it, 300 MB without).
 DUCKDB_MANY_KEYS_MEMORY_LIMIT = "1GB"
 MANY_RECEIPT_KEYS = 2_000_000
+# The read of the outbox stays open while the run commits its receipts, so DuckDB cannot
+# checkpoint them and holds them in memory: at 64 MB a push of 10M pending events failed to commit
+# after 4.3 million receipts. Over MANY_PENDING_EVENTS pending events the limit is raised alike.
+MANY_PENDING_EVENTS = 2_000_000
 # `--limit` reads the pending rows oldest first: DuckDB's external sort spills to disk, but needs
 # more working memory than the streaming read (at 64 MB it fails on a million wide rows). A lower
 # --duckdb-memory-limit is raised to this for such a run.
@@ -168,6 +172,17 @@ class DuckDBWarehouse(SqlWarehouse):
                          " limit is raised from %s to %s for it", keys, self._memory_limit, size)
                 self._raise_memory_limit(size)
         return query
+
+    def count_pending(self, query: PendingQuery) -> int:
+        """SqlWarehouse.count_pending; a run of more than MANY_PENDING_EVENTS events gets a
+        memory limit of at least DUCKDB_MANY_KEYS_MEMORY_LIMIT for the receipts it commits."""
+        pending = super().count_pending(query)
+        size = DUCKDB_MANY_KEYS_MEMORY_LIMIT
+        if pending > MANY_PENDING_EVENTS and memory_bytes(self._memory_limit) < memory_bytes(size):
+            log.info("%d pending events: DuckDB's memory limit is raised from %s to %s for the"
+                     " receipts of this run", pending, self._memory_limit, size)
+            self._raise_memory_limit(size)
+        return pending
 
     def _raise_memory_limit(self, size: str) -> None:
         """DuckDB's memory limit for the rest of the run: at least `size`."""
