@@ -162,6 +162,8 @@ class Delivery:
             lambda: warehouse.plan_pending(self.terminal_statuses, s.limit, s.shard,
                                            rescan=s.rescan))
         result.counts.pending = await db.call(warehouse.count_pending, self._query)
+        if not s.dry_run:
+            await db.call(warehouse.expect_receipts, result.counts.pending)
         crashed = await db.call(warehouse.mark_crashed_runs, result.run_id, s.shard)
         if crashed:
             log.warning("marked %d run(s) left running by a killed process as crashed", crashed)

@@ -296,14 +296,18 @@ def test_duckdb_gets_more_memory_only_for_many_receipt_keys_or_pending_events(
     def memory_limit(warehouse: SqlWarehouse) -> str:
         return str(warehouse.query("select current_setting('memory_limit')")[1][0][0])
 
-    # a run of more pending events than its receipts may take at the default limit: 10 > 5
+    # a run of more pending events than its receipts may take at the default limit: 10 > 5, with
+    # 16 MiB per receipt
+    monkeypatch.setattr(duckdb_warehouse, "RECEIPT_BYTES", 2**24)
     for many_pending, raised in ((10, False), (5, True)):
         monkeypatch.setattr(duckdb_warehouse, "MANY_PENDING_EVENTS", many_pending)
         warehouse = open_warehouse(engine.target())
         try:
             warehouse.ensure_delivery_tables()
             default = memory_limit(warehouse)
-            assert warehouse.count_pending(warehouse.plan_pending(STANDARD, None)) == 10
+            pending = warehouse.count_pending(warehouse.plan_pending(STANDARD, None))
+            assert pending == 10 and memory_limit(warehouse) == default
+            warehouse.expect_receipts(pending)
             assert (memory_limit(warehouse) != default) is raised
         finally:
             warehouse.close()

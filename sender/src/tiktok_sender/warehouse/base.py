@@ -341,6 +341,10 @@ class SqlWarehouse:
         count = int(rows[0][0]) if rows else 0
         return count if query.limit is None else min(count, query.limit)
 
+    def expect_receipts(self, events: int) -> None:
+        """The run is about to write receipts for up to `events` events while it reads the
+        outbox (an engine that needs memory for that takes it here)."""
+
     @wrap_errors("reading the outbox rows with a null key")
     def unreceipted_null_key_rows(self, shard: Shard | None = None) -> pa.Table:
         """The outbox rows with a null event_source_id, event or event_id (never pending: no

@@ -45,8 +45,10 @@ DUCKDB_MANY_KEYS_MEMORY_LIMIT = "1GB"
 MANY_RECEIPT_KEYS = 2_000_000
 # The read of the outbox stays open while the run commits its receipts, so DuckDB cannot
 # checkpoint them and holds them in memory: at 64 MB a push of 10M pending events failed to commit
-# after 4.3 million receipts. Over MANY_PENDING_EVENTS pending events the limit is raised alike.
+# after 4.3 million receipts (about 14 bytes each). A run of more than MANY_PENDING_EVENTS events
+# gets RECEIPT_BYTES per event on top of the default limit.
 MANY_PENDING_EVENTS = 2_000_000
+RECEIPT_BYTES = 32
 # `--limit` reads the pending rows oldest first: DuckDB's external sort spills to disk, but needs
 # more working memory than the streaming read (at 64 MB it fails on a million wide rows). A lower
 # --duckdb-memory-limit is raised to this for such a run.
@@ -173,16 +175,16 @@ class DuckDBWarehouse(SqlWarehouse):
                 self._raise_memory_limit(size)
         return query
 
-    def count_pending(self, query: PendingQuery) -> int:
-        """SqlWarehouse.count_pending; a run of more than MANY_PENDING_EVENTS events gets a
-        memory limit of at least DUCKDB_MANY_KEYS_MEMORY_LIMIT for the receipts it commits."""
-        pending = super().count_pending(query)
-        size = DUCKDB_MANY_KEYS_MEMORY_LIMIT
-        if pending > MANY_PENDING_EVENTS and memory_bytes(self._memory_limit) < memory_bytes(size):
-            log.info("%d pending events: DuckDB's memory limit is raised from %s to %s for the"
-                     " receipts of this run", pending, self._memory_limit, size)
-            self._raise_memory_limit(size)
-        return pending
+    @wrap_errors("preparing for the receipts")
+    def expect_receipts(self, events: int) -> None:
+        """Over MANY_PENDING_EVENTS events, a memory limit of at least the default plus
+        RECEIPT_BYTES per event for the receipts the run commits while its read is open."""
+        if events > MANY_PENDING_EVENTS:
+            size = f"{(memory_bytes(DEFAULT_DUCKDB_MEMORY_LIMIT) + events * RECEIPT_BYTES) // 2**20}MiB"
+            if memory_bytes(self._memory_limit) < memory_bytes(size):
+                log.info("%d pending events: DuckDB's memory limit is raised from %s to %s for the"
+                         " receipts of this run", events, self._memory_limit, size)
+                self._raise_memory_limit(size)
 
     def _raise_memory_limit(self, size: str) -> None:
         """DuckDB's memory limit for the rest of the run: at least `size`."""
