@@ -170,9 +170,7 @@ class DuckDBWarehouse(SqlWarehouse):
                 sql, params = self._receipts_sql(query, "count(*)", terminal=terminal_keys)
                 keys += int(self.query(sql, params)[1][0][0])
             if keys > MANY_RECEIPT_KEYS:
-                log.info("this run's pending read matches keys against %d receipts: DuckDB's memory"
-                         " limit is raised from %s to %s for it", keys, self._memory_limit, size)
-                self._raise_memory_limit(size)
+                self._raise_memory_limit(size, f"this run's pending read matches keys against {keys} receipts")
         return query
 
     @wrap_errors("preparing for the receipts")
@@ -181,14 +179,15 @@ class DuckDBWarehouse(SqlWarehouse):
         RECEIPT_BYTES per event for the receipts the run commits while its read is open."""
         if events > MANY_PENDING_EVENTS:
             size = f"{(memory_bytes(DEFAULT_DUCKDB_MEMORY_LIMIT) + events * RECEIPT_BYTES) // 2**20}MiB"
-            if memory_bytes(self._memory_limit) < memory_bytes(size):
-                log.info("%d pending events: DuckDB's memory limit is raised from %s to %s for the"
-                         " receipts of this run", events, self._memory_limit, size)
-                self._raise_memory_limit(size)
+            self._raise_memory_limit(size, f"the receipts of {events} pending events")
 
-    def _raise_memory_limit(self, size: str) -> None:
-        """DuckDB's memory limit for the rest of the run: at least `size`."""
+    def _raise_memory_limit(self, size: str, reason: str | None = None) -> None:
+        """DuckDB's memory limit for the rest of the run: at least `size` (logged with `reason`
+        when given and it is raised)."""
         if memory_bytes(self._memory_limit) < memory_bytes(size):
+            if reason is not None:
+                log.info("DuckDB's memory limit is raised from %s to %s for %s", self._memory_limit,
+                         size, reason)
             self._con.execute(f"set memory_limit = '{size}'")
             self._memory_limit = size
 
