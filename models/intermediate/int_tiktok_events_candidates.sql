@@ -171,6 +171,38 @@ joined as (
         on scores.predicted_ltv_currency = score_fx.currency_code
 ),
 
+cohort_factors as (
+    -- the most specific calibration row of each cohort wins. Ranked once per cohort (model
+    -- version x business model x country, a few hundred), not once per conversion; a missing key
+    -- is '*', which matches the wildcard rows only, as the missing key itself would.
+    select model_version_key, business_model_key, country_code_key, calibration_factor
+    from (
+        select
+            cohorts.*,
+            calibration.calibration_factor,
+            row_number() over (
+                partition by cohorts.model_version_key, cohorts.business_model_key, cohorts.country_code_key
+                order by
+                    case when calibration.model_version = '*' then 0 else 4 end
+                    + case when calibration.business_model = '*' then 0 else 2 end
+                    + case when calibration.country_code = '*' then 0 else 1 end desc,
+                    calibration.calibration_factor
+            ) as row_rank
+        from (
+            select distinct
+                coalesce(model_version, '*') as model_version_key,
+                coalesce(business_model, '*') as business_model_key,
+                coalesce(country_code, '*') as country_code_key
+            from joined
+        ) as cohorts
+        inner join calibration
+            on calibration.model_version in (cohorts.model_version_key, '*')
+            and calibration.business_model in (cohorts.business_model_key, '*')
+            and calibration.country_code in (cohorts.country_code_key, '*')
+    ) as ranked
+    where row_rank = 1
+),
+
 calibrated as (
     select
         joined.*,
@@ -180,30 +212,10 @@ calibrated as (
             joined.predicted_ltv * joined.score_fx_rate * coalesce(factor.calibration_factor, 1.0)
         end as calibrated_value
     from joined
-    left join (
-        -- the most specific calibration row of each conversion's cohort wins
-        select conversion_id, calibration_factor
-        from (
-            select
-                joined.conversion_id,
-                calibration.calibration_factor,
-                row_number() over (
-                    partition by joined.conversion_id
-                    order by
-                        case when calibration.model_version = '*' then 0 else 4 end
-                        + case when calibration.business_model = '*' then 0 else 2 end
-                        + case when calibration.country_code = '*' then 0 else 1 end desc,
-                        calibration.calibration_factor
-                ) as row_rank
-            from joined
-            inner join calibration
-                on calibration.model_version in (joined.model_version, '*')
-                and calibration.business_model in (joined.business_model, '*')
-                and calibration.country_code in (coalesce(joined.country_code, '*'), '*')
-        ) as ranked
-        where row_rank = 1
-    ) as factor
-        on joined.conversion_id = factor.conversion_id
+    left join cohort_factors as factor
+        on coalesce(joined.model_version, '*') = factor.model_version_key
+        and coalesce(joined.business_model, '*') = factor.business_model_key
+        and coalesce(joined.country_code, '*') = factor.country_code_key
 ),
 
 blended as (

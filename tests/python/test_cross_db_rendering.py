@@ -249,6 +249,8 @@ CALLS: dict[str, str] = {
     "tiktok_event_source_id": "tiktok_event_source_id('s')",
     "not_yet_in_this": "not_yet_in_this('conversion_id', 'c.conversion_id')",
     "lower_unicode": "lower_unicode('e')",
+    "trim_spaces": "trim_spaces('e')",
+    "source_text": "source_text('e')",
     "timestamp_to_utc": "timestamp_to_utc('ts', 'timestamp with time zone')",
     "source_column_types": "source_column_types('src')",
     "source_timestamp_utc": "source_timestamp_utc({'ts': 'timestamp with time zone'}, 'ts')",
@@ -261,7 +263,19 @@ CALLS: dict[str, str] = {
 }
 
 # The exact SQL of every dispatched macro, per adapter.
+# DuckDB's trim() removes the 17 Unicode space separators; trim_spaces calls it only when one is at an edge.
+SPACES = ", ".join(f"chr({code})" for code in (32, 160, 5760, *range(8192, 8203), 8239, 8287, 12288))
+DUCKDB_TRIM = f"(case when (e)[1] in ({SPACES}) or (e)[-1] in ({SPACES})\n        then trim(e) else (e) end)"
+
 EXPECTED: dict[str, dict[str, str]] = {
+    "trim_spaces": {
+        "duckdb": DUCKDB_TRIM,
+        "postgres": "trim(e)",
+        "snowflake": "trim(e)",
+        "bigquery": "trim(e)",
+        "spark": "trim(e)",
+        "databricks": "trim(e)",
+    },
     "sha256_hex": {
         "duckdb": "sha256(x)",
         "postgres": "encode(sha256(convert_to(x, 'UTF8')), 'hex')",
@@ -367,6 +381,9 @@ FALLBACKS = {
     ("lower_unicode", "duckdb"): "default", ("lower_unicode", "snowflake"): "default",
     ("lower_unicode", "bigquery"): "default", ("lower_unicode", "spark"): "default",
     ("lower_unicode", "databricks"): "default",
+    ("trim_spaces", "postgres"): "default", ("trim_spaces", "snowflake"): "default",
+    ("trim_spaces", "bigquery"): "default", ("trim_spaces", "spark"): "default",
+    ("trim_spaces", "databricks"): "default",
     ("timestamp_to_utc", "bigquery"): "default", ("timestamp_to_utc", "spark"): "default",
     ("timestamp_to_utc", "databricks"): "default",
 }

@@ -11,6 +11,7 @@ compiled dbt macros in DuckDB:
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 
 import duckdb
 import phonenumbers
@@ -167,3 +168,21 @@ def test_email_normalisation_is_idempotent_and_ignores_case_and_padding(compile_
     for value, a, b in zip(values, plain_hash, variant_hash, strict=True):
         if value.upper().lower() == value.lower():
             assert a == b, value
+
+
+# Every Unicode space separator (category Zs), and whitespace that is not one.
+SPACE_SEPARATORS = [chr(c) for c in range(0x110000) if unicodedata.category(chr(c)) == "Zs"]
+EDGES = SPACE_SEPARATORS + ["\t", "\n", "\r", "\u200b", "\ufeff", "x"]
+
+
+@PROPERTY
+@given(st.lists(st.one_of(st.none(), st.builds(
+    lambda head, body, tail: head + body + tail,
+    st.text(st.sampled_from(EDGES), max_size=3), st.text(max_size=8), st.text(st.sampled_from(EDGES), max_size=3),
+)), min_size=1, max_size=40))
+def test_trim_spaces_equals_the_engines_trim(compile_inline, texts):
+    """DuckDB's trim_spaces skips trim() for strings without an edge space: the result is trim()'s."""
+    sql = compile_inline("select case_id, {{ tiktok_outbox.trim_spaces('raw') }} as out from cases")
+    assert "case when" in sql  # the DuckDB guard, not the default trim()
+    assert run(sql, texts) == run("select case_id, trim(raw) as out from cases", texts)
+    assert len(SPACE_SEPARATORS) == 17

@@ -15,11 +15,11 @@ renamed as (
         cast(app_event_id as {{ dbt.type_string() }}) as app_event_id,
         cast(customer_id as {{ dbt.type_string() }}) as customer_id,
         cast(subscription_id as {{ dbt.type_string() }}) as subscription_id,
-        lower(trim(cast(event_name as {{ dbt.type_string() }}))) as event_name,
+        lower({{ tiktok_outbox.trim_spaces('cast(event_name as ' ~ dbt.type_string() ~ ')') }}) as event_name,
         {{ tiktok_outbox.source_timestamp_utc(column_types, 'occurred_at') }} as occurred_at,
-        lower(trim(cast(platform as {{ dbt.type_string() }}))) as platform,
-        nullif(trim(cast(ip as {{ dbt.type_string() }})), '') as ip,
-        nullif(trim(cast(user_agent as {{ dbt.type_string() }})), '') as user_agent
+        lower({{ tiktok_outbox.trim_spaces('cast(platform as ' ~ dbt.type_string() ~ ')') }}) as platform,
+        {{ tiktok_outbox.source_text('ip') }} as ip,
+        {{ tiktok_outbox.source_text('user_agent') }} as user_agent
     from source
 )
 

@@ -15,7 +15,7 @@ renamed as (
         cast(customer_id as {{ dbt.type_string() }}) as customer_id,
         cast(email as {{ dbt.type_string() }}) as email,
         cast(phone as {{ dbt.type_string() }}) as phone,
-        upper(nullif(trim(cast(country_code as {{ dbt.type_string() }})), '')) as country_code,
+        upper({{ tiktok_outbox.source_text('country_code') }}) as country_code,
         {{ tiktok_outbox.source_timestamp_utc(column_types, 'created_at') }} as created_at,
         {{ tiktok_outbox.source_timestamp_utc(column_types, 'updated_at') }} as updated_at
     from source

@@ -14,7 +14,7 @@ renamed as (
     select
         cast(customer_id as {{ dbt.type_string() }}) as customer_id,
         cast(predicted_ltv as {{ tiktok_outbox.type_double() }}) as predicted_ltv,
-        upper(nullif(trim(cast(currency as {{ dbt.type_string() }})), '')) as currency,
+        upper({{ tiktok_outbox.source_text('currency') }}) as currency,
         cast(model_version as {{ dbt.type_string() }}) as model_version,
         {{ tiktok_outbox.source_timestamp_utc(column_types, 'scored_at') }} as scored_at,
         cast(horizon_days as {{ dbt.type_int() }}) as horizon_days

@@ -15,7 +15,7 @@ renamed as (
         cast(signup_id as {{ dbt.type_string() }}) as signup_id,
         cast(customer_id as {{ dbt.type_string() }}) as customer_id,
         {{ tiktok_outbox.source_timestamp_utc(column_types, 'signed_up_at') }} as signed_up_at,
-        lower(trim(cast(plan as {{ dbt.type_string() }}))) as plan,
+        lower({{ tiktok_outbox.trim_spaces('cast(plan as ' ~ dbt.type_string() ~ ')') }}) as plan,
         {{ tiktok_outbox.source_timestamp_utc(column_types, 'activated_at') }} as activated_at,
         cast(seats as {{ dbt.type_int() }}) as seats,
         {{ tiktok_outbox.source_timestamp_utc(column_types, 'updated_at') }} as updated_at

@@ -14,11 +14,11 @@ renamed as (
     select
         cast(subscription_id as {{ dbt.type_string() }}) as subscription_id,
         cast(customer_id as {{ dbt.type_string() }}) as customer_id,
-        lower(trim(cast(plan as {{ dbt.type_string() }}))) as plan,
+        lower({{ tiktok_outbox.trim_spaces('cast(plan as ' ~ dbt.type_string() ~ ')') }}) as plan,
         {{ tiktok_outbox.source_timestamp_utc(column_types, 'trial_started_at') }} as trial_started_at,
         {{ tiktok_outbox.source_timestamp_utc(column_types, 'subscribed_at') }} as subscribed_at,
         {{ tiktok_outbox.source_timestamp_utc(column_types, 'cancelled_at') }} as cancelled_at,
-        upper(nullif(trim(cast(currency as {{ dbt.type_string() }})), '')) as currency,
+        upper({{ tiktok_outbox.source_text('currency') }}) as currency,
         cast(price as {{ dbt.type_numeric() }}) as price,
         {{ tiktok_outbox.source_timestamp_utc(column_types, 'updated_at') }} as updated_at
     from source

@@ -15,14 +15,14 @@ renamed as (
         cast(session_id as {{ dbt.type_string() }}) as session_id,
         cast(customer_id as {{ dbt.type_string() }}) as customer_id,
         {{ tiktok_outbox.source_timestamp_utc(column_types, 'started_at') }} as started_at,
-        nullif(trim(cast(ttclid as {{ dbt.type_string() }})), '') as ttclid,
-        nullif(trim(cast(ttp as {{ dbt.type_string() }})), '') as ttp,
-        nullif(trim(cast(ip as {{ dbt.type_string() }})), '') as ip,
-        nullif(trim(cast(user_agent as {{ dbt.type_string() }})), '') as user_agent,
-        nullif(trim(cast(page_url as {{ dbt.type_string() }})), '') as page_url,
+        {{ tiktok_outbox.source_text('ttclid') }} as ttclid,
+        {{ tiktok_outbox.source_text('ttp') }} as ttp,
+        {{ tiktok_outbox.source_text('ip') }} as ip,
+        {{ tiktok_outbox.source_text('user_agent') }} as user_agent,
+        {{ tiktok_outbox.source_text('page_url') }} as page_url,
         cast(order_id as {{ dbt.type_string() }}) as order_id,
         cast(signup_id as {{ dbt.type_string() }}) as signup_id,
-        nullif(trim(cast(pixel_event_id as {{ dbt.type_string() }})), '') as pixel_event_id
+        {{ tiktok_outbox.source_text('pixel_event_id') }} as pixel_event_id
     from source
 )
 
