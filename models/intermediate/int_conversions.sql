@@ -249,5 +249,4 @@ unioned as (
     select * from activations
 )
 
-select * from unioned
-where {{ tiktok_outbox.needs_evaluation('unioned.conversion_id', 'unioned.converted_at') }}
+{{ tiktok_outbox.select_needing_evaluation('unioned', 'unioned') }}

@@ -14,9 +14,8 @@
 {%- set lookback_hours = [click_window_days * 24, session_window_hours] | max -%}
 
 with conversions as (
-    select * from {{ ref('int_conversions') }} as derived
     -- new and open conversions only: a rebuild costs what is new and what is not sent yet
-    where {{ tiktok_outbox.needs_evaluation('derived.conversion_id', 'derived.converted_at') }}
+    {{ tiktok_outbox.select_needing_evaluation(ref('int_conversions'), 'derived') }}
 ),
 
 sessions as (

@@ -70,8 +70,7 @@
 {%- endif -%}
 
 with conversions as (
-    select * from {{ ref('int_conversions_attributed') }} as attributed
-    where {{ tiktok_outbox.needs_evaluation('attributed.conversion_id', 'attributed.converted_at') }}
+    {{ tiktok_outbox.select_needing_evaluation(ref('int_conversions_attributed'), 'attributed') }}
 ),
 
 sent as (

@@ -260,6 +260,7 @@ CALLS: dict[str, str] = {
     "outbox_seq": "outbox_seq()",
     "is_open_conversion": "is_open_conversion('c.conversion_id', 'c.converted_at')",
     "needs_evaluation": "needs_evaluation('c.conversion_id', 'c.converted_at')",
+    "select_needing_evaluation": "select_needing_evaluation('conversions', 'c')",
 }
 
 # The exact SQL of every dispatched macro, per adapter.
@@ -516,13 +517,13 @@ def dbt_compile(target: str, calls: list[str], work: Path) -> list[str]:
 
 @pytest.mark.parametrize("adapter", EXECUTED)
 def test_renderer_matches_dbt_compile(renderers, adapter, tmp_path):
-    # not_yet_in_this and needs_evaluation ask is_incremental(), which looks `this` up in the
+    # not_yet_in_this, needs_evaluation and select_needing_evaluation ask is_incremental(), which looks `this` up in the
     # warehouse, source_column_types asks the warehouse for a relation's columns, and the outbox
     # macros look the outbox up in it: they only compile inside a model (the incremental build,
     # staging and timeline tests run them on both engines); outbox_seq asks is_incremental() too,
     # and renders the clock of the run
-    in_model_only = ("not_yet_in_this", "needs_evaluation", "source_column_types", "outbox_relation", "is_sent",
-                     "is_open_conversion", "outbox_seq")
+    in_model_only = ("not_yet_in_this", "needs_evaluation", "select_needing_evaluation", "source_column_types",
+                     "outbox_relation", "is_sent", "is_open_conversion", "outbox_seq")
     calls = [call for name, call in CALLS.items() if name not in in_model_only]
     compiled = dbt_compile(adapter, calls, tmp_path)
     assert len(compiled) == len(calls)
