@@ -265,8 +265,9 @@ CALLS: dict[str, str] = {
 
 # The exact SQL of every dispatched macro, per adapter.
 # DuckDB's trim() removes the 17 Unicode space separators; trim_spaces calls it only when one is at an edge.
-SPACES = ", ".join(f"chr({code})" for code in (32, 160, 5760, *range(8192, 8203), 8239, 8287, 12288))
-DUCKDB_TRIM = f"(case when (e)[1] in ({SPACES}) or (e)[-1] in ({SPACES})\n        then trim(e) else (e) end)"
+SPACES = " || ".join(f"chr({code})" for code in (32, 160, 5760, *range(8192, 8203), 8239, 8287, 12288))
+DUCKDB_TRIM = (f"(case when contains({SPACES}, (e)[1]) or contains({SPACES}, (e)[-1])\n"
+               "        then trim(e) else (e) end)")
 
 EXPECTED: dict[str, dict[str, str]] = {
     "trim_spaces": {
