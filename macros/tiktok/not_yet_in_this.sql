@@ -26,8 +26,9 @@
     need evaluation (macro needs_evaluation), as two disjoint parts: the open conversions, and
     the settled ones new to this model. The same rows as `where needs_evaluation(...)`; the OR of
     two correlated subqueries there makes the planner mark every row of `relation` against both
-    this model and the outbox (15 s over 4.4M conversions on DuckDB, 10 s as two parts), while
-    each part here is a plain semi or anti join, the first one on recent rows only. -#}
+    this model and the outbox, while each part here is a plain semi or anti join, the first one
+    on recent rows only (DuckDB, 4.4M conversions, incremental: the attribution 15.2 s -> 7.1 s,
+    the candidates 15.9 s -> 11.8 s). -#}
 {% macro select_needing_evaluation(relation, alias) -%}
     {%- set conversion_id = alias ~ '.conversion_id' -%}
     {%- set converted_at = alias ~ '.converted_at' -%}
