@@ -7,8 +7,8 @@ Usage::
                                          [--seed 42] [--scale 1.0]
 
 One CSV per source table of ``models/staging/first_party/_first_party__sources.yml`` (same
-column names, same order): customers, orders, web_sessions, subscriptions, app_events, signups
-and pltv_predictions. Only the standard library is used, so this runs before anything else is
+column names, same order): customers, orders, web_sessions, subscriptions, app_events, signups,
+pltv_predictions, consents and erasure_requests. Only the standard library is used, so this runs before anything else is
 installed.
 
 The data
@@ -57,6 +57,14 @@ Deliberate flaws (a few percent each, deterministic)
   whose checkout sessions share one pixel event id, a few orders dated hours to days after
   as-of (clock skew; they have no web session);
 * signups: a few dated after as-of;
+* consents: a consent-management platform's log, one row per decision (purpose ``advertising``:
+  may conversions be shared with ad networks; ``sale_or_share``: a US state "do not sell or share"
+  opt-out). Where opt-in is the law (the EEA and the UK) about 72 % grant advertising at sign-up,
+  20 % refuse and 8 % never answer; a few change their mind later. Elsewhere about 3 % opt out of
+  advertising, and about 9 % of US customers opt out of sale or sharing. A few statuses are
+  written in capitals;
+* erasure_requests: about 0.5 % of customers ask to be forgotten (GDPR art. 17 / CCPA), some in
+  the last 28 days;
 * pltv_predictions: a few negative values, 'NaN', one or two 1e9 outliers, scores dated after
   as-of (not to be used) and scores for customer ids that are not in customers.
 
@@ -123,6 +131,8 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "pltv_predictions": (
         "customer_id", "predicted_ltv", "currency", "model_version", "scored_at", "horizon_days",
     ),
+    "consents": ("customer_id", "purpose", "status", "recorded_at"),
+    "erasure_requests": ("customer_id", "requested_at"),
 }
 
 # --------------------------------------------------------------------------------------------
@@ -1390,6 +1400,58 @@ def add_prediction_flaws(rng: random.Random, scale: float, rows: list[Row],
 
 
 # --------------------------------------------------------------------------------------------
+# Consent and erasure
+# --------------------------------------------------------------------------------------------
+
+# Where the demo's consent platform asks before sharing (EEA and UK: opt-in)
+OPT_IN_COUNTRIES = frozenset({"GB", "DE", "FR", "ES", "IT", "NL", "SE"})
+
+
+def build_consents(seed: int, customers: list[Customer]) -> list[Row]:
+    rng = rng_for(seed, "consents")
+    rows: list[Row] = []
+
+    def decide(customer: Customer, purpose: str, status: str, moment: int) -> None:
+        if rng.random() < 0.02:
+            status = status.upper()  # a platform that writes 'GRANTED'
+        rows.append({"customer_id": customer.customer_id, "purpose": purpose, "status": status,
+                     "recorded_at": At(max(moment, 0))})
+
+    for customer in customers:
+        banner = earlier(customer.created, rng.uniform(10, 5 * MINUTE))  # first visit's banner
+        change = later(customer.created, rng.random() * customer.created)
+        if customer.country in OPT_IN_COUNTRIES:
+            roll = rng.random()
+            if roll < 0.72:
+                decide(customer, "advertising", "granted", banner)
+                if rng.random() < 0.04:
+                    decide(customer, "advertising", "denied", change)
+            elif roll < 0.92:
+                decide(customer, "advertising", "denied", banner)
+                if rng.random() < 0.05:
+                    decide(customer, "advertising", "granted", change)
+        elif rng.random() < 0.03:
+            decide(customer, "advertising", "denied", change)
+        if customer.country == "US" and rng.random() < 0.09:
+            decide(customer, "sale_or_share", "denied", change)
+    rows.sort(key=lambda r: (-at(r["recorded_at"]), str(r["customer_id"]), str(r["purpose"])))
+    return rows
+
+
+def build_erasure_requests(seed: int, customers: list[Customer]) -> list[Row]:
+    rng = rng_for(seed, "erasure_requests")
+    rows: list[Row] = []
+    scale = len(customers) / BASE_COUNTS["customers"]
+    for customer in rng.sample(customers, min(len(customers), few(15, scale))):
+        recent = rng.random() < 0.4
+        since = min(customer.created, RECENT_DAYS * DAY) if recent else customer.created
+        rows.append({"customer_id": customer.customer_id,
+                     "requested_at": At(int(rng.random() * since))})
+    rows.sort(key=lambda r: (-at(r["requested_at"]), str(r["customer_id"])))
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
 # Assembly, rendering and writing
 # --------------------------------------------------------------------------------------------
 
@@ -1423,6 +1485,8 @@ def generate(as_of: datetime, seed: int = 42, scale: float = 1.0) -> DemoData:
         "signups": [s.row for s in signups],
         "pltv_predictions": build_predictions(seed, scale, customers, orders, subscriptions,
                                               signups),
+        "consents": build_consents(seed, customers),
+        "erasure_requests": build_erasure_requests(seed, customers),
     }
     tables = {name: render(name, rows, as_of) for name, rows in raw.items()}
     return DemoData(as_of, tables, phones, emails)

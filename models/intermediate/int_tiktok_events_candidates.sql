@@ -16,6 +16,13 @@
     anchors converted in the last tiktok_value_cap_window_days, those already in the outbox as they
     were sent plus those evaluated now, so an incremental build and a full refresh cap alike.
 
+    Consent and erasure (README, "Consent and erasure"; int_customer_privacy): a customer who asked
+    to be forgotten is excluded (`erased`); one who refused sharing, or, where opt-in is the rule
+    (var tiktok_consent_opt_in_countries, else var tiktok_consent_default), had not granted it by
+    the time of the conversion, is excluded (`no_consent`). Both are decided again on every build
+    until the conversion is sent, so a withdrawal reaches every conversion not in the outbox yet.
+    A "do not sell or share" opt-out sends the event with limited_data_use.
+
     Settle before send: a conversion whose own record has not arrived (the checkout or signup
     session that carries the pixel's event_id, click id and browser context; a paid
     subscription's price) waits, wait_reason set and neither ready nor excluded, until it arrives
@@ -37,6 +44,9 @@
 {%- set floor_value = var('tiktok_value_floor') | float -%}
 {%- set missing_policy = var('tiktok_missing_prediction_policy') -%}
 {%- set holdout_mode = var('tiktok_holdout_mode') -%}
+{%- set consent_default = var('tiktok_consent_default') -%}
+{%- set opt_in_countries = var('tiktok_consent_opt_in_countries') or [] -%}
+{%- set ldu_default = var('tiktok_limited_data_use_default') | as_bool -%}
 {%- set settle_minutes = var('tiktok_settle_minutes') | int -%}
 {%- set cap_window_days = var('tiktok_value_cap_window_days') | int -%}
 {%- set as_of = tiktok_outbox.tiktok_as_of() -%}
@@ -64,6 +74,12 @@
 {%- endif -%}
 {%- if missing_policy not in ['observed_value', 'exclude'] -%}
     {{ exceptions.raise_compiler_error("var tiktok_missing_prediction_policy must be 'observed_value' or 'exclude', got '" ~ missing_policy ~ "'") }}
+{%- endif -%}
+{%- if consent_default not in ['opt_in', 'opt_out'] -%}
+    {{ exceptions.raise_compiler_error("var tiktok_consent_default must be 'opt_in' or 'opt_out', got '" ~ consent_default ~ "'") }}
+{%- endif -%}
+{%- if opt_in_countries is string -%}
+    {{ exceptions.raise_compiler_error("var tiktok_consent_opt_in_countries must be a list of ISO-2 codes, got '" ~ opt_in_countries ~ "'") }}
 {%- endif -%}
 {%- if holdout_mode not in ['bau_value', 'suppress'] -%}
     {{ exceptions.raise_compiler_error("var tiktok_holdout_mode must be 'bau_value' or 'suppress', got '" ~ holdout_mode ~ "'") }}
@@ -122,6 +138,10 @@ calibration as (
     select * from {{ ref('pltv_calibration_factors') }}
 ),
 
+privacy as (
+    select * from {{ ref('int_customer_privacy') }}
+),
+
 joined as (
     select
         conversions.*,
@@ -134,6 +154,19 @@ joined as (
         identities.email_sha256,
         identities.phone_sha256,
         identities.external_id_sha256,
+        -- consent (README, "Consent and erasure"): the rule of the customer's country, else the default
+        {%- if opt_in_countries %}
+        case
+            when identities.country_code in ({% for c in opt_in_countries %}'{{ c | upper }}'{% if not loop.last %}, {% endif %}{% endfor %}) then 'opt_in'
+            else '{{ consent_default }}'
+        end as consent_rule,
+        {%- else %}
+        '{{ consent_default }}' as consent_rule,
+        {%- endif %}
+        privacy.consent_status,
+        privacy.consent_granted_since,
+        coalesce(privacy.is_erased, false) as is_erased,
+        {{ 'true' if ldu_default else 'coalesce(privacy.is_sale_or_share_opted_out, false)' }} as limited_data_use,
         scores.predicted_ltv,
         scores.predicted_ltv_currency,
         scores.model_version,
@@ -160,6 +193,8 @@ joined as (
         and conversions.business_model = mapping.business_model
     left join identities
         on conversions.customer_id = identities.customer_id
+    left join privacy
+        on conversions.customer_id = privacy.customer_id
     left join scores
         on conversions.customer_id = scores.customer_id
     left join cells
@@ -270,7 +305,8 @@ valued as (
 
 screened as (
     -- the exclusions that come before waiting (a cancelled, unmapped, undated, future or too old
-    -- conversion, or one without an event source id, does not wait), and when waiting ends
+    -- conversion, one without an event source id, or one its customer has not allowed to be
+    -- shared, does not wait), and when waiting ends
     select
         valued.*,
         {{ dbt.dateadd('minute', settle_minutes, 'converted_at') }} as settles_at,
@@ -281,6 +317,11 @@ screened as (
             when converted_at > {{ dbt.dateadd('minute', var('tiktok_future_tolerance_minutes') | int, as_of) }} then 'event_in_future'
             when converted_at < {{ sendable_since }} then 'event_too_old'
             when event_source_id is null then 'missing_event_source_id'
+            when is_erased then 'erased'
+            when consent_status = 'denied' then 'no_consent'
+            when consent_rule = 'opt_in'
+                and (consent_granted_since is null or consent_granted_since > converted_at)
+                then 'no_consent'
         end as early_exclusion
     from valued
 ),
@@ -378,6 +419,9 @@ final as (
         case when raw_value is not null then '{{ reporting_currency }}' end as currency,
         order_id,
         experiment_cell,
+        limited_data_use,
+        consent_rule,
+        consent_status,
         -- provenance only carries scores that could be used (NaN and the like are not numbers to ship)
         case when is_valid_score and predicted_ltv < {{ max_value }} then predicted_ltv end as predicted_ltv,
         predicted_ltv_currency,

@@ -53,7 +53,8 @@ final as (
         cast(conversion_id as {{ tiktok_outbox.type_varchar() }}) as conversion_id,
         cast(converted_at as {{ dbt.type_timestamp() }}) as converted_at,
         cast({{ tiktok_outbox.tiktok_as_of() }} as {{ dbt.type_timestamp() }}) as outboxed_at,
-        cast({{ tiktok_outbox.round_money('blended_value') }} as decimal(18, 2)) as uncapped_value
+        cast({{ tiktok_outbox.round_money('blended_value') }} as decimal(18, 2)) as uncapped_value,
+        cast(limited_data_use as {{ dbt.type_boolean() }}) as limited_data_use
     from new_events
 )
 

@@ -32,7 +32,7 @@ AS_OF = datetime(2026, 11, 25, 6, 0, 0)
 SEED = 42
 RECENT = AS_OF - timedelta(days=28)
 TABLES = ("customers", "orders", "web_sessions", "subscriptions", "app_events", "signups",
-          "pltv_predictions")
+          "pltv_predictions", "consents", "erasure_requests")
 
 Rows = list[dict[str, str]]
 
@@ -147,7 +147,7 @@ def test_headers_match_the_source_contract(out_dir: Path) -> None:
 @pytest.mark.parametrize(("table", "low", "high"), [
     ("customers", 3000, 3000), ("orders", 4200, 5800), ("web_sessions", 12000, 16500),
     ("subscriptions", 750, 1050), ("app_events", 2500, 3600), ("signups", 650, 950),
-    ("pltv_predictions", 3900, 5200),
+    ("pltv_predictions", 3900, 5200), ("consents", 1000, 1450), ("erasure_requests", 15, 15),
 ])
 def test_row_counts_at_scale_one(t: dict[str, Rows], table: str, low: int, high: int) -> None:
     assert low <= len(t[table]) <= high
@@ -501,3 +501,40 @@ def test_cli_output_is_plain_utf8_csv(out_dir: Path) -> None:
     assert "\r" not in text and not text.startswith("\ufeff")
     rows = list(csv.reader(io.StringIO(text)))
     assert all(len(r) == 6 for r in rows)
+
+
+# --- consent and erasure ---------------------------------------------------------------------
+
+
+def test_consents_follow_the_region_rule(gen: ModuleType, t: dict[str, Rows]) -> None:
+    """Opt-in countries: about 72 % grant advertising at sign-up and 8 % never answer; elsewhere
+    only refusals; sale-or-share opt-outs only in the US; a few statuses in capitals."""
+    first: dict[str, dict[str, str]] = {}
+    for row in t["consents"]:
+        assert row["purpose"] in ("advertising", "sale_or_share")
+        assert row["status"].lower() in ("granted", "denied")
+        ts(row["recorded_at"])
+        if row["purpose"] == "advertising":
+            first.setdefault(row["customer_id"], row)
+    assert any(r["status"].isupper() for r in t["consents"])
+    # the generator's own view of each customer's country (country_code is messy on purpose)
+    customers, _, _ = gen.build_customers(SEED, 1.0)
+    opt_in = [c for c in customers if c.country in gen.OPT_IN_COUNTRIES]
+    granted = sum(1 for c in opt_in if c.customer_id in first
+                  and first[c.customer_id]["status"].lower() == "granted")
+    unanswered = sum(1 for c in opt_in if c.customer_id not in first)
+    assert 0.66 < granted / len(opt_in) < 0.78
+    assert 0.04 < unanswered / len(opt_in) < 0.12
+    elsewhere = {c.customer_id for c in customers if c.country not in gen.OPT_IN_COUNTRIES}
+    assert all(r["status"].lower() == "denied" for r in t["consents"]
+               if r["customer_id"] in elsewhere and r["purpose"] == "advertising")
+    us = {c.customer_id for c in customers if c.country == "US"}
+    sale = {r["customer_id"] for r in t["consents"] if r["purpose"] == "sale_or_share"}
+    assert sale <= us and 0.05 < len(sale) / len(us) < 0.13
+
+
+def test_erasure_requests_include_recent_ones(t: dict[str, Rows]) -> None:
+    requested = [ts(r["requested_at"]) for r in t["erasure_requests"]]
+    assert len({r["customer_id"] for r in t["erasure_requests"]}) == len(requested)
+    assert all(moment <= AS_OF for moment in requested)
+    assert sum(1 for moment in requested if moment >= AS_OF - timedelta(days=28)) >= 3

@@ -1,0 +1,28 @@
+{#- Erasure requests, renamed and cast. Empty (with the same columns) where the advertiser has no
+    erasure_requests table. -#}
+{%- if var('tiktok_load_demo_data') | as_bool %}
+-- depends_on: {{ ref('erasure_requests') }}
+{%- endif %}
+{%- set source_relation = source('first_party', 'erasure_requests') %}
+{%- set present = tiktok_outbox.source_relation_exists(source_relation) %}
+{%- set column_types = tiktok_outbox.source_column_types(source_relation) if present else {} %}
+
+with source as (
+    {% if present %}
+    select * from {{ source_relation }}
+    {% else %}
+    select
+        cast(null as {{ dbt.type_string() }}) as customer_id,
+        cast(null as {{ dbt.type_timestamp() }}) as requested_at
+    where 1 = 0
+    {% endif %}
+),
+
+renamed as (
+    select
+        cast(customer_id as {{ dbt.type_string() }}) as customer_id,
+        {{ tiktok_outbox.source_timestamp_utc(column_types, 'requested_at') }} as requested_at
+    from source
+)
+
+select * from renamed
