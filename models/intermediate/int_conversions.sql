@@ -164,7 +164,12 @@ purchases as (
         order_pixel_event_ids.pixel_event_id as captured_event_id,
         cast(null as {{ dbt.type_string() }}) as source_ip,
         cast(null as {{ dbt.type_string() }}) as source_user_agent,
-        cast(null as {{ dbt.type_string() }}) as awaited_record
+        cast(null as {{ dbt.type_string() }}) as awaited_record,
+        cast(null as {{ dbt.type_string() }}) as device_platform,
+        cast(null as {{ dbt.type_string() }}) as att_status,
+        cast(null as {{ dbt.type_string() }}) as idfa,
+        cast(null as {{ dbt.type_string() }}) as idfv,
+        cast(null as {{ dbt.type_string() }}) as gaid
     from orders
     left join order_pixel_event_ids
         on orders.order_id = order_pixel_event_ids.order_id
@@ -192,7 +197,21 @@ app_conversions as (
         case
             when app_events.event_name = 'subscription_started' and subscriptions.subscription_id is null
                 then 'subscription'
-        end as awaited_record
+        end as awaited_record,
+        -- device ids by platform and App Tracking Transparency (README, "Match keys"): the IDFA
+        -- only where the user authorised tracking, the IDFV on every iOS event, the GAID on Android
+        app_events.platform as device_platform,
+        {{ tiktok_outbox.normalize_att_status('app_events.att_status', 'app_events.platform') }} as att_status,
+        case
+            when app_events.platform = 'ios' and {{ tiktok_outbox.normalize_att_status('app_events.att_status', 'app_events.platform') }} = 'AUTHORIZED'
+                then {{ tiktok_outbox.normalize_device_id('app_events.idfa', 'upper') }}
+        end as idfa,
+        case
+            when app_events.platform = 'ios' then {{ tiktok_outbox.normalize_device_id('app_events.idfv', 'upper') }}
+        end as idfv,
+        case
+            when app_events.platform = 'android' then {{ tiktok_outbox.normalize_device_id('app_events.gaid', 'lower') }}
+        end as gaid
     from app_events
     left join subscriptions
         on app_events.subscription_id = subscriptions.subscription_id
@@ -213,7 +232,12 @@ signup_conversions as (
         signup_pixel_event_ids.pixel_event_id as captured_event_id,
         cast(null as {{ dbt.type_string() }}) as source_ip,
         cast(null as {{ dbt.type_string() }}) as source_user_agent,
-        cast(null as {{ dbt.type_string() }}) as awaited_record
+        cast(null as {{ dbt.type_string() }}) as awaited_record,
+        cast(null as {{ dbt.type_string() }}) as device_platform,
+        cast(null as {{ dbt.type_string() }}) as att_status,
+        cast(null as {{ dbt.type_string() }}) as idfa,
+        cast(null as {{ dbt.type_string() }}) as idfv,
+        cast(null as {{ dbt.type_string() }}) as gaid
     from signups
     left join signup_pixel_event_ids
         on signups.signup_id = signup_pixel_event_ids.signup_id
@@ -234,7 +258,12 @@ activations as (
         cast(null as {{ dbt.type_string() }}) as captured_event_id,
         cast(null as {{ dbt.type_string() }}) as source_ip,
         cast(null as {{ dbt.type_string() }}) as source_user_agent,
-        cast(null as {{ dbt.type_string() }}) as awaited_record
+        cast(null as {{ dbt.type_string() }}) as awaited_record,
+        cast(null as {{ dbt.type_string() }}) as device_platform,
+        cast(null as {{ dbt.type_string() }}) as att_status,
+        cast(null as {{ dbt.type_string() }}) as idfa,
+        cast(null as {{ dbt.type_string() }}) as idfv,
+        cast(null as {{ dbt.type_string() }}) as gaid
     from signups
     where activated_at is not null
 ),

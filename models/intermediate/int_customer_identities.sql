@@ -6,7 +6,8 @@
     country_calling_codes needs `--full-refresh`.
 
     One row per customer with hashed match keys. Normalisation and hashing happen in one step so
-    that no raw or merely normalised email or phone leaves this model. -#}
+    that no raw or merely normalised email, phone, name or zip code leaves this model. City, state,
+    country and locale are sent plain, as TikTok takes them (README, "Match keys"). -#}
 {{ config(
     on_schema_change='append_new_columns',
     post_hook="{% if is_incremental() %}delete from {{ this }} where customer_id not in (select customer_id from {{ ref('stg_first_party__customers') }} where customer_id is not null){% endif %}",
@@ -16,7 +17,7 @@
 {%- set fingerprint_parts = [
     'email', 'phone', 'country_code',
     'cast(created_at as ' ~ dbt.type_string() ~ ')', 'cast(updated_at as ' ~ dbt.type_string() ~ ')',
-    default_country_sql] -%}
+    default_country_sql, 'first_name', 'last_name', 'city', 'state', 'zip_code', 'locale'] -%}
 {%- set fingerprint_input -%}
     {%- for part in fingerprint_parts -%}
     coalesce(cast(length({{ part }}) as {{ dbt.type_string() }}) || ':' || {{ part }}, '~'){% if not loop.last %} || {% endif %}
@@ -83,7 +84,13 @@ prepared as (
         {{ tiktok_outbox.normalize_email('c.email') }} as email_normalized,
         {{ tiktok_outbox.trim_whitespace('c.email') }} is not null as has_email_input,
         {{ tiktok_outbox.phone_compact('c.phone') }} as phone_compact,
-        {{ tiktok_outbox.normalize_external_id('c.customer_id') }} as external_id_normalized
+        {{ tiktok_outbox.normalize_external_id('c.customer_id') }} as external_id_normalized,
+        {{ tiktok_outbox.normalize_hashed_text('c.first_name') }} as first_name_normalized,
+        {{ tiktok_outbox.normalize_hashed_text('c.last_name') }} as last_name_normalized,
+        {{ tiktok_outbox.normalize_hashed_text('c.zip_code') }} as zip_code_normalized,
+        {{ tiktok_outbox.normalize_place('c.city') }} as city,
+        {{ tiktok_outbox.normalize_place('c.state') }} as state,
+        {{ tiktok_outbox.normalize_locale('c.locale') }} as locale
     from changed as c
 ),
 
@@ -99,7 +106,13 @@ normalized as (
         {{ tiktok_outbox.phone_e164(
             'prepared.phone_compact', 'cc.calling_code', 'cc.trunk_prefix',
             'cc.nsn_min_length', 'cc.nsn_max_length') }} as phone_normalized,
-        prepared.external_id_normalized
+        prepared.external_id_normalized,
+        prepared.first_name_normalized,
+        prepared.last_name_normalized,
+        prepared.zip_code_normalized,
+        prepared.city,
+        prepared.state,
+        prepared.locale
     from prepared
     left join calling_codes as cc
         on prepared.country_code = cc.country_code
@@ -125,7 +138,14 @@ final as (
             when has_phone_input then 'invalid'
             else 'missing'
         end as phone_status,
-        source_fingerprint
+        source_fingerprint,
+        {{ tiktok_outbox.hash_identifier('first_name_normalized') }} as first_name_sha256,
+        {{ tiktok_outbox.hash_identifier('last_name_normalized') }} as last_name_sha256,
+        {{ tiktok_outbox.hash_identifier('zip_code_normalized') }} as zip_code_sha256,
+        city,
+        state,
+        {{ tiktok_outbox.normalize_place('country_code') }} as country,
+        locale
     from normalized
 )
 

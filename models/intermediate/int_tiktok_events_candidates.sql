@@ -154,6 +154,13 @@ joined as (
         identities.email_sha256,
         identities.phone_sha256,
         identities.external_id_sha256,
+        identities.first_name_sha256,
+        identities.last_name_sha256,
+        identities.zip_code_sha256,
+        identities.city,
+        identities.state,
+        identities.country,
+        identities.locale,
         -- consent (README, "Consent and erasure"): the rule of the customer's country, else the default
         {%- if opt_in_countries %}
         case
@@ -390,7 +397,8 @@ checked as (
             when raw_value is not null and not ({{ tiktok_outbox.is_finite_number('raw_value') }} and raw_value >= 0 and raw_value < {{ max_value }}) then 'invalid_value'
             when is_value_anchor and raw_value is null and not (experiment_cell = 'holdout') then 'missing_value'
             when email_sha256 is null and phone_sha256 is null and external_id_sha256 is null
-                and ttclid is null and ttp is null and (ip is null or user_agent is null) then 'no_match_key'
+                and ttclid is null and ttp is null and (ip is null or user_agent is null)
+                and idfa is null and idfv is null and gaid is null then 'no_match_key'
         end as exclusion_reason
     from finalized
 ),
@@ -422,6 +430,19 @@ final as (
         limited_data_use,
         consent_rule,
         consent_status,
+        -- device ids (app events) and the other match keys (README, "Match keys")
+        device_platform,
+        att_status,
+        idfa,
+        idfv,
+        gaid,
+        first_name_sha256,
+        last_name_sha256,
+        zip_code_sha256,
+        city,
+        state,
+        country,
+        locale,
         -- provenance only carries scores that could be used (NaN and the like are not numbers to ship)
         case when is_valid_score and predicted_ltv < {{ max_value }} then predicted_ltv end as predicted_ltv,
         predicted_ltv_currency,

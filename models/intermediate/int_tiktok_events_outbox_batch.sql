@@ -54,7 +54,18 @@ final as (
         cast(converted_at as {{ dbt.type_timestamp() }}) as converted_at,
         cast({{ tiktok_outbox.tiktok_as_of() }} as {{ dbt.type_timestamp() }}) as outboxed_at,
         cast({{ tiktok_outbox.round_money('blended_value') }} as decimal(18, 2)) as uncapped_value,
-        cast(limited_data_use as {{ dbt.type_boolean() }}) as limited_data_use
+        cast(limited_data_use as {{ dbt.type_boolean() }}) as limited_data_use,
+        cast(att_status as {{ tiktok_outbox.type_varchar() }}) as att_status,
+        cast(idfa as {{ tiktok_outbox.type_varchar() }}) as idfa,
+        cast(idfv as {{ tiktok_outbox.type_varchar() }}) as idfv,
+        cast(gaid as {{ tiktok_outbox.type_varchar() }}) as gaid,
+        cast(first_name_sha256 as {{ tiktok_outbox.type_varchar() }}) as first_name_sha256,
+        cast(last_name_sha256 as {{ tiktok_outbox.type_varchar() }}) as last_name_sha256,
+        cast(zip_code_sha256 as {{ tiktok_outbox.type_varchar() }}) as zip_code_sha256,
+        cast(city as {{ tiktok_outbox.type_varchar() }}) as city,
+        cast(state as {{ tiktok_outbox.type_varchar() }}) as state,
+        cast(country as {{ tiktok_outbox.type_varchar() }}) as country,
+        cast(locale as {{ tiktok_outbox.type_varchar() }}) as locale
     from new_events
 )
 

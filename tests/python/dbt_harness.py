@@ -280,15 +280,26 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 def raw_identifiers(path: Path, source_schema: str = "raw_first_party") -> set[str]:
-    """Every raw email and phone of the source customers: as written, trimmed, lowercased, and in
-    E.164 (phonenumbers). Values that already were SHA-256 upstream, and fragments shorter than 5
-    characters, are not identifying and are left out."""
+    """Every raw email, phone, name and zip code of the source customers: as written, trimmed,
+    lowercased, phones in E.164 (phonenumbers), names and zip codes also as normalised before
+    hashing (no whitespace, lowercased). Values that already were SHA-256 upstream, and fragments
+    shorter than 5 characters, are not identifying and are left out."""
     import duckdb
     import phonenumbers
 
     found: set[str] = set()
     with duckdb.connect(str(path), read_only=True) as con:
         rows = con.execute(f"select email, phone, country_code from {source_schema}.customers").fetchall()
+        columns = {c for (c,) in con.execute(
+            "select column_name from information_schema.columns where table_schema = ? and table_name = 'customers'",
+            [source_schema]).fetchall()}
+        hashed_text = [c for c in ("first_name", "last_name", "zip_code") if c in columns]
+        texts = con.execute(f"select {', '.join(hashed_text)} from {source_schema}.customers").fetchall() \
+            if hashed_text else []
+    for row in texts:
+        for value in row:
+            if value and value.strip():
+                found |= {value, value.strip(), value.strip().lower(), re.sub(r"\s+", "", value).lower()}
     for email, phone, country in rows:
         for value in (email, phone):
             if value and value.strip():

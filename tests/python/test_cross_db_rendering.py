@@ -261,6 +261,12 @@ CALLS: dict[str, str] = {
     "is_open_conversion": "is_open_conversion('c.conversion_id', 'c.converted_at')",
     "needs_evaluation": "needs_evaluation('c.conversion_id', 'c.converted_at')",
     "select_needing_evaluation": "select_needing_evaluation('conversions', 'c')",
+    "normalize_device_id": "normalize_device_id('d', 'upper')",
+    "normalize_att_status": "normalize_att_status('a', 'p')",
+    "normalize_hashed_text": "normalize_hashed_text('n')",
+    "normalize_place": "normalize_place('c')",
+    "normalize_locale": "normalize_locale('l')",
+    "optional_source_text": "optional_source_text({'e': 'varchar'}, 'e')",
 }
 
 # The exact SQL of every dispatched macro, per adapter.
@@ -487,7 +493,8 @@ def test_composite_macros_are_built_from_the_adapters_primitives(renderers, adap
 
 def test_bigquery_regexes_are_raw_strings(renderers):
     """BigQuery: every pattern a raw string r'...', so \\t reaches RE2 as written."""
-    for macro in ("normalize_email", "trim_whitespace", "phone_compact", "phone_e164", "is_sha256_hex"):
+    for macro in ("normalize_email", "trim_whitespace", "phone_compact", "phone_e164", "is_sha256_hex",
+                  "normalize_device_id", "normalize_hashed_text", "normalize_place", "normalize_locale"):
         sql = renderers["bigquery"].render(CALLS[macro])
         patterns = re.findall(r"(regexp_(?:contains|replace)\([^,]+, )(r?)'", sql)
         assert patterns and all(raw == "r" for _, raw in patterns), (macro, sql)
@@ -576,6 +583,27 @@ def execution_cases(r: Renderer) -> list[tuple[str, Any]]:
     for raw in EMAILS:
         normalized = r.call("normalize_email", literal(raw))
         cases.append((r.call("hash_identifier", f"({normalized})"), expected_email_hash(raw)))
+    uuid = "6d92078a-8246-4ba4-ae5b-76104861e7dc"
+    cases += [
+        (r.call("normalize_device_id", f"' {uuid.upper()} '", "lower"), uuid),
+        (r.call("normalize_device_id", f"'{uuid}'", "upper"), uuid.upper()),
+        (r.call("normalize_device_id", "'00000000-0000-0000-0000-000000000000'", "upper"), None),
+        (r.call("normalize_device_id", "'not-a-uuid'", "upper"), None),
+        (r.call("normalize_device_id", literal(sha("x").upper()), "upper"), sha("x")),
+        (r.call("normalize_att_status", "' not determined '", "'ios'"), "NOT_DETERMINED"),
+        (r.call("normalize_att_status", "'3'", "'ios'"), "AUTHORIZED"),
+        (r.call("normalize_att_status", "'maybe'", "'ios'"), None),
+        (r.call("normalize_att_status", "'authorized'", "'android'"), "NOT_APPLICABLE"),
+        (r.call("hash_identifier", "(" + r.call("normalize_hashed_text", "' Mary\tAnn '") + ")"),
+         sha("maryann")),
+        (r.call("hash_identifier", "(" + r.call("normalize_hashed_text", literal("ZOË")) + ")"), sha("zoë")),
+        (r.call("normalize_hashed_text", "'  '"), None),
+        (r.call("normalize_place", literal("New York, N.Y.")), "newyorkny"),
+        (r.call("normalize_place", "' - '"), None),
+        (r.call("normalize_locale", "' en_US '"), "en-US"),
+        (r.call("normalize_locale", "'zh-Hant-TW'"), "zh-Hant-TW"),
+        (r.call("normalize_locale", "'english'"), None),
+    ]
     return cases
 
 

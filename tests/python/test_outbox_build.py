@@ -43,7 +43,8 @@ def test_outbox_holds_every_business_model(warehouse):
 
 
 def test_hashed_columns_are_hex_or_null(warehouse):
-    for column in ("email_sha256", "phone_sha256", "external_id_sha256"):
+    for column in ("email_sha256", "phone_sha256", "external_id_sha256", "first_name_sha256", "last_name_sha256",
+                   "zip_code_sha256"):
         values = query(warehouse, f"select {column} from {SCHEMA}.tiktok_events_outbox where {column} is not null")
         assert values, f"no {column} at all"
         assert all(HEX64.fullmatch(v) for (v,) in values), column

@@ -19,7 +19,12 @@ renamed as (
         {{ tiktok_outbox.source_timestamp_utc(column_types, 'occurred_at') }} as occurred_at,
         lower({{ tiktok_outbox.trim_spaces('cast(platform as ' ~ dbt.type_string() ~ ')') }}) as platform,
         {{ tiktok_outbox.source_text('ip') }} as ip,
-        {{ tiktok_outbox.source_text('user_agent') }} as user_agent
+        {{ tiktok_outbox.source_text('user_agent') }} as user_agent,
+        -- optional columns (README, "Match keys"): null where the table has none
+        {{ tiktok_outbox.optional_source_text(column_types, 'idfa') }} as idfa,
+        {{ tiktok_outbox.optional_source_text(column_types, 'idfv') }} as idfv,
+        {{ tiktok_outbox.optional_source_text(column_types, 'gaid') }} as gaid,
+        {{ tiktok_outbox.optional_source_text(column_types, 'att_status') }} as att_status
     from source
 )
 
