@@ -5,12 +5,13 @@
     the source (an incremental build only: where the model is a table, on Spark, it has none). An incremental build so ends equal to a full refresh. A change to seed
     country_calling_codes needs `--full-refresh`.
 
-    One row per customer with hashed match keys. Normalisation and hashing happen in one step so
+    One row per customer with hashed match keys, except the customers who asked to be erased
+    (int_customer_privacy), whose rows a build deletes. Normalisation and hashing happen in one step so
     that no raw or merely normalised email, phone, name or zip code leaves this model. City, state,
     country and locale are sent plain, as TikTok takes them (README, "Match keys"). -#}
 {{ config(
     on_schema_change='append_new_columns',
-    post_hook="{% if is_incremental() %}delete from {{ this }} where customer_id not in (select customer_id from {{ ref('stg_first_party__customers') }} where customer_id is not null){% endif %}",
+    post_hook="{% if is_incremental() %}delete from {{ this }} where customer_id not in (select customer_id from {{ ref('stg_first_party__customers') }} where customer_id is not null) or customer_id in (select customer_id from {{ ref('int_customer_privacy') }} where is_erased){% endif %}",
 ) }}
 {%- set default_country = var('tiktok_default_country_code') -%}
 {%- set default_country_sql = "'" ~ default_country ~ "'" if default_country else "cast(null as " ~ dbt.type_string() ~ ")" -%}
@@ -29,8 +30,10 @@
     and 'source_fingerprint' in (adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list) -%}
 
 with customers as (
+    -- a customer who asked to be forgotten is not hashed (README, "Consent and erasure")
     select * from {{ ref('stg_first_party__customers') }}
     where customer_id is not null
+      and customer_id not in (select customer_id from {{ ref('int_customer_privacy') }} where is_erased)
 ),
 
 calling_codes as (

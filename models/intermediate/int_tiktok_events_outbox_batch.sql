@@ -65,7 +65,9 @@ final as (
         cast(city as {{ tiktok_outbox.type_varchar() }}) as city,
         cast(state as {{ tiktok_outbox.type_varchar() }}) as state,
         cast(country as {{ tiktok_outbox.type_varchar() }}) as country,
-        cast(locale as {{ tiktok_outbox.type_varchar() }}) as locale
+        cast(locale as {{ tiktok_outbox.type_varchar() }}) as locale,
+        -- set only by `dbt run-operation tiktok_erase_customers` (README, "Consent and erasure")
+        cast(null as {{ dbt.type_boolean() }}) as is_erased
     from new_events
 )
 

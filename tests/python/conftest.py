@@ -68,6 +68,7 @@ def demo_warehouse(demo_build: Path, tmp_path_factory: pytest.TempPathFactory) -
 # data of their own build a copy of the project: `dbt_harness.copy_project`.)
 DEMO_SEED_WRITERS = frozenset({
     "test_audit_models.py", "test_messy_data.py", "test_outbox_build.py", "test_audit_report.py",
+    "test_erasure.py",
 })
 
 # Modules that run on the session's local Spark (spark_fixtures): on one worker, so one Spark

@@ -500,7 +500,7 @@ def test_cli_output_is_plain_utf8_csv(out_dir: Path) -> None:
     text = (out_dir / "customers.csv").read_bytes().decode("utf-8")
     assert "\r" not in text and not text.startswith("\ufeff")
     rows = list(csv.reader(io.StringIO(text)))
-    assert all(len(r) == 6 for r in rows)
+    assert all(len(r) == len(rows[0]) == 12 for r in rows)
 
 
 # --- consent and erasure ---------------------------------------------------------------------

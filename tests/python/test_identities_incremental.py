@@ -40,7 +40,7 @@ class Warehouse:
         self.dbt = InProcessDbt(project, path, VARS)
 
     def build(self, full_refresh: bool = False) -> None:
-        self.dbt("run", "--select", "stg_first_party__customers", "int_customer_identities",
+        self.dbt("run", "--select", "stg_first_party__customers", "+int_customer_privacy", "int_customer_identities",
                  *(["--full-refresh"] if full_refresh else []))
 
     def sql(self, statement: str, params: list | None = None) -> list[tuple]:
@@ -55,7 +55,10 @@ class Warehouse:
         return dict(self.sql(f"select customer_id, email_sha256 from {MODEL}"))
 
     def table(self) -> set[tuple]:
-        return set(self.sql(f"select * exclude (source_updated_at), source_updated_at from {MODEL}"))
+        """Every row, its columns in name order (a column an upgrade adds comes last in the table)."""
+        columns = sorted(c for (c,) in self.sql(
+            "select column_name from information_schema.columns where table_name = 'int_customer_identities'"))
+        return set(self.sql(f"select {', '.join(columns)} from {MODEL}"))
 
 
 @pytest.fixture(scope="module")

@@ -133,7 +133,11 @@ def test_incremental_build_appends_new_conversions_only(warehouse, tmp_path):
     before = snapshot(copy)
     with duckdb.connect(str(copy)) as con:
         (customer,) = con.execute(
-            f"select customer_id from {SCHEMA}.int_customer_identities where email_sha256 is not null limit 1"
+            # a customer whose conversions may be sent: no consent needed, none refused
+            f"""select customer_id from {SCHEMA}.int_customer_identities
+                where email_sha256 is not null and country_code = 'US'
+                  and customer_id not in (select customer_id from {SCHEMA}.int_customer_privacy)
+                order by customer_id limit 1"""
         ).fetchone()
         con.execute(
             f"""insert into {SOURCE_SCHEMA}.orders

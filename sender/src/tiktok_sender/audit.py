@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from tiktok_sender import audit_rollup as rollup
-from tiktok_sender.audit_rollup import HEALTH_DAYS, MATCH_KEYS, STATUSES, Row
+from tiktok_sender.audit_rollup import CHART_KEYS, HEALTH_DAYS, MATCH_KEYS, STATUSES, Row
 from tiktok_sender.errors import WarehouseError
 from tiktok_sender.profiles import WarehouseTarget
 from tiktok_sender.relations import Relation
@@ -29,6 +29,7 @@ from tiktok_sender.warehouse.base import SqlWarehouse
 
 __all__ = [
     "AUDIT_MODELS",
+    "CHART_KEYS",
     "HEALTH_DAYS",
     "MATCH_KEYS",
     "READINESS_CHECKS",

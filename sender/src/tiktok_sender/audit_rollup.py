@@ -18,14 +18,27 @@ Row = dict[str, Any]
 
 STATUSES: tuple[str, ...] = ("delivered", "rejected", "failed", "expired")
 
-# (column of tiktok_match_diagnostics, label) in the order the report shows them.
-MATCH_KEYS: tuple[tuple[str, str], ...] = (
+# (column of tiktok_match_diagnostics, label) in the order the report shows them: the keys its
+# chart draws, then every other key (tables only).
+CHART_KEYS: tuple[tuple[str, str], ...] = (
     ("share_email", "email"),
     ("share_phone", "phone"),
     ("share_external_id", "external id"),
     ("share_ttclid", "ttclid"),
     ("share_ttp", "ttp"),
     ("share_ip_user_agent", "ip + user agent"),
+)
+MATCH_KEYS: tuple[tuple[str, str], ...] = CHART_KEYS + (
+    ("share_idfa", "idfa"),
+    ("share_idfv", "idfv"),
+    ("share_gaid", "gaid"),
+    ("share_att_status", "att status"),
+    ("share_name", "name"),
+    ("share_zip_code", "zip code"),
+    ("share_city", "city"),
+    ("share_state", "state"),
+    ("share_country", "country"),
+    ("share_locale", "locale"),
 )
 
 # The days of delivery health `sender status` shows, and the window of `worst_p90_hours_7d`.
@@ -148,8 +161,10 @@ def match_shares(diagnostics: list[Row]) -> list[Row]:
             "event_source": source,
             "events": sum(int(num(r["events"])) for r in rows),
         }
-        for column in [c for c, _ in MATCH_KEYS] + ["avg_keys_per_event", "match_coverage"]:
-            row[column] = weighted(rows, column, "events")
+        for column in [c for c, _ in MATCH_KEYS] + ["avg_keys_per_event", "match_coverage",
+                                                     "avg_match_quality", "share_strong_match",
+                                                     "share_limited_data_use"]:
+            row[column] = weighted(rows, column, "events") if column in rows[0] else None
         out.append(row)
     out.sort(key=lambda r: -r["events"])
     return out

@@ -40,6 +40,11 @@ def fmt_hours(value: Any) -> str:
     return "-" if value is None else f"{float(value):,.1f} h"
 
 
+def fmt_quality(value: Any) -> str:
+    """A match-quality estimate (0-10) with one decimal."""
+    return "-" if value is None else f"{float(value):.1f}"
+
+
 def fmt_amount(value: Any, signed: bool = False) -> str:
     if value is None:
         return "-"
@@ -153,14 +158,18 @@ def _match_table(audit: AuditData) -> str:
             fmt_count(r["events"]),
             *(fmt_share(r[c]) for c, _ in MATCH_KEYS),
             fmt_share(r["match_coverage"]),
+            fmt_quality(r.get("avg_match_quality")),
+            fmt_share(r.get("share_strong_match")),
         ]
         for r in audit.match
     ]
     return text_table(
-        "match keys per event, every outboxed conversion (tiktok_match_diagnostics)",
-        ["event", "source", "events", *(label for _, label in MATCH_KEYS), "coverage"],
+        "match keys per event, every outboxed conversion (tiktok_match_diagnostics; quality: "
+        "this project's 0-10 estimate, strong: 6 or more)",
+        ["event", "source", "events", *(label for _, label in MATCH_KEYS), "coverage", "quality",
+         "strong"],
         rows,
-        right=range(2, 10),
+        right=range(2, 3 + len(MATCH_KEYS) + 3),
     )
 
 

@@ -21,6 +21,13 @@ def _words(text: str) -> frozenset[str]:
 
 
 SHA256_HEX: Final = re.compile(r"[0-9a-f]{64}")
+# App events' device ids [peer: Segment's TikTok App Events destination]: a UUID, IDFA and IDFV
+# in upper case, GAID in lower case, or a SHA-256 hex digest.
+UPPER_DEVICE_ID: Final = re.compile(r"[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}|[0-9a-f]{64}")
+LOWER_DEVICE_ID: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{64}")
+DEVICE_IDS: Final = {"idfa": UPPER_DEVICE_ID, "idfv": UPPER_DEVICE_ID, "gaid": LOWER_DEVICE_ID}
+# App Tracking Transparency status of `user.att_status` [peer, as above]
+ATT_STATUSES: Final = frozenset({"AUTHORIZED", "DENIED", "NOT_DETERMINED", "RESTRICTED", "NOT_APPLICABLE"})
 CUSTOM_EVENT_NAME: Final = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,49}")
 
 CURRENCIES: Final = _words(

@@ -7,6 +7,9 @@ batches of OUTBOX_SCHEMA whatever width or flavour of the type the warehouse hol
 type cannot be cast safely (a timestamp or a string `event_time`, a non-numeric `value`, a
 non-string id) is refused before the query runs, with one line saying what to change.
 
+OPTIONAL_COLUMNS came with later versions of the dbt project (consent, device ids, more match
+keys): an outbox without one is read with null in its place, so an older outbox still sends.
+
 An outbox row with a null key (event_source_id, event or event_id) can never match a receipt, so
 it is not pending; the sender gives it one receipt, once, recognised by `row_fingerprint`.
 """
@@ -23,8 +26,8 @@ import pyarrow as pa
 
 OUTBOX_TABLE: Final = "tiktok_events_outbox"
 
-# Outbox columns the sender reads, in the order of the pending query.
-OUTBOX_COLUMNS: tuple[str, ...] = (
+# Outbox columns every outbox has, in the order of the pending query.
+REQUIRED_COLUMNS: tuple[str, ...] = (
     "event_source",
     "event_source_id",
     "event_id",
@@ -43,6 +46,17 @@ OUTBOX_COLUMNS: tuple[str, ...] = (
     "order_id",
     "experiment_cell",
 )
+# Outbox columns a later dbt project added, read after REQUIRED_COLUMNS; null where the outbox
+# has none. New ones only ever go at the end.
+OPTIONAL_COLUMNS: tuple[str, ...] = (
+    "limited_data_use",
+    "att_status", "idfa", "idfv", "gaid",
+    "first_name_sha256", "last_name_sha256", "zip_code_sha256",
+    "city", "state", "country", "locale", "is_erased",
+)
+# Outbox columns the sender reads, in the order of the pending query.
+OUTBOX_COLUMNS: tuple[str, ...] = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
+_BOOLEAN_COLUMNS: Final = frozenset({"limited_data_use", "is_erased"})
 # The key of an outbox row (its grain), as receipts carry it.
 KEY_COLUMNS: Final = ("event_source_id", "event", "event_id")
 # The receipts column that recognises an outbox row with a null key.
@@ -51,16 +65,14 @@ FINGERPRINT_COLUMN: Final = "row_fingerprint"
 # The type each column is read as: the SQL of the cast in the pending query (the same in DuckDB
 # and PostgreSQL), and the Arrow type of OUTBOX_SCHEMA.
 CONTRACT_TYPES: Final[Mapping[str, str]] = {
-    c: "bigint" if c == "event_time" else "double precision" if c == "value" else "varchar"
+    c: "bigint" if c == "event_time" else "double precision" if c == "value"
+    else "boolean" if c in _BOOLEAN_COLUMNS else "varchar"
     for c in OUTBOX_COLUMNS
 }
+_ARROW_TYPES: Final = {"bigint": pa.int64(), "double precision": pa.float64(), "boolean": pa.bool_(),
+                       "varchar": pa.string()}
 # The Arrow schema of the pending rows every reader hands out (the outbox contract's types).
-OUTBOX_SCHEMA = pa.schema(
-    [
-        (c, pa.int64() if c == "event_time" else pa.float64() if c == "value" else pa.string())
-        for c in OUTBOX_COLUMNS
-    ]
-)
+OUTBOX_SCHEMA = pa.schema([(c, _ARROW_TYPES[CONTRACT_TYPES[c]]) for c in OUTBOX_COLUMNS])
 
 # information_schema.columns.data_type values (upper-cased, without a `(...)` suffix) that cast
 # safely to each contract type. DuckDB and Snowflake spell them in capitals, PostgreSQL in lower
@@ -77,14 +89,17 @@ NUMERIC_TYPES: Final = INTEGER_TYPES | frozenset({
 STRING_TYPES: Final = frozenset({
     "VARCHAR", "TEXT", "STRING", "CHARACTER VARYING", "CHARACTER", "CHAR", "BPCHAR", "ENUM",
 })
+BOOLEAN_TYPES: Final = frozenset({"BOOLEAN", "BOOL"})
 _ALLOWED: Final = {
     "bigint": INTEGER_TYPES, "double precision": NUMERIC_TYPES, "varchar": STRING_TYPES,
+    "boolean": BOOLEAN_TYPES,
 }
 _HINTS: Final = {
     "bigint": "it must be Unix seconds as an integer, "
               "e.g. `cast(extract(epoch from <timestamp>) as bigint)`",
     "double precision": "it must be a number, e.g. `cast(<value> as double precision)`",
     "varchar": "it must be a string, e.g. `cast(<column> as varchar)`",
+    "boolean": "it must be a boolean, e.g. `cast(<column> as boolean)`",
 }
 _BASE_TYPE = re.compile(r"\s*([A-Za-z][A-Za-z0-9 ]*?)\s*(\(.*)?$")
 
@@ -112,10 +127,12 @@ def type_problem(table: str, types: Mapping[str, str]) -> str | None:
 
 
 def row_fingerprint(values: Sequence[Any]) -> str:
-    """SHA-256 (hex) of a row's OUTBOX_COLUMNS values as read, in that order, as JSON (orjson).
+    """SHA-256 (hex) of a row's REQUIRED_COLUMNS values as read (the first values of an
+    OUTBOX_COLUMNS row), in that order, as JSON (orjson): the optional columns are left out, so a
+    row keeps its fingerprint when its outbox gains them.
 
     Computed in Python from the values of OUTBOX_SCHEMA, so it is the same on every engine."""
-    return hashlib.sha256(orjson.dumps(list(values))).hexdigest()
+    return hashlib.sha256(orjson.dumps(list(values[:len(REQUIRED_COLUMNS)]))).hexdigest()
 
 
 def unreceipted_rows(rows: Sequence[Sequence[Any]], receipted: set[str]) -> pa.Table:

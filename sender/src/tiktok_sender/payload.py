@@ -20,8 +20,10 @@ import pyarrow.compute as pc
 from tiktok_sender.batch import Events, GroupKey
 from tiktok_sender.contract import (
     ALL_STANDARD_EVENTS,
+    ATT_STATUSES,
     CURRENCIES,
     CUSTOM_EVENT_NAME,
+    DEVICE_IDS,
     EVENT_SOURCES,
     SHA256_HEX,
     STANDARD_EVENTS,
@@ -34,6 +36,9 @@ HASHED_FIELDS = (
     ("email_sha256", "email"),
     ("phone_sha256", "phone"),
     ("external_id_sha256", "external_id"),
+    ("first_name_sha256", "first_name"),
+    ("last_name_sha256", "last_name"),
+    ("zip_code_sha256", "zip_code"),
 )
 
 
@@ -67,6 +72,8 @@ class Prepared:
 EVENT_COLUMNS = (
     "event", "event_time", "event_id", "email_sha256", "phone_sha256", "external_id_sha256",
     "ttclid", "ttp", "ip", "user_agent", "page_url", "value", "currency", "order_id",
+    "limited_data_use", "att_status", "idfa", "idfv", "gaid", "first_name_sha256",
+    "last_name_sha256", "zip_code_sha256", "city", "state", "country", "locale",
 )
 
 
@@ -85,24 +92,33 @@ def build_event(
     value: float | None = None,
     currency: str | None = None,
     order_id: str | None = None,
+    limited_data_use: bool | None = None,
+    att_status: str | None = None,
+    idfa: str | None = None,
+    idfv: str | None = None,
+    gaid: str | None = None,
+    first_name: str | None = None,
+    last_name: str | None = None,
+    zip_code: str | None = None,
+    city: str | None = None,
+    state: str | None = None,
+    country: str | None = None,
+    locale: str | None = None,
 ) -> dict[str, Any]:
-    """The v1.3 event object of a valid outbox row; null and empty values are left out."""
+    """The v1.3 event object of a valid outbox row; null and empty values are left out, and
+    `limited_data_use` unless true. The user's keys come in `render.USER_FIELDS` order."""
     out: dict[str, Any] = {"event": event, "event_time": int(event_time), "event_id": str(event_id)}
-    user = {}
-    if email is not None:
-        user["email"] = email
-    if phone is not None:
-        user["phone"] = phone
-    if external_id is not None:
-        user["external_id"] = external_id
-    if ttclid:
-        user["ttclid"] = ttclid
-    if ttp:
-        user["ttp"] = ttp
-    if ip:
-        user["ip"] = ip
-    if user_agent:
-        user["user_agent"] = user_agent
+    # (key, value, kept when empty): hashed keys are validated hex digests, never empty
+    fields = (
+        ("email", email, True), ("phone", phone, True), ("external_id", external_id, True),
+        ("ttclid", ttclid, False), ("ttp", ttp, False), ("ip", ip, False),
+        ("user_agent", user_agent, False), ("idfa", idfa, False), ("idfv", idfv, False),
+        ("gaid", gaid, False), ("att_status", att_status, False), ("first_name", first_name, True),
+        ("last_name", last_name, True), ("city", city, False), ("state", state, False),
+        ("country", country, False), ("zip_code", zip_code, True), ("locale", locale, False),
+    )
+    user = {key: value for key, value, keep_empty in fields
+            if value is not None and (keep_empty or value != "")}
     if user:
         out["user"] = user
     properties: dict[str, Any] = {}
@@ -116,6 +132,8 @@ def build_event(
         out["properties"] = properties
     if page_url:
         out["page"] = {"url": page_url}
+    if limited_data_use:
+        out["limited_data_use"] = True
     return out
 
 
@@ -124,6 +142,8 @@ def invalid_reason(row: dict[str, Any]) -> str | None:
 
     This is the authoritative check; `_suspects` is only a vectorised pre-filter that flags
     every row this function might reject."""
+    if row.get("is_erased"):
+        return "its customer asked to be erased"
     source = row.get("event_source")
     if source not in EVENT_SOURCES:
         return f"event_source {source!r} is not one of web, app, offline, crm"
@@ -146,6 +166,14 @@ def invalid_reason(row: dict[str, Any]) -> str | None:
     currency = row.get("currency")
     if currency is not None and currency not in CURRENCIES:
         return f"currency {currency!r} is not supported by TikTok"
+    att_status = row.get("att_status")
+    if att_status and att_status not in ATT_STATUSES:
+        return f"att_status {att_status!r} is not one of {', '.join(sorted(ATT_STATUSES))}"
+    for column, pattern in DEVICE_IDS.items():
+        device_id = row.get(column)
+        if device_id and pattern.fullmatch(device_id) is None:
+            case = "upper" if column != "gaid" else "lower"
+            return f"{column} is not a UUID in {case} case nor a SHA-256"
     return None
 
 
@@ -153,6 +181,7 @@ _STANDARD_PAIRS = pa.array(sorted(f"{s}|{e}" for s, names in STANDARD_EVENTS.ite
 _ALL_STANDARD = pa.array(sorted(ALL_STANDARD_EVENTS))
 _SOURCES = pa.array(sorted(EVENT_SOURCES))
 _CURRENCIES = pa.array(sorted(CURRENCIES))
+_ATT_STATUSES = pa.array(sorted(ATT_STATUSES))
 
 
 def _missing(column: pa.Array) -> pa.Array:
@@ -169,6 +198,7 @@ def _suspect_mask(batch: pa.RecordBatch) -> pa.Array:
     col = batch.column
     source, event = col("event_source"), col("event")
     checks = [
+        col("is_erased"),
         pc.invert(pc.is_in(source, value_set=_SOURCES)),
         _missing(col("event_source_id")),
         _missing(col("event_id")),
@@ -187,6 +217,12 @@ def _suspect_mask(batch: pa.RecordBatch) -> pa.Array:
         pc.invert(pc.is_finite(col("value"))),
         pc.and_(pc.is_valid(col("currency")),
                 pc.invert(pc.is_in(col("currency"), value_set=_CURRENCIES))),
+        pc.and_(pc.is_valid(col("att_status")),
+                pc.invert(pc.is_in(col("att_status"), value_set=_ATT_STATUSES))),
+    ]
+    checks += [
+        pc.invert(pc.match_substring_regex(col(column), f"^(?:{pattern.pattern})$"))
+        for column, pattern in DEVICE_IDS.items()
     ]
     checks += [
         pc.invert(pc.match_substring_regex(col(column), SHA256_HEX.pattern.join("^$")))

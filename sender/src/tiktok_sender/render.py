@@ -16,7 +16,8 @@ import pyarrow.compute as pc
 
 # Free-text columns that reach the JSON. The others are checked before rendering (hex digests,
 # event names, currencies) or are numbers.
-FREE_TEXT = ("event_id", "ttclid", "ttp", "ip", "user_agent", "page_url", "order_id")
+FREE_TEXT = ("event_id", "ttclid", "ttp", "ip", "user_agent", "page_url", "order_id", "city", "state",
+             "country", "locale")
 _NEEDS_ESCAPING = r'["\\\x00-\x1f]'
 _NULL = pa.scalar(None, pa.string())
 
@@ -29,6 +30,17 @@ USER_FIELDS = (
     ("ttp", "ttp", True),
     ("ip", "ip", True),
     ("user_agent", "user_agent", True),
+    ("idfa", "idfa", True),
+    ("idfv", "idfv", True),
+    ("gaid", "gaid", True),
+    ("att_status", "att_status", True),
+    ("first_name", "first_name_sha256", False),
+    ("last_name", "last_name_sha256", False),
+    ("city", "city", True),
+    ("state", "state", True),
+    ("country", "country", True),
+    ("zip_code", "zip_code_sha256", False),
+    ("locale", "locale", True),
 )
 
 
@@ -104,6 +116,9 @@ def render_events(batch: pa.RecordBatch) -> pa.Array:
     ]
     page_url = _present(_text(batch, "page_url"), True)
     page = pc.fill_null(pc.binary_join_element_wise(',"page":{"url":"', page_url, '"}', ""), "")
+    # sent only when true (a missing flag is TikTok's default, false)
+    limited = pc.if_else(pc.fill_null(batch.column("limited_data_use"), False),
+                         ',"limited_data_use":true', "")
     members = [
         _member("event", _text(batch, "event")),
         _member("event_time", pc.cast(batch.column("event_time"), pa.string()), quoted=False),
@@ -111,5 +126,6 @@ def render_events(batch: pa.RecordBatch) -> pa.Array:
         _object("user", user),
         _object("properties", properties),
         page,
+        limited,
     ]
     return _braced(members)

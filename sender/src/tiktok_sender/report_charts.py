@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from html import escape
 
-from tiktok_sender.audit import MATCH_KEYS, STATUSES, AuditData, Row
+from tiktok_sender.audit import CHART_KEYS, STATUSES, AuditData, Row
 from tiktok_sender.audit_text import fmt_amount, fmt_hours, fmt_ratio, fmt_share, readout_verdict
 from tiktok_sender.report_svg import (
     SERIES,
@@ -120,14 +120,14 @@ def match_chart(audit: AuditData) -> str:
     chart, title = "match", "Share of events carrying each match key"
     if not audit.match:
         return empty_chart(chart, title, "The outbox is empty.")
-    series = [(label, SERIES[i]) for i, (_, label) in enumerate(MATCH_KEYS)]
+    series = [(label, SERIES[i]) for i, (_, label) in enumerate(CHART_KEYS)]
     series.append(("coverage", "#1d2430"))
     groups = [
-        (r["event"], [*(r[c] for c, _ in MATCH_KEYS), r["match_coverage"]]) for r in audit.match
+        (r["event"], [*(r[c] for c, _ in CHART_KEYS), r["match_coverage"]]) for r in audit.match
     ]
     desc = "; ".join(
         f"{r['event']}: "
-        + ", ".join(f"{label} {fmt_share(r[c])}" for c, label in MATCH_KEYS)
+        + ", ".join(f"{label} {fmt_share(r[c])}" for c, label in CHART_KEYS)
         + f", coverage {fmt_share(r['match_coverage'])}"
         for r in audit.match
     )

@@ -35,6 +35,7 @@ from tiktok_sender.report_tables import (
     calibration_table,
     drift_table,
     latency_table,
+    match_table,
     readiness_table,
     readout_table,
     readout_verdicts,
@@ -107,8 +108,11 @@ def render_report(audit: AuditData, *, warehouse: str, generated_at: datetime | 
             "match",
             "Match-key coverage",
             "Share of outboxed events carrying each key, over every conversion day "
-            "(<code>tiktok_match_diagnostics</code>); coverage = email, phone or ttclid.",
+            "(<code>tiktok_match_diagnostics</code>); coverage = email, phone or ttclid. Match "
+            "quality is this project's 0-10 estimate (README, \"Match keys\"), not TikTok's "
+            "score; a strong match scores 6 or more.",
             match_chart(audit),
+            match_table(audit),
         ),
         _section(
             "values",

@@ -11,11 +11,12 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
-from tiktok_sender.audit import READINESS_CHECKS, STATUSES, AuditData
+from tiktok_sender.audit import MATCH_KEYS, READINESS_CHECKS, STATUSES, AuditData
 from tiktok_sender.audit_text import (
     fmt_amount,
     fmt_count,
     fmt_hours,
+    fmt_quality,
     fmt_ratio,
     fmt_share,
     readout_verdict,
@@ -161,6 +162,32 @@ def latency_table(audit: AuditData) -> str:
         latency_rows,
         numeric=range(2, 8),
         name="latency",
+    )
+
+
+def match_table(audit: AuditData) -> str:
+    """Coverage of every match key and the match-quality estimate per event
+    (tiktok_match_diagnostics, weighted over the conversion days)."""
+    rows = [
+        [
+            _e(r["event"]),
+            _e(r["event_source"]),
+            fmt_count(r["events"]),
+            *(fmt_share(r[c]) for c, _ in MATCH_KEYS),
+            fmt_share(r["match_coverage"]),
+            fmt_quality(r.get("avg_match_quality")),
+            fmt_share(r.get("share_strong_match")),
+            fmt_share(r.get("share_limited_data_use")),
+        ]
+        for r in audit.match
+    ]
+    return table(
+        ["event", "source", "events", *(label for _, label in MATCH_KEYS), "coverage",
+         "match quality (0-10)", "strong match", "limited data use"],
+        rows,
+        numeric=range(2, 3 + len(MATCH_KEYS) + 4),
+        name="match",
+        empty="",
     )
 
 

@@ -32,6 +32,7 @@ PG_GENERATORS: dict[str, str] = {
     "email_sha256": _sha256("'user' || i || '@example.com'"),
     "phone_sha256": "case when i % 2 = 0 then " + _sha256("'+1415555' || lpad(i::varchar, 4, '0')") + " end",
     "external_id_sha256": _sha256("'cust-' || i"),
+    "first_name_sha256": _sha256("'first' || i"),
     "scored_at": "(now() at time zone 'UTC')::timestamp",
     "converted_at": "(to_timestamp(t) at time zone 'UTC')::timestamp",
     "outboxed_at": "(now() at time zone 'UTC')::timestamp",

@@ -72,6 +72,12 @@ GENERATORS: dict[str, str] = {
     "converted_at": "to_timestamp(t)::timestamp",
     "outboxed_at": "now()::timestamp",
     "uncapped_value": "((i % 500) + 10.5)",
+    "limited_data_use": "i % 10 = 7",
+    "att_status": "case when i % 4 = 3 then 'AUTHORIZED' end",
+    "idfa": "case when i % 4 = 3 then '6D92078A-8246-4BA4-AE5B-' || upper(lpad(to_hex(i), 12, '0')) end",
+    "first_name_sha256": "sha256('first' || i)",
+    "city": "case when i % 2 = 1 then 'newyork' end",
+    "country": "'us'",
     # one `add` is one build: its rows share an outbox_seq above every row already there, as the
     # dbt project's outbox_seq macro gives them (the clock in microseconds, or the highest + 1)
     "outbox_seq": "greatest(epoch_us(now()), (select coalesce(max(outbox_seq), 0) + 1 from {outbox}))",

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from tiktok_sender.batch import Batch, Batcher, Event, Events, body
 from tiktok_sender.emulator.validate import validate_body
-from tiktok_sender.outbox_schema import OUTBOX_COLUMNS
+from tiktok_sender.outbox_schema import OUTBOX_COLUMNS, OUTBOX_SCHEMA
 from tiktok_sender.payload import (
     EVENT_COLUMNS,
     _suspects,
@@ -24,10 +24,9 @@ from tiktok_sender.payload import (
 H = hashlib.sha256(b"x").hexdigest()
 NOW = 1_760_000_000
 
-SCHEMA = pa.schema(
-    [(c, pa.int64() if c == "event_time" else pa.float64() if c == "value" else pa.string())
-     for c in OUTBOX_COLUMNS]
-)
+SCHEMA = OUTBOX_SCHEMA
+IDFA = "6D92078A-8246-4BA4-AE5B-76104861E7DC"
+GAID = IDFA.lower()
 
 
 def row(**overrides: Any) -> dict[str, Any]:
@@ -54,6 +53,36 @@ def test_full_event_shape() -> None:
         "properties": {"value": 12.5, "currency": "EUR", "order_id": "ord-1"},
         "page": {"url": "https://x/y"},
     }
+
+
+def test_app_keys_names_places_and_limited_data_use() -> None:
+    """The keys TikTok's own destinations send besides email and phone: device ids and the ATT
+    status (app), hashed names and zip code, plain city, state, country and locale, in
+    render.USER_FIELDS order; limited_data_use only when true."""
+    r = row(event_source="app", event="Subscribe", idfa=IDFA, idfv=IDFA, att_status="AUTHORIZED",
+            first_name_sha256=H, last_name_sha256=H, zip_code_sha256=H, city="newyork", state="ny",
+            country="us", locale="en-US", limited_data_use=True)
+    event = build_event(*(r[c] for c in EVENT_COLUMNS))
+    assert list(event["user"]) == ["idfa", "idfv", "att_status", "first_name", "last_name", "city",
+                                   "state", "country", "zip_code", "locale"]
+    assert event["limited_data_use"] is True
+    assert "limited_data_use" not in build_event(*(row(limited_data_use=False)[c] for c in EVENT_COLUMNS))
+    prepared = prepare(batch_of([r]), expire_before=0)
+    (sent,) = prepared.groups[("app", "CPIXEL")]
+    assert sent.payload == orjson.dumps(event)
+    validate_body({"event_source": "app", "event_source_id": "A", "data": [event]})
+
+
+def test_bad_device_ids_and_att_status_are_rejected_locally() -> None:
+    assert invalid_reason(row(idfa=IDFA.lower())) == "idfa is not a UUID in upper case nor a SHA-256"
+    assert invalid_reason(row(gaid=IDFA)) == "gaid is not a UUID in lower case nor a SHA-256"
+    assert invalid_reason(row(gaid=GAID, idfa=H)) is None
+    assert invalid_reason(row(att_status="authorized")).startswith("att_status 'authorized' is not one of")
+    assert invalid_reason(row(first_name_sha256="Linda")) == (
+        "first_name_sha256 is not 64 lowercase hex characters (SHA-256)")
+    flagged = _suspects(batch_of([row(idfa=IDFA.lower()), row(att_status="yes"), row(idfa=IDFA),
+                                  row(first_name_sha256="linda")]))
+    assert flagged == [True, True, False, True]
 
 
 def test_nulls_and_empty_objects_are_left_out() -> None:
@@ -176,12 +205,19 @@ texts = st.one_of(st.none(), st.just(""), st.text(max_size=30))
     value=st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False),
                     st.integers(-10**6, 10**6).map(float)),
     currency=st.one_of(st.none(), st.just("USD")),
+    city=texts, state=texts, country=texts, locale=texts,
+    idfa=st.one_of(st.none(), st.just(""), st.just(IDFA)), gaid=st.one_of(st.none(), st.just(GAID)),
+    att_status=st.one_of(st.none(), st.just(""), st.sampled_from(["AUTHORIZED", "NOT_APPLICABLE"])),
+    first_name=st.one_of(st.none(), st.just(H)), limited_data_use=st.one_of(st.none(), st.booleans()),
 )
 def test_columnar_payloads_are_the_bytes_orjson_makes(**values: Any) -> None:
     r = row(event_id=values["event_id"], ttclid=values["ttclid"], ttp=values["ttp"],
             ip=values["ip"], user_agent=values["user_agent"], page_url=values["page_url"],
             order_id=values["order_id"], email_sha256=values["email"], value=values["value"],
-            currency=values["currency"])
+            currency=values["currency"], city=values["city"], state=values["state"],
+            country=values["country"], locale=values["locale"], idfa=values["idfa"],
+            gaid=values["gaid"], att_status=values["att_status"],
+            first_name_sha256=values["first_name"], limited_data_use=values["limited_data_use"])
     prepared = prepare(batch_of([r]), expire_before=0)
     (event,) = prepared.groups[("web", "CPIXEL")]
     expected = orjson.dumps(build_event(*(r[c] for c in EVENT_COLUMNS)))

@@ -16,7 +16,14 @@ from warehouse_testkit import ENGINES, TERMINAL, Engine, make_engine, read_all
 
 from tiktok_sender.emulator import EmulatorThread
 from tiktok_sender.errors import EXIT_CONFIG, WarehouseError
-from tiktok_sender.outbox_schema import OUTBOX_COLUMNS, OUTBOX_SCHEMA, castable, row_fingerprint
+from tiktok_sender.outbox_schema import (
+    OPTIONAL_COLUMNS,
+    OUTBOX_COLUMNS,
+    OUTBOX_SCHEMA,
+    REQUIRED_COLUMNS,
+    castable,
+    row_fingerprint,
+)
 from tiktok_sender.receipts import RECEIPT_COLUMNS, RECEIPT_SCHEMA, Outcome, ReceiptFactory
 from tiktok_sender.shard import Shard
 from tiktok_sender.warehouse import open_warehouse
@@ -109,6 +116,38 @@ def test_integers_of_any_width_and_any_number_are_read_as_the_contract_types(eng
     got = sorted(zip(*(table.column(c).to_pylist() for c in ("event_id", "event_time", "value")), strict=True))
     assert [(i, t) for i, t, _ in got] == [(i, t) for i, t, _ in expected]
     assert all(v == pytest.approx(float(e), rel=1e-6) for (_, _, v), (_, _, e) in zip(got, expected, strict=True))
+
+
+def test_an_outbox_from_before_the_optional_columns_is_read_with_nulls_in_their_place(engine: Engine) -> None:
+    """An outbox built by an earlier version of the dbt project has none of OPTIONAL_COLUMNS:
+    it is read all the same, those columns null, its rows keeping their fingerprints."""
+    engine.outbox.add(12)
+    full = open_warehouse(engine.target())
+    try:
+        before = read_all(full, TERMINAL, None, 5)
+    finally:
+        full.close()
+    assert before.column("limited_data_use").to_pylist().count(True) == 1  # i = 7
+    for column in OPTIONAL_COLUMNS:
+        engine.sql(f"alter table {OUTBOX} drop column {column}")
+    older = open_warehouse(engine.target())
+    try:
+        older.check_outbox()
+        after = read_all(older, TERMINAL, None, 5)
+    finally:
+        older.close()
+    assert after.schema == OUTBOX_SCHEMA
+    assert all(after.column(c).null_count == after.num_rows == 12 for c in OPTIONAL_COLUMNS)
+    assert sorted(after.select(REQUIRED_COLUMNS).to_pylist(), key=lambda r: r["event_id"]) == sorted(
+        before.select(REQUIRED_COLUMNS).to_pylist(), key=lambda r: r["event_id"])
+    rows = before.to_pylist()
+    assert row_fingerprint([rows[0][c] for c in OUTBOX_COLUMNS]) == row_fingerprint(
+        [rows[0][c] for c in REQUIRED_COLUMNS])
+
+
+def test_a_boolean_column_that_is_text_is_refused(engine: Engine) -> None:
+    retype(engine, "limited_data_use", "varchar")
+    assert "column limited_data_use is" in refused(engine)
 
 
 def test_the_pushed_int4_event_time_is_sent(engine: Engine, emulator: EmulatorThread) -> None:

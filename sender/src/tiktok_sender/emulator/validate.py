@@ -8,8 +8,8 @@ from typing import Any
 
 from tiktok_sender import contract as c
 
-HASHED_USER_KEYS = ("email", "phone", "external_id")
-PLAIN_USER_KEYS = ("ttclid", "ttp", "ip", "user_agent", "locale")
+HASHED_USER_KEYS = ("email", "phone", "external_id", "first_name", "last_name", "zip_code")
+PLAIN_USER_KEYS = ("ttclid", "ttp", "ip", "user_agent", "locale", "city", "state", "country")
 
 
 class Invalid(Exception):
@@ -77,6 +77,8 @@ def validate_event(source: str, event: Any, path: str) -> None:
     if "event_id" in event and (not isinstance(event["event_id"], str) or not event["event_id"]):
         raise _fail(f"{path}.event_id", "not a valid string")
     _validate_user(event.get("user"), f"{path}.user")
+    if "limited_data_use" in event and not isinstance(event["limited_data_use"], bool):
+        raise _fail(f"{path}.limited_data_use", "must be a boolean")
     _validate_properties(event.get("properties"), f"{path}.properties")
     page = event.get("page")
     if page is not None:
@@ -100,12 +102,18 @@ def _validate_user(user: Any, path: str) -> None:
             if not isinstance(value, str):
                 raise _fail(f"{path}.{key}", "not a valid string")
             if not c.is_sha256_hex(value):
-                if "@" in value or value.lstrip("+").replace(" ", "").isdigit():
+                if ("@" in value or value.lstrip("+").replace(" ", "").isdigit()
+                        or key in ("first_name", "last_name", "zip_code")):
                     raise _fail(f"{path}.{key}", "PII must be SHA-256 hashed", c.CODE_PII_NOT_HASHED)
                 raise _fail(f"{path}.{key}", "must be a SHA-256 hex digest")
     for key in PLAIN_USER_KEYS:
         if key in user and not isinstance(user[key], str):
             raise _fail(f"{path}.{key}", "not a valid string")
+    for key, pattern in c.DEVICE_IDS.items():
+        if key in user and (not isinstance(user[key], str) or pattern.fullmatch(user[key]) is None):
+            raise _fail(f"{path}.{key}", "not a valid device id")
+    if "att_status" in user and user["att_status"] not in c.ATT_STATUSES:
+        raise _fail(f"{path}.att_status", "not a valid ATT status")
 
 
 def _validate_properties(properties: Any, path: str) -> None:

@@ -21,7 +21,9 @@ from tiktok_sender.errors import WarehouseError
 from tiktok_sender.outbox_schema import (
     CONTRACT_TYPES,
     KEY_COLUMNS,
+    OPTIONAL_COLUMNS,
     OUTBOX_COLUMNS,
+    REQUIRED_COLUMNS,
     castable,
     type_problem,
     unreceipted_rows,
@@ -109,6 +111,7 @@ class SqlWarehouse:
     runs: str
     _outbox_checked: bool = False
     _outbox_has_seq: bool = False
+    _outbox_lacks: frozenset[str] = frozenset()  # the OPTIONAL_COLUMNS the outbox has not
 
     def _init_names(self, target: WarehouseTarget, *, database: str) -> None:
         """Resolve the outbox, receipts and runs tables (`relations.resolve_relations`), checked
@@ -192,7 +195,7 @@ class SqlWarehouse:
             raise WarehouseError(
                 f"outbox table {relation} not found in {self.location()} (run `dbt build` first)"
             )
-        missing = [c for c in OUTBOX_COLUMNS if c not in types]
+        missing = [c for c in REQUIRED_COLUMNS if c not in types]
         if missing:
             raise WarehouseError(f"outbox table {relation} lacks column(s): " + ", ".join(missing))
         problem = type_problem(str(relation), types)
@@ -203,6 +206,7 @@ class SqlWarehouse:
             raise WarehouseError(f"outbox table {relation}: column {SEQ_COLUMN} is {seq_type}; "
                                  "it must be an integer (the dbt project's outbox_seq macro)")
         self._outbox_has_seq = seq_type is not None
+        self._outbox_lacks = frozenset(c for c in OPTIONAL_COLUMNS if c not in types)
         self._outbox_checked = True
 
     def _check_outbox_once(self) -> None:
@@ -240,9 +244,13 @@ class SqlWarehouse:
     # -- pending events -----------------------------------------------------------------------
 
     def _outbox_select(self) -> str:
-        """The OUTBOX_COLUMNS of outbox rows `o`, each cast to its contract type."""
-        return ", ".join(f"cast(o.{c} as {self.dialect.column_type(CONTRACT_TYPES[c])}) as {c}"
-                         for c in OUTBOX_COLUMNS)
+        """The OUTBOX_COLUMNS of outbox rows `o`, each cast to its contract type; null for an
+        optional column the outbox lacks."""
+        self._check_outbox_once()
+        return ", ".join(
+            f"cast({'null' if c in self._outbox_lacks else 'o.' + c}"
+            f" as {self.dialect.column_type(CONTRACT_TYPES[c])}) as {c}"
+            for c in OUTBOX_COLUMNS)
 
     def outbox_has_seq(self) -> bool:
         """Whether the outbox has the outbox_seq column (dbt projects from its introduction on)."""
@@ -316,6 +324,9 @@ class SqlWarehouse:
                 params.extend([window.after_seq, window.through_seq,
                                *(keyed + bounds if join else bounds + keyed)])
         join, conditions = "", [f"o.{c} is not null" for c in KEY_COLUMNS]
+        if "is_erased" not in self._outbox_lacks:
+            # a row whose customer asked to be erased is never sent (README, "Consent and erasure")
+            conditions.append("(o.is_erased is null or not o.is_erased)")
         if query.terminal and self.column_types(self.relations.receipts) is not None:
             keys, keys_params = self._receipts_sql(query, RECEIPT_KEYS, terminal=True)
             params.extend(keys_params)
