@@ -9,6 +9,8 @@
 
     Latest-row rules (a key loaded twice): the most recently updated row, nulls last, then a
     fixed order of the row's other columns, so every warehouse picks the same row. -#}
+{#- the device columns of app events, null on the other conversions -#}
+{%- set device_columns = ['device_platform', 'att_status', 'idfa', 'idfv', 'gaid'] -%}
 
 with staged_orders as (
     select * from {{ ref('stg_first_party__orders') }}
@@ -165,11 +167,9 @@ purchases as (
         cast(null as {{ dbt.type_string() }}) as source_ip,
         cast(null as {{ dbt.type_string() }}) as source_user_agent,
         cast(null as {{ dbt.type_string() }}) as awaited_record,
-        cast(null as {{ dbt.type_string() }}) as device_platform,
-        cast(null as {{ dbt.type_string() }}) as att_status,
-        cast(null as {{ dbt.type_string() }}) as idfa,
-        cast(null as {{ dbt.type_string() }}) as idfv,
-        cast(null as {{ dbt.type_string() }}) as gaid
+        {%- for column in device_columns %}
+        cast(null as {{ dbt.type_string() }}) as {{ column }}{% if not loop.last %},{% endif %}
+        {%- endfor %}
     from orders
     left join order_pixel_event_ids
         on orders.order_id = order_pixel_event_ids.order_id
@@ -233,11 +233,9 @@ signup_conversions as (
         cast(null as {{ dbt.type_string() }}) as source_ip,
         cast(null as {{ dbt.type_string() }}) as source_user_agent,
         cast(null as {{ dbt.type_string() }}) as awaited_record,
-        cast(null as {{ dbt.type_string() }}) as device_platform,
-        cast(null as {{ dbt.type_string() }}) as att_status,
-        cast(null as {{ dbt.type_string() }}) as idfa,
-        cast(null as {{ dbt.type_string() }}) as idfv,
-        cast(null as {{ dbt.type_string() }}) as gaid
+        {%- for column in device_columns %}
+        cast(null as {{ dbt.type_string() }}) as {{ column }}{% if not loop.last %},{% endif %}
+        {%- endfor %}
     from signups
     left join signup_pixel_event_ids
         on signups.signup_id = signup_pixel_event_ids.signup_id
@@ -259,11 +257,9 @@ activations as (
         cast(null as {{ dbt.type_string() }}) as source_ip,
         cast(null as {{ dbt.type_string() }}) as source_user_agent,
         cast(null as {{ dbt.type_string() }}) as awaited_record,
-        cast(null as {{ dbt.type_string() }}) as device_platform,
-        cast(null as {{ dbt.type_string() }}) as att_status,
-        cast(null as {{ dbt.type_string() }}) as idfa,
-        cast(null as {{ dbt.type_string() }}) as idfv,
-        cast(null as {{ dbt.type_string() }}) as gaid
+        {%- for column in device_columns %}
+        cast(null as {{ dbt.type_string() }}) as {{ column }}{% if not loop.last %},{% endif %}
+        {%- endfor %}
     from signups
     where activated_at is not null
 ),

@@ -417,14 +417,9 @@ final as (
         canonical_event,
         business_model,
         customer_id,
-        case when exclusion_reason = 'erased' then null else email_sha256 end as email_sha256,
-        case when exclusion_reason = 'erased' then null else phone_sha256 end as phone_sha256,
-        case when exclusion_reason = 'erased' then null else external_id_sha256 end as external_id_sha256,
-        case when exclusion_reason = 'erased' then null else ttclid end as ttclid,
-        case when exclusion_reason = 'erased' then null else ttp end as ttp,
-        case when exclusion_reason = 'erased' then null else ip end as ip,
-        case when exclusion_reason = 'erased' then null else user_agent end as user_agent,
-        case when exclusion_reason = 'erased' then null else page_url end as page_url,
+        {%- for column in ['email_sha256', 'phone_sha256', 'external_id_sha256', 'ttclid', 'ttp', 'ip', 'user_agent', 'page_url'] %}
+        case when exclusion_reason = 'erased' then null else {{ column }} end as {{ column }},
+        {%- endfor %}
         {{ tiktok_outbox.round_money('raw_value') }} as value,
         case when raw_value is not null then '{{ reporting_currency }}' end as currency,
         order_id,
@@ -435,16 +430,9 @@ final as (
         -- device ids (app events) and the other match keys (README, "Match keys")
         device_platform,
         att_status,
-        case when exclusion_reason = 'erased' then null else idfa end as idfa,
-        case when exclusion_reason = 'erased' then null else idfv end as idfv,
-        case when exclusion_reason = 'erased' then null else gaid end as gaid,
-        case when exclusion_reason = 'erased' then null else first_name_sha256 end as first_name_sha256,
-        case when exclusion_reason = 'erased' then null else last_name_sha256 end as last_name_sha256,
-        case when exclusion_reason = 'erased' then null else zip_code_sha256 end as zip_code_sha256,
-        case when exclusion_reason = 'erased' then null else city end as city,
-        case when exclusion_reason = 'erased' then null else state end as state,
-        case when exclusion_reason = 'erased' then null else country end as country,
-        case when exclusion_reason = 'erased' then null else locale end as locale,
+        {%- for column in ['idfa', 'idfv', 'gaid', 'first_name_sha256', 'last_name_sha256', 'zip_code_sha256', 'city', 'state', 'country', 'locale'] %}
+        case when exclusion_reason = 'erased' then null else {{ column }} end as {{ column }},
+        {%- endfor %}
         -- provenance only carries scores that could be used (NaN and the like are not numbers to ship)
         case when is_valid_score and predicted_ltv < {{ max_value }} then predicted_ltv end as predicted_ltv,
         predicted_ltv_currency,
