@@ -93,7 +93,9 @@ def main() -> None:
     args = parser.parse_args()
     output = target_output(args.target)
     conf = spark_conf(output)
-    loads = [(PROJECT_ROOT / "seeds" / "reference", str(render(output["schema"], "spark")))]
+    schema = str(render(output["schema"], "spark"))
+    loads = [(PROJECT_ROOT / "seeds" / "reference", schema),
+             (PROJECT_ROOT / "sender" / "src" / "tiktok_sender" / "reference", schema)]
     if not args.no_demo:
         loads.append((args.demo, str(render(project_vars()["tiktok_source_schema"], "spark"))))
 

@@ -6,7 +6,10 @@ are silent. Everything here is data; behaviour lives elsewhere.
 
 from __future__ import annotations
 
+import csv
+import io
 import re
+from importlib.resources import files
 from typing import Final
 
 DEFAULT_API_URL: Final = "https://business-api.tiktok.com/open_api/v1.3/event/track/"
@@ -14,10 +17,6 @@ TRACK_PATH_SUFFIX: Final = "/event/track/"
 MAX_BATCH_SIZE: Final = 1000
 
 EVENT_SOURCES: Final = frozenset({"web", "app", "offline", "crm"})
-
-
-def _words(text: str) -> frozenset[str]:
-    return frozenset(text.split())
 
 
 SHA256_HEX: Final = re.compile(r"[0-9a-f]{64}")
@@ -30,39 +29,22 @@ DEVICE_IDS: Final = {"idfa": UPPER_DEVICE_ID, "idfv": UPPER_DEVICE_ID, "gaid": L
 ATT_STATUSES: Final = frozenset({"AUTHORIZED", "DENIED", "NOT_DETERMINED", "RESTRICTED", "NOT_APPLICABLE"})
 CUSTOM_EVENT_NAME: Final = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,49}")
 
-CURRENCIES: Final = _words(
-    """AED ARS AUD BDT BHD BIF BOB BRL CAD CHF CLP CNY COP CRC CZK DKK DZD EGP EUR GBP GTQ HKD HNL
-    HUF IDR ILS INR ISK JPY KES KHR KRW KWD KZT MAD MOP MXN MYR NGN NIO NOK NZD OMR PEN PHP PKR PLN
-    PYG QAR RON RUB SAR SEK SGD THB TRY TWD UAH USD VES VND ZAR"""
-)
 
-_WEB_EVENTS: Final = _words(
-    """AddPaymentInfo AddToCart AddToWishlist InitiateCheckout PlaceAnOrder CompletePayment Purchase
-    Download Search ViewContent ClickButton ApplicationApproval CompleteRegistration Contact
-    CustomizeProduct FindLocation Schedule SubmitForm Lead SubmitApplication Subscribe
-    StartTrial"""
-)
-_OFFLINE_EVENTS: Final = _words(
-    """CompletePayment Contact Subscribe SubmitForm AddPaymentInfo AddToCart AddToWishlist
-    ClickButton CompleteRegistration Download InitiateCheckout PlaceAnOrder Search
-    ViewContent"""
-)
-_APP_EVENTS: Final = _words(
-    """AchieveLevel AddPaymentInfo AddToCart AddToWishlist Checkout CompleteTutorial CreateGroup
-    CreateRole GenerateLead InAppADClick InAppADImpr InstallApp JoinGroup LaunchAPP
-    LoanApplication LoanApproval LoanDisbursal Login Purchase Rate Registration Search
-    SpendCredits StartTrial Subscribe UnlockAchievement ViewContent"""
-)
+def _reference(name: str) -> list[dict[str, str]]:
+    """The rows of reference/<name>.csv, shipped with the package and loaded by dbt as the seed of
+    the same name: TikTok's names live in one place (reference/_tiktok_names__seeds.yml)."""
+    text = files("tiktok_sender").joinpath("reference", f"{name}.csv").read_text(encoding="utf-8")
+    return list(csv.DictReader(io.StringIO(text)))
 
-# CRM event sets carry lead-funnel events; the shared doc lists no separate CRM names, so the
-# web names apply.
-STANDARD_EVENTS: Final = {
-    "web": _WEB_EVENTS,
-    "app": _APP_EVENTS,
-    "offline": _OFFLINE_EVENTS,
-    "crm": _WEB_EVENTS,
+
+CURRENCIES: Final = frozenset(r["currency_code"] for r in _reference("tiktok_currencies"))
+# Standard event names per event source (web, app, offline, crm).
+STANDARD_EVENTS: Final[dict[str, frozenset[str]]] = {
+    source: frozenset(r["event_name"] for r in _reference("tiktok_standard_events")
+                      if r["event_source"] == source)
+    for source in sorted(EVENT_SOURCES)
 }
-ALL_STANDARD_EVENTS: Final = _WEB_EVENTS | _APP_EVENTS | _OFFLINE_EVENTS
+ALL_STANDARD_EVENTS: Final = frozenset().union(*STANDARD_EVENTS.values())
 
 
 def is_valid_event_name(event_source: str, name: str) -> bool:
