@@ -44,6 +44,7 @@
 {%- set floor_value = var('tiktok_value_floor') | float -%}
 {%- set missing_policy = var('tiktok_missing_prediction_policy') -%}
 {%- set holdout_mode = var('tiktok_holdout_mode') -%}
+{%- set send_predicted_ltv = var('tiktok_send_predicted_ltv', false) | as_bool -%}
 {%- set consent_default = var('tiktok_consent_default') -%}
 {%- set opt_in_countries = var('tiktok_consent_opt_in_countries') or [] -%}
 {%- set ldu_default = var('tiktok_limited_data_use_default') | as_bool -%}
@@ -445,6 +446,17 @@ final as (
         is_value_anchor,
         -- the uncapped modeled value: the cap population of later builds
         blended_value,
+        -- properties.predicted_ltv (var tiktok_send_predicted_ltv): the calibrated score in the
+        -- reporting currency, on treatment anchors valued by pLTV only (README, "Modeled values")
+        {%- if send_predicted_ltv %}
+        case
+            when value_basis = 'pltv' and is_value_anchor and experiment_cell = 'treatment'
+                and calibrated_value < {{ max_value }}
+                then {{ tiktok_outbox.round_money('calibrated_value') }}
+        end as properties_predicted_ltv,
+        {%- else %}
+        cast(null as decimal(18, 2)) as properties_predicted_ltv,
+        {%- endif %}
         exclusion_reason,
         wait_reason,
         settles_at,

@@ -67,7 +67,8 @@ final as (
         cast(country as {{ tiktok_outbox.type_varchar() }}) as country,
         cast(locale as {{ tiktok_outbox.type_varchar() }}) as locale,
         -- set only by `dbt run-operation tiktok_erase_customers` (README, "Consent and erasure")
-        cast(null as {{ dbt.type_boolean() }}) as is_erased
+        cast(null as {{ dbt.type_boolean() }}) as is_erased,
+        cast(properties_predicted_ltv as decimal(18, 2)) as properties_predicted_ltv
     from new_events
 )
 

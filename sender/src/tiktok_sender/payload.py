@@ -74,6 +74,7 @@ EVENT_COLUMNS = (
     "ttclid", "ttp", "ip", "user_agent", "page_url", "value", "currency", "order_id",
     "limited_data_use", "att_status", "idfa", "idfv", "gaid", "first_name_sha256",
     "last_name_sha256", "zip_code_sha256", "city", "state", "country", "locale",
+    "properties_predicted_ltv",
 )
 
 
@@ -104,6 +105,7 @@ def build_event(
     state: str | None = None,
     country: str | None = None,
     locale: str | None = None,
+    predicted_ltv: float | None = None,
 ) -> dict[str, Any]:
     """The v1.3 event object of a valid outbox row; null and empty values are left out, and
     `limited_data_use` unless true. The user's keys come in `render.USER_FIELDS` order."""
@@ -128,6 +130,8 @@ def build_event(
         properties["currency"] = currency
     if order_id:
         properties["order_id"] = order_id
+    if predicted_ltv is not None:
+        properties["predicted_ltv"] = predicted_ltv
     if properties:
         out["properties"] = properties
     if page_url:
@@ -163,6 +167,9 @@ def invalid_reason(row: dict[str, Any]) -> str | None:
     value = row.get("value")
     if value is not None and not math.isfinite(value):
         return "value is not a finite number"
+    predicted = row.get("properties_predicted_ltv")
+    if predicted is not None and not (math.isfinite(predicted) and predicted >= 0):
+        return "properties_predicted_ltv is not a finite number of 0 or more"
     currency = row.get("currency")
     if currency is not None and currency not in CURRENCIES:
         return f"currency {currency!r} is not supported by TikTok"
@@ -215,6 +222,8 @@ def _suspect_mask(batch: pa.RecordBatch) -> pa.Array:
             )
         ),
         pc.invert(pc.is_finite(col("value"))),
+        pc.invert(pc.is_finite(col("properties_predicted_ltv"))),
+        pc.less(col("properties_predicted_ltv"), 0),
         pc.and_(pc.is_valid(col("currency")),
                 pc.invert(pc.is_in(col("currency"), value_set=_CURRENCIES))),
         pc.and_(pc.is_valid(col("att_status")),

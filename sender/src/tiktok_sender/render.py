@@ -56,8 +56,10 @@ def needs_orjson(batch: pa.RecordBatch) -> pa.Array:
         *(pc.fill_null(_text(batch, c), "") for c in FREE_TEXT), "", null_handling="replace"
     )
     escaping = pc.match_substring_regex(joined, _NEEDS_ESCAPING)
-    exponent = pc.fill_null(pc.match_substring(pc.cast(batch.column("value"), pa.string()), "e"),
-                            False)
+    exponent = pc.fill_null(pc.or_(
+        pc.match_substring(pc.cast(batch.column("value"), pa.string()), "e"),
+        pc.match_substring(pc.cast(batch.column("properties_predicted_ltv"), pa.string()), "e")),
+        False)
     return pc.or_(escaping, exponent)
 
 
@@ -113,6 +115,7 @@ def render_events(batch: pa.RecordBatch) -> pa.Array:
         _member("value", _number(value), quoted=False),
         _member("currency", _present(_text(batch, "currency"), True)),
         _member("order_id", _present(_text(batch, "order_id"), True)),
+        _member("predicted_ltv", _number(batch.column("properties_predicted_ltv")), quoted=False),
     ]
     page_url = _present(_text(batch, "page_url"), True)
     page = pc.fill_null(pc.binary_join_element_wise(',"page":{"url":"', page_url, '"}', ""), "")

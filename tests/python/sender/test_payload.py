@@ -61,11 +61,13 @@ def test_app_keys_names_places_and_limited_data_use() -> None:
     render.USER_FIELDS order; limited_data_use only when true."""
     r = row(event_source="app", event="Subscribe", idfa=IDFA, idfv=IDFA, att_status="AUTHORIZED",
             first_name_sha256=H, last_name_sha256=H, zip_code_sha256=H, city="newyork", state="ny",
-            country="us", locale="en-US", limited_data_use=True)
+            country="us", locale="en-US", limited_data_use=True, value=59.99, currency="USD",
+            properties_predicted_ltv=180.5)
     event = build_event(*(r[c] for c in EVENT_COLUMNS))
     assert list(event["user"]) == ["idfa", "idfv", "att_status", "first_name", "last_name", "city",
                                    "state", "country", "zip_code", "locale"]
     assert event["limited_data_use"] is True
+    assert event["properties"] == {"value": 59.99, "currency": "USD", "predicted_ltv": 180.5}
     assert "limited_data_use" not in build_event(*(row(limited_data_use=False)[c] for c in EVENT_COLUMNS))
     prepared = prepare(batch_of([r]), expire_before=0)
     (sent,) = prepared.groups[("app", "CPIXEL")]
@@ -78,6 +80,8 @@ def test_bad_device_ids_and_att_status_are_rejected_locally() -> None:
     assert invalid_reason(row(gaid=IDFA)) == "gaid is not a UUID in lower case nor a SHA-256"
     assert invalid_reason(row(gaid=GAID, idfa=H)) is None
     assert invalid_reason(row(att_status="authorized")).startswith("att_status 'authorized' is not one of")
+    assert invalid_reason(row(properties_predicted_ltv=-1.0)) == (
+        "properties_predicted_ltv is not a finite number of 0 or more")
     assert invalid_reason(row(first_name_sha256="Linda")) == (
         "first_name_sha256 is not 64 lowercase hex characters (SHA-256)")
     flagged = _suspects(batch_of([row(idfa=IDFA.lower()), row(att_status="yes"), row(idfa=IDFA),
@@ -209,6 +213,7 @@ texts = st.one_of(st.none(), st.just(""), st.text(max_size=30))
     idfa=st.one_of(st.none(), st.just(""), st.just(IDFA)), gaid=st.one_of(st.none(), st.just(GAID)),
     att_status=st.one_of(st.none(), st.just(""), st.sampled_from(["AUTHORIZED", "NOT_APPLICABLE"])),
     first_name=st.one_of(st.none(), st.just(H)), limited_data_use=st.one_of(st.none(), st.booleans()),
+    predicted_ltv=st.one_of(st.none(), st.floats(0, 1e9), st.integers(0, 10**6).map(float)),
 )
 def test_columnar_payloads_are_the_bytes_orjson_makes(**values: Any) -> None:
     r = row(event_id=values["event_id"], ttclid=values["ttclid"], ttp=values["ttp"],
@@ -217,7 +222,8 @@ def test_columnar_payloads_are_the_bytes_orjson_makes(**values: Any) -> None:
             currency=values["currency"], city=values["city"], state=values["state"],
             country=values["country"], locale=values["locale"], idfa=values["idfa"],
             gaid=values["gaid"], att_status=values["att_status"],
-            first_name_sha256=values["first_name"], limited_data_use=values["limited_data_use"])
+            first_name_sha256=values["first_name"], limited_data_use=values["limited_data_use"],
+            properties_predicted_ltv=values["predicted_ltv"])
     prepared = prepare(batch_of([r]), expire_before=0)
     (event,) = prepared.groups[("web", "CPIXEL")]
     expected = orjson.dumps(build_event(*(r[c] for c in EVENT_COLUMNS)))

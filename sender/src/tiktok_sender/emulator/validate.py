@@ -121,10 +121,11 @@ def _validate_properties(properties: Any, path: str) -> None:
         return
     if not isinstance(properties, dict):
         raise _fail(path, "must be an object")
-    if "value" in properties:
-        value = properties["value"]
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise _fail(f"{path}.value", "must be a number")
+    for key in ("value", "predicted_ltv"):
+        if key in properties:
+            value = properties[key]
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise _fail(f"{path}.{key}", "must be a number")
     if "currency" in properties and properties["currency"] not in c.CURRENCIES:
         raise _fail(f"{path}.currency", "not a supported currency")
     for key in ("order_id", "content_type", "query", "description", "shop_id"):
