@@ -8,7 +8,7 @@ Usage::
 
 One CSV per source table of ``models/staging/first_party/_first_party__sources.yml`` (same
 column names, same order): customers, orders, web_sessions, subscriptions, app_events, signups,
-pltv_predictions, consents and erasure_requests. Only the standard library is used, so this runs before anything else is
+pltv_predictions, consents, erasure_requests and order_items. Only the standard library is used, so this runs before anything else is
 installed.
 
 The data
@@ -63,6 +63,9 @@ Deliberate flaws (a few percent each, deterministic)
   20 % refuse and 8 % never answer; a few change their mind later. Elsewhere about 3 % opt out of
   advertising, and about 9 % of US customers opt out of sale or sharing. A few statuses are
   written in capitals;
+* order_items: one to four lines per order with a positive gross revenue, whose quantity x unit
+  price add up to about the gross revenue (in the order's currency); a few lines have a zero
+  quantity or no product id;
 * erasure_requests: about 0.5 % of customers ask to be forgotten (GDPR art. 17 / CCPA), some in
   the last 28 days;
 * pltv_predictions: a few negative values, 'NaN', one or two 1e9 outliers, scores dated after
@@ -135,6 +138,10 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
         "customer_id", "predicted_ltv", "currency", "model_version", "scored_at", "horizon_days",
     ),
     "consents": ("customer_id", "purpose", "status", "recorded_at"),
+    "order_items": (
+        "order_id", "line_number", "product_id", "product_name", "category", "quantity",
+        "unit_price",
+    ),
     "erasure_requests": ("customer_id", "requested_at"),
 }
 
@@ -1504,6 +1511,52 @@ def add_prediction_flaws(rng: random.Random, scale: float, rows: list[Row],
 
 
 # --------------------------------------------------------------------------------------------
+# Order lines
+# --------------------------------------------------------------------------------------------
+
+# (product id, name, category) of the demo store's catalogue
+PRODUCTS: tuple[tuple[str, str, str], ...] = (
+    ("SKU-1001", "Linen Shirt", "apparel"), ("SKU-1002", "Denim Jacket", "apparel"),
+    ("SKU-1003", "Wool Scarf", "accessories"), ("SKU-1004", "Leather Belt", "accessories"),
+    ("SKU-1005", "Running Shoes", "footwear"), ("SKU-1006", "Canvas Sneakers", "footwear"),
+    ("SKU-1007", "Cotton Tee", "apparel"), ("SKU-1008", "Rain Jacket", "apparel"),
+    ("SKU-1009", "Sunglasses", "accessories"), ("SKU-1010", "Travel Backpack", "bags"),
+    ("SKU-1011", "Tote Bag", "bags"), ("SKU-1012", "Ankle Socks (3-pack)", "apparel"),
+    ("SKU-1013", "Chino Trousers", "apparel"), ("SKU-1014", "Beanie", "accessories"),
+    ("SKU-1015", "Hiking Boots", "footwear"), ("SKU-1016", 'Gift Card "Classic"', "gift_cards"),
+)
+
+
+def build_order_items(seed: int, orders: list[Order]) -> list[Row]:
+    """The lines of every order with a positive gross revenue, on their own random stream: the
+    gross is shared between the lines, each line's share divided by its quantity."""
+    rng = rng_for(seed, "order_items")
+    rows: list[Row] = []
+    for order in sorted(orders, key=lambda o: o.order_id):
+        currency = order.customer.currency if order.customer else COUNTRY_CURRENCY[order.country]
+        total = round(float(str(order.row["gross_revenue"])) * minor_factor(currency))
+        if total <= 0:
+            continue
+        products = rng.sample(PRODUCTS, rng.choices((1, 2, 3, 4), weights=(45, 30, 15, 10))[0])
+        weights = [rng.random() + 0.2 for _ in products]
+        shares = [int(total * w / sum(weights)) for w in weights]
+        shares[-1] += total - sum(shares)
+        for number, ((product_id, name, category), share) in enumerate(zip(products, shares, strict=True), 1):
+            quantity = rng.choices((1, 2, 3), weights=(75, 18, 7))[0]
+            rows.append({
+                "order_id": order.order_id, "line_number": str(number), "product_id": product_id,
+                "product_name": name, "category": category, "quantity": str(quantity),
+                "unit_price": format_minor(max(share // quantity, 0), currency),
+            })
+    for row in rng.sample(rows, min(len(rows), 6)):  # lines a shop system gets wrong
+        if row["line_number"] == "1":
+            row["quantity"] = "0"
+        else:
+            row["product_id"] = None
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
 # Consent and erasure
 # --------------------------------------------------------------------------------------------
 
@@ -1590,6 +1643,7 @@ def generate(as_of: datetime, seed: int = 42, scale: float = 1.0) -> DemoData:
         "pltv_predictions": build_predictions(seed, scale, customers, orders, subscriptions,
                                               signups),
         "consents": build_consents(seed, customers),
+        "order_items": build_order_items(seed, orders),
         "erasure_requests": build_erasure_requests(seed, customers),
     }
     tables = {name: render(name, rows, as_of) for name, rows in raw.items()}

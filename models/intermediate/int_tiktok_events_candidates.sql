@@ -144,6 +144,34 @@ privacy as (
     select * from {{ ref('int_customer_privacy') }}
 ),
 
+order_lines as (
+    -- the lines of the orders evaluated now (README, "Product contents"), priced in the
+    -- reporting currency; a line without a product id or with no units is left out
+    select
+        lines.order_id,
+        lines.line_number,
+        lines.product_id,
+        lines.product_name,
+        lines.quantity,
+        {{ tiktok_outbox.round_money('lines.unit_price * line_fx.to_reporting') }} as price
+    from {{ ref('stg_first_party__order_items') }} as lines
+    inner join conversions as purchases
+        on purchases.canonical_event = 'purchase'
+        and purchases.order_id = lines.order_id
+    inner join fx as line_fx
+        on purchases.observed_currency = line_fx.currency_code
+    where lines.product_id is not null and lines.quantity > 0
+),
+
+order_contents as (
+    select
+        order_id,
+        {{ tiktok_outbox.contents_json('line_number', 'product_id', 'product_name', 'quantity', 'price') }} as contents,
+        sum(quantity) as num_items
+    from order_lines
+    group by order_id
+),
+
 joined as (
     select
         conversions.*,
@@ -176,6 +204,9 @@ joined as (
         privacy.consent_granted_since,
         coalesce(privacy.is_erased, false) as is_erased,
         {{ 'true' if ldu_default else 'coalesce(privacy.is_sale_or_share_opted_out, false)' }} as limited_data_use,
+        order_contents.contents,
+        case when order_contents.contents is not null then 'product' end as content_type,
+        order_contents.num_items,
         scores.predicted_ltv,
         scores.predicted_ltv_currency,
         scores.model_version,
@@ -204,6 +235,9 @@ joined as (
         on conversions.customer_id = identities.customer_id
     left join privacy
         on conversions.customer_id = privacy.customer_id
+    left join order_contents
+        on conversions.canonical_event = 'purchase'
+        and conversions.order_id = order_contents.order_id
     left join scores
         on conversions.customer_id = scores.customer_id
     left join cells
@@ -434,6 +468,9 @@ final as (
         {%- for column in ['idfa', 'idfv', 'gaid', 'first_name_sha256', 'last_name_sha256', 'zip_code_sha256', 'city', 'state', 'country', 'locale'] %}
         case when exclusion_reason = 'erased' then null else {{ column }} end as {{ column }},
         {%- endfor %}
+        contents,
+        content_type,
+        num_items,
         -- provenance only carries scores that could be used (NaN and the like are not numbers to ship)
         case when is_valid_score and predicted_ltv < {{ max_value }} then predicted_ltv end as predicted_ltv,
         predicted_ltv_currency,

@@ -68,7 +68,10 @@ final as (
         cast(locale as {{ tiktok_outbox.type_varchar() }}) as locale,
         -- set only by `dbt run-operation tiktok_erase_customers` (README, "Consent and erasure")
         cast(null as {{ dbt.type_boolean() }}) as is_erased,
-        cast(properties_predicted_ltv as decimal(18, 2)) as properties_predicted_ltv
+        cast(properties_predicted_ltv as decimal(18, 2)) as properties_predicted_ltv,
+        cast(contents as {{ tiktok_outbox.type_varchar() }}) as contents,
+        cast(content_type as {{ tiktok_outbox.type_varchar() }}) as content_type,
+        cast(num_items as {{ dbt.type_bigint() }}) as num_items
     from new_events
 )
 

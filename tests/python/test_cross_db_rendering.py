@@ -32,6 +32,7 @@ import pytest
 import yaml
 
 from dbt_harness import DEMO_ENV, PROJECT_ROOT, VENV_BIN, dbt_env
+from tiktok_sender.payload import parse_contents
 
 pytest_plugins = ["pg_fixtures"]
 
@@ -267,6 +268,7 @@ CALLS: dict[str, str] = {
     "normalize_place": "normalize_place('c')",
     "normalize_locale": "normalize_locale('l')",
     "optional_source_text": "optional_source_text({'e': 'varchar'}, 'e')",
+    "contents_json": "contents_json('n', 'i', 'm', 'q', 'p')",
 }
 
 # The exact SQL of every dispatched macro, per adapter.
@@ -276,6 +278,20 @@ DUCKDB_TRIM = (f"(case when contains({SPACES}, (e)[1]) or contains({SPACES}, (e)
                "        then trim(e) else (e) end)")
 
 EXPECTED: dict[str, dict[str, str]] = {
+    "contents_json": {
+        "duckdb": "cast(to_json(list({'content_id': i, 'content_name': m, 'quantity': q, 'price': p} order by n))"
+                  " as varchar)",
+        "postgres": "cast(json_agg(json_build_object('content_id', i, 'content_name', m, 'quantity', q, 'price', p)"
+                    " order by n) as TEXT)",
+        "snowflake": "to_json(array_agg(object_construct_keep_null('content_id', i, 'content_name', m, 'quantity',"
+                     " q, 'price', p)) within group (order by n))",
+        "bigquery": "to_json_string(array_agg(struct(i as content_id, m as content_name, q as quantity, p as price)"
+                    " order by n))",
+        "spark": "to_json(array_sort(collect_list(named_struct('line', n, 'content_id', i, 'content_name', m,"
+                 " 'quantity', q, 'price', p))))",
+        "databricks": "to_json(array_sort(collect_list(named_struct('line', n, 'content_id', i, 'content_name', m,"
+                      " 'quantity', q, 'price', p))))",
+    },
     "trim_spaces": {
         "duckdb": DUCKDB_TRIM,
         "postgres": "trim(e)",
@@ -378,6 +394,7 @@ EXPECTED: dict[str, dict[str, str]] = {
 
 # Which implementation dispatch picks: the adapter's own unless listed here.
 FALLBACKS = {
+    ("contents_json", "postgres"): "default",
     ("regexp_replace_all", "snowflake"): "default", ("regexp_replace_all", "spark"): "default",
     ("regexp_replace_all", "databricks"): "default",
     ("to_unix_seconds", "postgres"): "default",
@@ -643,6 +660,38 @@ def test_rendered_postgres_sql_runs_and_agrees_with_python(renderers, postgres_c
             assert math.isclose(cur.fetchone()[0], 90.1)
     finally:
         conn.close()
+
+
+CONTENT_LINES = [(2, "SKU-2", 'Scarf "Wool"', 1, 9.5), (1, "SKU-1", "Zoë\\Shirt", 3, 20.0), (3, "SKU-3", None, 2, 0.0)]
+
+
+def contents_rows(adapter: str) -> str:
+    return " union all ".join(
+        f"select {n} as n, '{i}' as i, {literal(m) if m is not None else 'null'} as m, {q} as q,"
+        f" cast({p} as decimal(18, 2)) as p" for n, i, m, q, p in CONTENT_LINES)
+
+
+def expected_contents() -> list[dict[str, Any]]:
+    return [{"content_id": i, **({"content_name": m} if m is not None else {}), "quantity": q, "price": p}
+            for _, i, m, q, p in sorted(CONTENT_LINES)]
+
+
+def test_rendered_contents_json_is_what_the_sender_sends_on_duckdb_and_postgres(renderers, postgres_cluster):
+    """The same lines give, through each engine's JSON functions and the sender's parser, the same
+    contents (escaping, line order, nulls and decimals included)."""
+    with duckdb.connect() as con:
+        sql = renderers["duckdb"].render(CALLS["contents_json"])
+        (text,) = con.execute(f"select {sql} from ({contents_rows('duckdb')}) as t").fetchone()
+    assert parse_contents(text) == expected_contents()
+    conn = postgres_cluster.connect()
+    try:
+        with conn.cursor() as cur:
+            sql = renderers["postgres"].render(CALLS["contents_json"])
+            cur.execute(f"select {sql} from ({contents_rows('postgres')}) as t")
+            (text,) = cur.fetchone()
+    finally:
+        conn.close()
+    assert parse_contents(text) == expected_contents()
 
 
 # --- time zones: source timestamps become UTC without zone ------------------------------------

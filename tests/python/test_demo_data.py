@@ -32,7 +32,7 @@ AS_OF = datetime(2026, 11, 25, 6, 0, 0)
 SEED = 42
 RECENT = AS_OF - timedelta(days=28)
 TABLES = ("customers", "orders", "web_sessions", "subscriptions", "app_events", "signups",
-          "pltv_predictions", "consents", "erasure_requests")
+          "pltv_predictions", "consents", "erasure_requests", "order_items")
 
 Rows = list[dict[str, str]]
 
@@ -148,6 +148,7 @@ def test_headers_match_the_source_contract(out_dir: Path) -> None:
     ("customers", 3000, 3000), ("orders", 4200, 5800), ("web_sessions", 12000, 16500),
     ("subscriptions", 750, 1050), ("app_events", 2500, 3600), ("signups", 650, 950),
     ("pltv_predictions", 3900, 5200), ("consents", 1000, 1450), ("erasure_requests", 15, 15),
+    ("order_items", 8000, 11000),
 ])
 def test_row_counts_at_scale_one(t: dict[str, Rows], table: str, low: int, high: int) -> None:
     assert low <= len(t[table]) <= high
@@ -538,3 +539,16 @@ def test_erasure_requests_include_recent_ones(t: dict[str, Rows]) -> None:
     assert len({r["customer_id"] for r in t["erasure_requests"]}) == len(requested)
     assert all(moment <= AS_OF for moment in requested)
     assert sum(1 for moment in requested if moment >= AS_OF - timedelta(days=28)) >= 3
+
+
+def test_order_lines_add_up_to_the_gross_revenue(t: dict[str, Rows]) -> None:
+    gross = {o["order_id"]: float(o["gross_revenue"]) for o in t["orders"]}
+    lines: dict[str, float] = {}
+    for line in t["order_items"]:
+        lines[line["order_id"]] = lines.get(line["order_id"], 0.0) + int(line["quantity"]) * float(line["unit_price"])
+    assert set(lines) == {k for k, v in gross.items() if v > 0}
+    # within the rounding of a unit price (and the lines whose quantity is 0 on purpose)
+    close = sum(1 for k, v in lines.items() if abs(v - gross[k]) <= 0.03 * gross[k] + 1)
+    assert close / len(lines) > 0.99
+    assert sum(1 for line in t["order_items"] if line["quantity"] == "0") >= 1
+    assert sum(1 for line in t["order_items"] if not line["product_id"]) >= 1

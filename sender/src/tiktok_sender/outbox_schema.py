@@ -53,11 +53,13 @@ OPTIONAL_COLUMNS: tuple[str, ...] = (
     "att_status", "idfa", "idfv", "gaid",
     "first_name_sha256", "last_name_sha256", "zip_code_sha256",
     "city", "state", "country", "locale", "is_erased", "properties_predicted_ltv",
+    "contents", "content_type", "num_items",
 )
 # Outbox columns the sender reads, in the order of the pending query.
 OUTBOX_COLUMNS: tuple[str, ...] = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 _BOOLEAN_COLUMNS: Final = frozenset({"limited_data_use", "is_erased"})
 _DOUBLE_COLUMNS: Final = frozenset({"value", "properties_predicted_ltv"})
+_BIGINT_COLUMNS: Final = frozenset({"event_time", "num_items"})
 # The key of an outbox row (its grain), as receipts carry it.
 KEY_COLUMNS: Final = ("event_source_id", "event", "event_id")
 # The receipts column that recognises an outbox row with a null key.
@@ -66,7 +68,7 @@ FINGERPRINT_COLUMN: Final = "row_fingerprint"
 # The type each column is read as: the SQL of the cast in the pending query (the same in DuckDB
 # and PostgreSQL), and the Arrow type of OUTBOX_SCHEMA.
 CONTRACT_TYPES: Final[Mapping[str, str]] = {
-    c: "bigint" if c == "event_time" else "double precision" if c in _DOUBLE_COLUMNS
+    c: "bigint" if c in _BIGINT_COLUMNS else "double precision" if c in _DOUBLE_COLUMNS
     else "boolean" if c in _BOOLEAN_COLUMNS else "varchar"
     for c in OUTBOX_COLUMNS
 }

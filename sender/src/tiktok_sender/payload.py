@@ -74,7 +74,7 @@ EVENT_COLUMNS = (
     "ttclid", "ttp", "ip", "user_agent", "page_url", "value", "currency", "order_id",
     "limited_data_use", "att_status", "idfa", "idfv", "gaid", "first_name_sha256",
     "last_name_sha256", "zip_code_sha256", "city", "state", "country", "locale",
-    "properties_predicted_ltv",
+    "properties_predicted_ltv", "contents", "content_type", "num_items",
 )
 
 
@@ -106,6 +106,9 @@ def build_event(
     country: str | None = None,
     locale: str | None = None,
     predicted_ltv: float | None = None,
+    contents: str | None = None,
+    content_type: str | None = None,
+    num_items: int | None = None,
 ) -> dict[str, Any]:
     """The v1.3 event object of a valid outbox row; null and empty values are left out, and
     `limited_data_use` unless true. The user's keys come in `render.USER_FIELDS` order."""
@@ -132,12 +135,59 @@ def build_event(
         properties["order_id"] = order_id
     if predicted_ltv is not None:
         properties["predicted_ltv"] = predicted_ltv
+    if content_type:
+        properties["content_type"] = content_type
+    if contents is not None:
+        properties["contents"] = parse_contents(contents)
+    if num_items is not None:
+        properties["num_items"] = int(num_items)
     if properties:
         out["properties"] = properties
     if page_url:
         out["page"] = {"url": page_url}
     if limited_data_use:
         out["limited_data_use"] = True
+    return out
+
+
+CONTENT_TYPES = frozenset({"product", "product_group"})
+
+
+class ContentsError(ValueError):
+    """An outbox `contents` value that is not the JSON array of lines TikTok takes."""
+
+
+def parse_contents(text: str) -> list[dict[str, Any]]:
+    """The outbox's `contents` (a JSON array of the order's lines) as sent: each line's
+    content_id, content_name (when set), quantity and price, in that order; other keys (Spark's
+    line position) are dropped. ContentsError naming the problem when it is not such an array."""
+    try:
+        lines = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise ContentsError("contents is not JSON") from exc
+    if not isinstance(lines, list) or not lines:
+        raise ContentsError("contents is not a non-empty JSON array")
+    out = []
+    for number, line in enumerate(lines, 1):
+        if not isinstance(line, dict):
+            raise ContentsError(f"contents line {number} is not an object")
+        content_id, name = line.get("content_id"), line.get("content_name")
+        quantity, price = line.get("quantity"), line.get("price")
+        if not isinstance(content_id, str) or not content_id:
+            raise ContentsError(f"contents line {number}: content_id is not a non-empty string")
+        if name is not None and not isinstance(name, str):
+            raise ContentsError(f"contents line {number}: content_name is not a string")
+        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
+            raise ContentsError(f"contents line {number}: quantity is not a whole number above 0")
+        if (isinstance(price, bool) or not isinstance(price, int | float) or not math.isfinite(price)
+                or price < 0):
+            raise ContentsError(f"contents line {number}: price is not a number of 0 or more")
+        item: dict[str, Any] = {"content_id": content_id}
+        if name is not None:
+            item["content_name"] = name
+        item["quantity"] = quantity
+        item["price"] = float(price)
+        out.append(item)
     return out
 
 
@@ -167,6 +217,17 @@ def invalid_reason(row: dict[str, Any]) -> str | None:
     value = row.get("value")
     if value is not None and not math.isfinite(value):
         return "value is not a finite number"
+    contents, content_type = row.get("contents"), row.get("content_type")
+    if contents is not None:
+        try:
+            parse_contents(contents)
+        except ContentsError as exc:
+            return str(exc)
+    if content_type and content_type not in CONTENT_TYPES:
+        return f"content_type {content_type!r} is not product or product_group"
+    num_items = row.get("num_items")
+    if num_items is not None and num_items < 0:
+        return "num_items is negative"
     predicted = row.get("properties_predicted_ltv")
     if predicted is not None and not (math.isfinite(predicted) and predicted >= 0):
         return "properties_predicted_ltv is not a finite number of 0 or more"
@@ -206,6 +267,10 @@ def _suspect_mask(batch: pa.RecordBatch) -> pa.Array:
     source, event = col("event_source"), col("event")
     checks = [
         col("is_erased"),
+        # contents are parsed and checked row by row (rare: ecommerce events with order lines)
+        pc.is_valid(col("contents")),
+        pc.is_valid(col("content_type")),
+        pc.is_valid(col("num_items")),
         pc.invert(pc.is_in(source, value_set=_SOURCES)),
         _missing(col("event_source_id")),
         _missing(col("event_id")),

@@ -89,6 +89,34 @@ def test_bad_device_ids_and_att_status_are_rejected_locally() -> None:
     assert flagged == [True, True, False, True]
 
 
+def test_contents_are_parsed_checked_and_sent_with_their_four_keys() -> None:
+    """The outbox holds contents as JSON text (any engine's spelling, Spark's line position
+    included); what is sent is each line's content_id, content_name, quantity and price."""
+    text = ('[{"line":1,"price":57.63,"quantity":2,"content_name":"Denim \\"Jacket\\"",'
+            '"content_id":"SKU-1002"},{"content_id":"SKU-7","quantity":1,"price":5}]')
+    r = row(value=120.26, currency="USD", contents=text, content_type="product", num_items=3)
+    prepared = prepare(batch_of([r]), expire_before=0)
+    (sent,) = prepared.groups[("web", "CPIXEL")]
+    event = orjson.loads(sent.payload)
+    assert event["properties"] == {
+        "value": 120.26, "currency": "USD", "content_type": "product",
+        "contents": [{"content_id": "SKU-1002", "content_name": 'Denim "Jacket"', "quantity": 2,
+                      "price": 57.63},
+                     {"content_id": "SKU-7", "quantity": 1, "price": 5.0}],
+        "num_items": 3}
+    validate_body({"event_source": "web", "event_source_id": "P", "data": [event]})
+    for bad, reason in [
+        ("[]", "contents is not a non-empty JSON array"),
+        ("{", "contents is not JSON"),
+        ('[{"content_id":"A","quantity":0,"price":1}]', "contents line 1: quantity is not a whole number above 0"),
+        ('[{"content_id":"A","quantity":1,"price":-1}]', "contents line 1: price is not a number of 0 or more"),
+        ('[{"quantity":1,"price":1}]', "contents line 1: content_id is not a non-empty string"),
+    ]:
+        assert invalid_reason(row(contents=bad)) == reason
+        assert len(prepare(batch_of([row(contents=bad)]), expire_before=0).invalid) == 1
+    assert invalid_reason(row(content_type="sku")) == "content_type 'sku' is not product or product_group"
+
+
 def test_nulls_and_empty_objects_are_left_out() -> None:
     assert build_event("Lead", NOW, "e1") == {"event": "Lead", "event_time": NOW, "event_id": "e1"}
     assert build_event("Lead", NOW, "e1", ttclid="", page_url="") == {

@@ -126,6 +126,22 @@ def _validate_properties(properties: Any, path: str) -> None:
             value = properties[key]
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
                 raise _fail(f"{path}.{key}", "must be a number")
+    contents = properties.get("contents")
+    if contents is not None:
+        if not isinstance(contents, list):
+            raise _fail(f"{path}.contents", "must be an array")
+        for index, item in enumerate(contents):
+            if not isinstance(item, dict) or not isinstance(item.get("content_id"), str):
+                raise _fail(f"{path}.contents.{index}.content_id", "not a valid string")
+            if "quantity" in item and not _is_int(item["quantity"]):
+                raise _fail(f"{path}.contents.{index}.quantity", "must be an integer")
+            price = item.get("price")
+            if price is not None and (isinstance(price, bool) or not isinstance(price, int | float)):
+                raise _fail(f"{path}.contents.{index}.price", "must be a number")
+    if "content_type" in properties and properties["content_type"] not in ("product", "product_group"):
+        raise _fail(f"{path}.content_type", "must be product or product_group")
+    if "num_items" in properties and not _is_int(properties["num_items"]):
+        raise _fail(f"{path}.num_items", "must be an integer")
     if "currency" in properties and properties["currency"] not in c.CURRENCIES:
         raise _fail(f"{path}.currency", "not a supported currency")
     for key in ("order_id", "content_type", "query", "description", "shop_id"):

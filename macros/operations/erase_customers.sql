@@ -1,4 +1,5 @@
-{#- Honour erasure requests in what was already built:
+{#- A run-operation (macros/operations: commands, not SQL expressions; tests/python/test_erasure.py
+    runs it). Honour erasure requests in what was already built:
 
         dbt run-operation tiktok_erase_customers [--args '{dry_run: true}']
 
