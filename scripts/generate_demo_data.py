@@ -8,7 +8,7 @@ Usage::
 
 One CSV per source table of ``models/staging/first_party/_first_party__sources.yml`` (same
 column names, same order): customers, orders, web_sessions, subscriptions, app_events, signups,
-pltv_predictions, consents, erasure_requests and order_items. Only the standard library is used, so this runs before anything else is
+pltv_predictions, consents, erasure_requests, order_items and event_sources. Only the standard library is used, so this runs before anything else is
 installed.
 
 The data
@@ -66,6 +66,8 @@ Deliberate flaws (a few percent each, deterministic)
 * order_items: one to four lines per order with a positive gross revenue, whose quantity x unit
   price add up to about the gross revenue (in the order's currency); a few lines have a zero
   quantity or no product id;
+* event_sources: where events go besides the default ids of the environment: the Android app
+  has an app id of its own, and the Canadian store a pixel of its own;
 * erasure_requests: about 0.5 % of customers ask to be forgotten (GDPR art. 17 / CCPA), some in
   the last 28 days;
 * pltv_predictions: a few negative values, 'NaN', one or two 1e9 outliers, scores dated after
@@ -143,6 +145,7 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
         "unit_price",
     ),
     "erasure_requests": ("customer_id", "requested_at"),
+    "event_sources": ("event_source", "platform", "country_code", "event_source_id"),
 }
 
 # --------------------------------------------------------------------------------------------
@@ -1644,6 +1647,12 @@ def generate(as_of: datetime, seed: int = 42, scale: float = 1.0) -> DemoData:
                                               signups),
         "consents": build_consents(seed, customers),
         "order_items": build_order_items(seed, orders),
+        "event_sources": [
+            {"event_source": "app", "platform": "android", "country_code": "*",
+             "event_source_id": "7000000000000000002"},
+            {"event_source": "web", "platform": "*", "country_code": "CA",
+             "event_source_id": "CDEMOPIXELCA000000002"},
+        ],
         "erasure_requests": build_erasure_requests(seed, customers),
     }
     tables = {name: render(name, rows, as_of) for name, rows in raw.items()}

@@ -179,7 +179,7 @@ joined as (
         mapping.event_source,
         coalesce(mapping.is_value_anchor, false) as is_value_anchor,
         mapping.canonical_event is not null as is_mapped,
-        {{ tiktok_outbox.tiktok_event_source_id('mapping.event_source') }} as event_source_id,
+        {{ tiktok_outbox.tiktok_event_source_id('mapping.event_source') }} as default_event_source_id,
         identities.country_code,
         identities.email_sha256,
         identities.phone_sha256,
@@ -248,6 +248,48 @@ joined as (
         on scores.predicted_ltv_currency = score_fx.currency_code
 ),
 
+routes as (
+    -- the most specific event_sources row of each (source, platform, country) evaluated, ranked
+    -- once per combination like the calibration factors below (README, "Event sources")
+    select event_source_key, platform_key, country_code_key, event_source_id
+    from (
+        select
+            keys.*,
+            sources.event_source_id,
+            row_number() over (
+                partition by keys.event_source_key, keys.platform_key, keys.country_code_key
+                order by
+                    case when sources.platform = '*' then 0 else 2 end
+                    + case when sources.country_code = '*' then 0 else 1 end desc,
+                    sources.event_source_id
+            ) as row_rank
+        from (
+            select distinct
+                coalesce(event_source, '*') as event_source_key,
+                coalesce(device_platform, '*') as platform_key,
+                coalesce(country_code, '*') as country_code_key
+            from joined
+        ) as keys
+        inner join {{ ref('stg_first_party__event_sources') }} as sources
+            on sources.event_source = keys.event_source_key
+            and sources.platform in (keys.platform_key, '*')
+            and sources.country_code in (keys.country_code_key, '*')
+        where sources.event_source_id is not null
+    ) as ranked
+    where row_rank = 1
+),
+
+routed as (
+    select
+        joined.*,
+        coalesce(routes.event_source_id, joined.default_event_source_id) as event_source_id
+    from joined
+    left join routes
+        on coalesce(joined.event_source, '*') = routes.event_source_key
+        and coalesce(joined.device_platform, '*') = routes.platform_key
+        and coalesce(joined.country_code, '*') = routes.country_code_key
+),
+
 cohort_factors as (
     -- the most specific calibration row of each cohort wins. Ranked once per cohort (model
     -- version x business model x country, a few hundred), not once per conversion; a missing key
@@ -270,7 +312,7 @@ cohort_factors as (
                 coalesce(model_version, '*') as model_version_key,
                 coalesce(business_model, '*') as business_model_key,
                 coalesce(country_code, '*') as country_code_key
-            from joined
+            from routed
         ) as cohorts
         inner join calibration
             on calibration.model_version in (cohorts.model_version_key, '*')
@@ -282,17 +324,17 @@ cohort_factors as (
 
 calibrated as (
     select
-        joined.*,
+        routed.*,
         coalesce(factor.calibration_factor, 1.0) as calibration_factor,
-        joined.observed_value * joined.observed_fx_rate as observed_value_reporting,
-        case when joined.is_valid_score then
-            joined.predicted_ltv * joined.score_fx_rate * coalesce(factor.calibration_factor, 1.0)
+        routed.observed_value * routed.observed_fx_rate as observed_value_reporting,
+        case when routed.is_valid_score then
+            routed.predicted_ltv * routed.score_fx_rate * coalesce(factor.calibration_factor, 1.0)
         end as calibrated_value
-    from joined
+    from routed
     left join cohort_factors as factor
-        on coalesce(joined.model_version, '*') = factor.model_version_key
-        and coalesce(joined.business_model, '*') = factor.business_model_key
-        and coalesce(joined.country_code, '*') = factor.country_code_key
+        on coalesce(routed.model_version, '*') = factor.model_version_key
+        and coalesce(routed.business_model, '*') = factor.business_model_key
+        and coalesce(routed.country_code, '*') = factor.country_code_key
 ),
 
 blended as (

@@ -32,7 +32,7 @@ AS_OF = datetime(2026, 11, 25, 6, 0, 0)
 SEED = 42
 RECENT = AS_OF - timedelta(days=28)
 TABLES = ("customers", "orders", "web_sessions", "subscriptions", "app_events", "signups",
-          "pltv_predictions", "consents", "erasure_requests", "order_items")
+          "pltv_predictions", "consents", "erasure_requests", "order_items", "event_sources")
 
 Rows = list[dict[str, str]]
 
@@ -148,7 +148,7 @@ def test_headers_match_the_source_contract(out_dir: Path) -> None:
     ("customers", 3000, 3000), ("orders", 4200, 5800), ("web_sessions", 12000, 16500),
     ("subscriptions", 750, 1050), ("app_events", 2500, 3600), ("signups", 650, 950),
     ("pltv_predictions", 3900, 5200), ("consents", 1000, 1450), ("erasure_requests", 15, 15),
-    ("order_items", 8000, 11000),
+    ("order_items", 8000, 11000), ("event_sources", 2, 2),
 ])
 def test_row_counts_at_scale_one(t: dict[str, Rows], table: str, low: int, high: int) -> None:
     assert low <= len(t[table]) <= high

@@ -1,0 +1,31 @@
+{#- Event-source routing rows, renamed and cast, keys trimmed and lowercased ('*' for any; country
+    codes uppercased). Empty (with the same columns) where the advertiser has no event_sources
+    table: every event then takes its source's id from the environment. -#}
+{%- if var('tiktok_load_demo_data') | as_bool %}
+-- depends_on: {{ ref('event_sources') }}
+{%- endif %}
+{%- set source_relation = source('first_party', 'event_sources') %}
+
+with source as (
+    {% if tiktok_outbox.source_relation_exists(source_relation) %}
+    select * from {{ source_relation }}
+    {% else %}
+    select
+        cast(null as {{ dbt.type_string() }}) as event_source,
+        cast(null as {{ dbt.type_string() }}) as platform,
+        cast(null as {{ dbt.type_string() }}) as country_code,
+        cast(null as {{ dbt.type_string() }}) as event_source_id
+    where 1 = 0
+    {% endif %}
+),
+
+renamed as (
+    select
+        lower({{ tiktok_outbox.source_text('event_source') }}) as event_source,
+        coalesce(lower({{ tiktok_outbox.source_text('platform') }}), '*') as platform,
+        coalesce(upper({{ tiktok_outbox.source_text('country_code') }}), '*') as country_code,
+        {{ tiktok_outbox.source_text('event_source_id') }} as event_source_id
+    from source
+)
+
+select * from renamed
