@@ -78,7 +78,8 @@ GENERATORS: dict[str, str] = {
     "first_name_sha256": "sha256('first' || i)",
     "city": "case when i % 2 = 1 then 'newyork' end",
     "country": "'us'",
-    "contents": "case when i % 8 = 0 then '[{\"content_id\":\"SKU-' || i || '\",\"quantity\":1,\"price\":' || ((i % 500) + 1.99) || '}]' end",
+    "contents": "case when i % 8 = 0 then '[{\"content_id\":\"SKU-' || i"
+                " || '\",\"quantity\":1,\"price\":' || ((i % 500) + 1.99) || '}]' end",
     "content_type": "case when i % 8 = 0 then 'product' end",
     "num_items": "case when i % 8 = 0 then 1 end",
     # one `add` is one build: its rows share an outbox_seq above every row already there, as the
