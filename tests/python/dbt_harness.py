@@ -37,8 +37,9 @@ DEMO_ENV = {
 
 # What `dbt` needs of the project, for tests that build a copy of it with demo data of their own
 # (the project's seeds/demo is left to the tests that write it, see conftest.DEMO_SEED_WRITERS).
+# ... and TikTok's names, which dbt loads as seeds from the sender's package data
 PROJECT_FILES = ("dbt_project.yml", "selectors.yml", "models", "macros", "seeds", "tests/generic",
-                 "tests/singular", "tests/monitors")
+                 "tests/singular", "tests/monitors", "sender/src/tiktok_sender/reference")
 
 
 def copy_project(dest: Path) -> Path:
