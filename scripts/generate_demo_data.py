@@ -65,7 +65,7 @@ Deliberate flaws (a few percent each, deterministic)
   written in capitals;
 * order_items: one to four lines per order with a positive gross revenue, whose quantity x unit
   price add up to about the gross revenue (in the order's currency); a few lines have a zero
-  quantity or no product id;
+  quantity (left out of the contents);
 * event_sources: where events go besides the default ids of the environment: the Android app
   has an app id of its own, and the Canadian store a pixel of its own;
 * erasure_requests: about 0.5 % of customers ask to be forgotten (GDPR art. 17 / CCPA), some in
@@ -1552,10 +1552,7 @@ def build_order_items(seed: int, orders: list[Order]) -> list[Row]:
                 "unit_price": format_minor(max(share // quantity, 0), currency),
             })
     for row in rng.sample(rows, min(len(rows), 6)):  # lines a shop system gets wrong
-        if row["line_number"] == "1":
-            row["quantity"] = "0"
-        else:
-            row["product_id"] = None
+        row["quantity"] = "0"
     return rows
 
 
