@@ -8,8 +8,8 @@ Usage::
 
 One CSV per source table of ``models/staging/first_party/_first_party__sources.yml`` (same
 column names, same order): customers, orders, web_sessions, subscriptions, app_events, signups,
-pltv_predictions, consents, erasure_requests, order_items and event_sources. Only the standard library is used, so this runs before anything else is
-installed.
+pltv_predictions, consents, erasure_requests, order_items and event_sources. Only the standard
+library is used, so this runs before anything else is installed.
 
 The data
 --------
