@@ -482,7 +482,7 @@ checked as (
 ),
 
 final as (
-    -- an erased customer's conversion keeps none of their identifiers
+    -- an erased customer's conversions keep none of their identifiers, whatever their reason
     select
         conversion_id,
         event_id,
@@ -495,7 +495,7 @@ final as (
         business_model,
         customer_id,
         {%- for column in ['email_sha256', 'phone_sha256', 'external_id_sha256', 'ttclid', 'ttp', 'ip', 'user_agent', 'page_url'] %}
-        case when exclusion_reason = 'erased' then null else {{ column }} end as {{ column }},
+        case when is_erased then null else {{ column }} end as {{ column }},
         {%- endfor %}
         {{ tiktok_outbox.round_money('raw_value') }} as value,
         case when raw_value is not null then '{{ reporting_currency }}' end as currency,
@@ -508,7 +508,7 @@ final as (
         device_platform,
         att_status,
         {%- for column in ['idfa', 'idfv', 'gaid', 'first_name_sha256', 'last_name_sha256', 'zip_code_sha256', 'city', 'state', 'country', 'locale'] %}
-        case when exclusion_reason = 'erased' then null else {{ column }} end as {{ column }},
+        case when is_erased then null else {{ column }} end as {{ column }},
         {%- endfor %}
         contents,
         content_type,
