@@ -157,6 +157,9 @@ def test_row_counts_at_scale_one(t: dict[str, Rows], table: str, low: int, high:
 def test_scale_multiplies_row_counts(gen: ModuleType, data) -> None:
     small = gen.generate(AS_OF, seed=SEED, scale=0.1)
     for table in TABLES:
+        if table == "event_sources":  # configuration, not volume: the same rows at every scale
+            assert small.tables[table] == data.tables[table]
+            continue
         ratio = len(small.tables[table]) / len(data.tables[table])
         assert 0.05 < ratio < 0.15, table
 
