@@ -30,7 +30,7 @@ from tiktok_sender.contract import (
     is_sha256_hex,
     is_valid_event_name,
 )
-from tiktok_sender.render import needs_orjson, render_events
+from tiktok_sender.render import USER_FIELDS, needs_orjson, render_events
 
 HASHED_FIELDS = (
     ("email_sha256", "email"),
@@ -113,17 +113,15 @@ def build_event(
     """The v1.3 event object of a valid outbox row; null and empty values are left out, and
     `limited_data_use` unless true. The user's keys come in `render.USER_FIELDS` order."""
     out: dict[str, Any] = {"event": event, "event_time": int(event_time), "event_id": str(event_id)}
-    # (key, value, kept when empty): hashed keys are validated hex digests, never empty
-    fields = (
-        ("email", email, True), ("phone", phone, True), ("external_id", external_id, True),
-        ("ttclid", ttclid, False), ("ttp", ttp, False), ("ip", ip, False),
-        ("user_agent", user_agent, False), ("idfa", idfa, False), ("idfv", idfv, False),
-        ("gaid", gaid, False), ("att_status", att_status, False), ("first_name", first_name, True),
-        ("last_name", last_name, True), ("city", city, False), ("state", state, False),
-        ("country", country, False), ("zip_code", zip_code, True), ("locale", locale, False),
-    )
-    user = {key: value for key, value, keep_empty in fields
-            if value is not None and (keep_empty or value != "")}
+    given = {
+        "email": email, "phone": phone, "external_id": external_id, "ttclid": ttclid, "ttp": ttp,
+        "ip": ip, "user_agent": user_agent, "idfa": idfa, "idfv": idfv, "gaid": gaid,
+        "att_status": att_status, "first_name": first_name, "last_name": last_name, "city": city,
+        "state": state, "country": country, "zip_code": zip_code, "locale": locale,
+    }
+    # the keys, their order and which are left out when empty: the columnar renderer's own list
+    user = {key: given[key] for key, _, omit_empty in USER_FIELDS
+            if given[key] is not None and not (omit_empty and given[key] == "")}
     if user:
         out["user"] = user
     properties: dict[str, Any] = {}
