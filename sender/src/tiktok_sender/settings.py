@@ -159,7 +159,7 @@ def safe_url(url: str) -> str:
 
 
 # DuckDB's memory limit for a push. A run with an outbox_seq mark (`warehouse.pending`) holds only
-# the keys of recent terminal receipts; a run whose pending read holds the keys of more than two
+# the keys of recent terminal receipts; a run whose pending read holds the keys of more than half a
 # million receipts gets 1 GB (`warehouse.duckdb`). Lower limits keep less of the file cached: the
 # peak RSS of a push follows it (README "Performance").
 DEFAULT_DUCKDB_MEMORY_LIMIT = "64MB"
