@@ -8,8 +8,8 @@ Usage::
 
 One CSV per source table of ``models/staging/first_party/_first_party__sources.yml`` (same
 column names, same order): customers, orders, web_sessions, subscriptions, app_events, signups,
-pltv_predictions, consents, erasure_requests, order_items and event_sources. Only the standard
-library is used, so this runs before anything else is installed.
+pltv_predictions, consents, erasure_requests, order_items, event_sources and saas_invoices. Only
+the standard library is used, so this runs before anything else is installed.
 
 The data
 --------
@@ -68,6 +68,9 @@ Deliberate flaws (a few percent each, deterministic)
   quantity (left out of the contents);
 * event_sources: where events go besides the default ids of the environment: the Android app
   has an app id of its own, and the Canadian store a pixel of its own;
+* saas_invoices: the monthly invoices of paying workspaces (seats x the plan's seat price, in the
+  customer's currency) until they churn (5.2 % a month); about 19 % of free workspaces upgrade to one
+  team seat after one to three months; 2 % of invoices are refunded and 1 % void;
 * erasure_requests: about 0.5 % of customers ask to be forgotten (GDPR art. 17 / CCPA), some in
   the last 28 days;
 * pltv_predictions: a few negative values, 'NaN', one or two 1e9 outliers, scores dated after
@@ -146,6 +149,9 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     ),
     "erasure_requests": ("customer_id", "requested_at"),
     "event_sources": ("event_source", "platform", "country_code", "event_source_id"),
+    "saas_invoices": (
+        "invoice_id", "signup_id", "customer_id", "paid_at", "amount", "currency", "status",
+    ),
 }
 
 # --------------------------------------------------------------------------------------------
@@ -1557,6 +1563,51 @@ def build_order_items(seed: int, orders: list[Order]) -> list[Row]:
 
 
 # --------------------------------------------------------------------------------------------
+# SaaS billing
+# --------------------------------------------------------------------------------------------
+
+# A paid workspace keeps paying each month with this probability: the 13 invoices a 365-day
+# horizon can hold (days 0, 30, ..., 360) pay sum(0.948 ** k, k < 13) = 9.6 months on average,
+# the 80 % of a year expected_value_usd counts.
+SAAS_MONTHLY_RETENTION = 0.948
+# A free workspace upgrades to one team seat with this probability, 1 to 3 months after signup:
+# about the 15 USD a free signup adds to expected_value_usd.
+SAAS_FREE_UPGRADE = 0.19
+
+
+def build_saas_invoices(seed: int, signups: list[Signup]) -> list[Row]:
+    """Monthly invoices of every paying workspace until it churns or as-of, in the customer's
+    currency, on their own random stream: seats x seat price of the plan; a free workspace that
+    upgrades pays for one team seat. A few invoices are refunded or void (not revenue)."""
+    rng = rng_for(seed, "saas_invoices")
+    rows: list[Row] = []
+    for signup in sorted(signups, key=lambda s: s.signup_id):
+        if not signup.signup_id or signup.signed_up <= 0:
+            continue
+        plan, seats, start = signup.plan, signup.seats, signup.signed_up
+        if plan == "free":
+            if rng.random() >= SAAS_FREE_UPGRADE:
+                continue
+            plan, seats = "team", 1
+            start = later(start, rng.uniform(30 * DAY, 90 * DAY))
+        currency = signup.customer.currency
+        monthly_usd = SAAS_SEAT_PRICE_USD[plan] * seats
+        moment = start
+        while moment > 0:
+            status = rng.choices(("paid", "refunded", "void"), weights=(97, 2, 1))[0]
+            rows.append({
+                "invoice_id": f"INV-{len(rows) + 100001}", "signup_id": signup.signup_id,
+                "customer_id": signup.customer.customer_id, "paid_at": At(moment),
+                "amount": format_local(monthly_usd, currency), "currency": currency,
+                "status": status,
+            })
+            if rng.random() >= SAAS_MONTHLY_RETENTION:
+                break
+            moment = later(moment, 30 * DAY)
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
 # Consent and erasure
 # --------------------------------------------------------------------------------------------
 
@@ -1651,6 +1702,7 @@ def generate(as_of: datetime, seed: int = 42, scale: float = 1.0) -> DemoData:
              "event_source_id": "CDEMOPIXELCA000000002"},
         ],
         "erasure_requests": build_erasure_requests(seed, customers),
+        "saas_invoices": build_saas_invoices(seed, signups),
     }
     tables = {name: render(name, rows, as_of) for name, rows in raw.items()}
     return DemoData(as_of, tables, phones, emails)

@@ -1,13 +1,18 @@
 {#- Realised revenue, one row per payment, in the reporting currency: ecommerce orders (net
-    revenue less refunds; cancelled orders pay nothing) and subscription billing periods (monthly
-    every 30 days, annual every 365 days, from subscribed_at until cancelled or the build). The
-    readout and calibration models compare predictions and cells against it. -#}
+    revenue less refunds; cancelled orders pay nothing), subscription billing periods (monthly
+    every 30 days, annual every 365 days, from subscribed_at until cancelled or the build) and paid
+    SaaS invoices (optional source saas_invoices). The readout and calibration models compare
+    predictions and cells against it. -#}
 with orders as (
     select * from {{ ref('stg_first_party__orders') }}
 ),
 
 subscriptions as (
     select * from {{ ref('stg_first_party__subscriptions') }}
+),
+
+invoices as (
+    select * from {{ ref('stg_first_party__saas_invoices') }}
 ),
 
 fx as (
@@ -56,10 +61,27 @@ subscription_payments as (
           <= least(coalesce(subscriptions.cancelled_at, {{ tiktok_outbox.tiktok_as_of() }}), {{ tiktok_outbox.tiktok_as_of() }})
 ),
 
+invoice_payments as (
+    select
+        'invoice:' || invoice_id as payment_id,
+        customer_id,
+        'saas' as business_model,
+        paid_at,
+        cast(amount as {{ tiktok_outbox.type_double() }}) as amount,
+        currency
+    from invoices
+    where invoice_status = 'paid'
+      and invoice_id is not null
+      and customer_id is not null
+      and paid_at <= {{ tiktok_outbox.tiktok_as_of() }}
+),
+
 payments as (
     select * from order_payments
     union all
     select * from subscription_payments
+    union all
+    select * from invoice_payments
 ),
 
 final as (

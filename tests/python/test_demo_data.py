@@ -32,7 +32,8 @@ AS_OF = datetime(2026, 11, 25, 6, 0, 0)
 SEED = 42
 RECENT = AS_OF - timedelta(days=28)
 TABLES = ("customers", "orders", "web_sessions", "subscriptions", "app_events", "signups",
-          "pltv_predictions", "consents", "erasure_requests", "order_items", "event_sources")
+          "pltv_predictions", "consents", "erasure_requests", "order_items", "event_sources",
+          "saas_invoices")
 
 Rows = list[dict[str, str]]
 
@@ -555,3 +556,28 @@ def test_order_lines_add_up_to_the_gross_revenue(t: dict[str, Rows]) -> None:
     assert close / len(lines) > 0.99
     assert sum(1 for line in t["order_items"] if line["quantity"] == "0") >= 1
     assert all(line["product_id"] for line in t["order_items"])  # the staging test would warn
+
+
+def test_saas_invoices_bill_the_seats_of_paying_workspaces(gen: ModuleType, t: dict[str, Rows]) -> None:
+    signups = {s["signup_id"]: s for s in t["signups"]}
+    customers = {c["customer_id"]: c for c in t["customers"]}
+    invoices = t["saas_invoices"]
+    assert len(invoices) > 500
+    assert len({i["invoice_id"] for i in invoices}) == len(invoices)
+    upgraded = 0
+    for invoice in invoices:
+        signup = signups[invoice["signup_id"]]
+        assert invoice["customer_id"] == signup["customer_id"]
+        assert invoice["paid_at"] >= signup["signed_up_at"]
+        country = customers[invoice["customer_id"]]["country_code"].strip().upper()
+        if country in gen.COUNTRY_CURRENCY:
+            assert invoice["currency"] == gen.COUNTRY_CURRENCY[country]
+        if signup["plan"] == "free":  # an upgrade to one team seat
+            upgraded += 1
+            usd = gen.SAAS_SEAT_PRICE_USD["team"]
+        else:
+            usd = gen.SAAS_SEAT_PRICE_USD[signup["plan"]] * int(signup["seats"])
+        assert float(invoice["amount"]) == pytest.approx(usd * gen.FX_PER_USD[invoice["currency"]], rel=0.01, abs=1)
+    assert upgraded > 0
+    statuses = Counter(i["status"] for i in invoices)
+    assert statuses["paid"] > 0.9 * len(invoices) and statuses["refunded"] > 0 and statuses["void"] > 0

@@ -1,0 +1,140 @@
+{#- The calibration factors the matured scores suggest, at the grain of seed
+    pltv_calibration_factors (model_version x business_model x country_code, '*' for any): the
+    proposed content of that seed, row for row (README, "Refreshing the calibration factors").
+
+    A factor is realised / predicted over the matured customers of its cell
+    (int_pltv_calibration_customers: raw scores in the reporting currency, before any factor), for
+    every model version, each of its business models, and each of their countries. A cell is
+    suggested ('realised') only with at least var tiktok_calibration_min_customers customers: a
+    smaller one is noise, and its events fall back to the wider row, as the candidates' "most
+    specific row wins" reads the seed. Rows of the seed that no suggestion replaces are kept as
+    they are ('kept'): a model version too recent to have matured keeps its factors, and so does
+    the default row '*, *, *'. current_factor is the seed's factor for the row's keys as the
+    candidates would pick it. -#}
+{%- set min_customers = var('tiktok_calibration_min_customers') | int -%}
+
+with customers as (
+    select
+        model_version,
+        coalesce(business_model, '*') as business_model,
+        coalesce(country_code, '*') as country_code,
+        predicted_value,
+        realised_value
+    from {{ ref('int_pltv_calibration_customers') }}
+    where model_version is not null
+),
+
+seed as (
+    select * from {{ ref('pltv_calibration_factors') }}
+),
+
+cells as (
+    select model_version, business_model, country_code, predicted_value, realised_value
+    from customers
+    union all
+    select model_version, business_model, '*' as country_code, predicted_value, realised_value
+    from customers
+    where business_model <> '*' and country_code <> '*'
+    union all
+    select model_version, '*' as business_model, '*' as country_code, predicted_value, realised_value
+    from customers
+    where business_model <> '*' or country_code <> '*'
+),
+
+evidence as (
+    select
+        model_version,
+        business_model,
+        country_code,
+        count(*) as customers,
+        sum(predicted_value) as predicted_total,
+        sum(realised_value) as realised_total
+    from cells
+    group by model_version, business_model, country_code
+),
+
+suggested as (
+    select
+        model_version,
+        business_model,
+        country_code,
+        customers,
+        predicted_total,
+        realised_total,
+        realised_total / predicted_total as calibration_factor,
+        'realised' as basis
+    from evidence
+    where customers >= {{ min_customers }}
+      and predicted_total > 0
+),
+
+proposed as (
+    select * from suggested
+    union all
+    select
+        seed.model_version,
+        seed.business_model,
+        seed.country_code,
+        evidence.customers,
+        evidence.predicted_total,
+        evidence.realised_total,
+        seed.calibration_factor,
+        'kept' as basis
+    from seed
+    left join evidence
+        on seed.model_version = evidence.model_version
+        and seed.business_model = evidence.business_model
+        and seed.country_code = evidence.country_code
+    where not exists (
+        select 1 from suggested
+        where suggested.model_version = seed.model_version
+          and suggested.business_model = seed.business_model
+          and suggested.country_code = seed.country_code
+    )
+),
+
+current_factors as (
+    -- the seed row the candidates would apply to each row's keys: the most specific match
+    select model_version, business_model, country_code, calibration_factor
+    from (
+        select
+            proposed.model_version,
+            proposed.business_model,
+            proposed.country_code,
+            seed.calibration_factor,
+            row_number() over (
+                partition by proposed.model_version, proposed.business_model, proposed.country_code
+                order by
+                    case when seed.model_version = '*' then 0 else 4 end
+                    + case when seed.business_model = '*' then 0 else 2 end
+                    + case when seed.country_code = '*' then 0 else 1 end desc,
+                    seed.calibration_factor
+            ) as row_rank
+        from proposed
+        inner join seed
+            on seed.model_version in (proposed.model_version, '*')
+            and seed.business_model in (proposed.business_model, '*')
+            and seed.country_code in (proposed.country_code, '*')
+    ) as ranked
+    where row_rank = 1
+),
+
+final as (
+    select
+        proposed.model_version,
+        proposed.business_model,
+        proposed.country_code,
+        cast(proposed.calibration_factor as decimal(12, 4)) as calibration_factor,
+        current_factors.calibration_factor as current_factor,
+        proposed.basis,
+        coalesce(proposed.customers, 0) as customers,
+        proposed.predicted_total,
+        proposed.realised_total
+    from proposed
+    left join current_factors
+        on proposed.model_version = current_factors.model_version
+        and proposed.business_model = current_factors.business_model
+        and proposed.country_code = current_factors.country_code
+)
+
+select * from final
