@@ -43,10 +43,11 @@ identities as (
 ),
 
 saas_unobserved as (
-    select distinct customer_id
-    from {{ ref('stg_first_party__signups') }}
-    where customer_id is not null
-      and not exists (select 1 from {{ ref('stg_first_party__saas_invoices') }})
+    select distinct signups.customer_id
+    from {{ ref('stg_first_party__signups') }} as signups
+    cross join (select count(*) as invoices from {{ ref('stg_first_party__saas_invoices') }}) as billing
+    where signups.customer_id is not null
+      and billing.invoices = 0
 ),
 
 sent as (
