@@ -8,8 +8,8 @@ Usage::
 
 One CSV per source table of ``models/staging/first_party/_first_party__sources.yml`` (same
 column names, same order): customers, orders, web_sessions, subscriptions, app_events, signups,
-pltv_predictions, consents, erasure_requests, order_items, event_sources and saas_invoices. Only
-the standard library is used, so this runs before anything else is installed.
+pltv_predictions, consents, erasure_requests, order_items, event_sources, saas_invoices and
+experiments. Only the standard library is used, so this runs before anything else is installed.
 
 The data
 --------
@@ -71,6 +71,12 @@ Deliberate flaws (a few percent each, deterministic)
 * saas_invoices: the monthly invoices of paying workspaces (seats x the plan's seat price, in the
   customer's currency) until they churn (5.2 % a month); about 19 % of free workspaces upgrade to one
   team seat after one to three months; 2 % of invoices are refunded and 1 % void;
+* experiments: the register of two geo experiments of pLTV against business as usual on the
+  store's TikTok campaigns, by country: one read at maturity, one still running. Each salt is the
+  first that splits the 16 countries 8 / 8 with 40-60 % of the customers in treatment. The
+  finished one has a planted effect: the customers whose first order falls in its window in a
+  treatment country spend twice as much (``--geo-lift`` scales it; 0 plants none). Only order
+  amounts change, so every random stream, and every other table, stays as it is;
 * erasure_requests: about 0.5 % of customers ask to be forgotten (GDPR art. 17 / CCPA), some in
   the last 28 days;
 * pltv_predictions: a few negative values, 'NaN', one or two 1e9 outliers, scores dated after
@@ -151,6 +157,11 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "event_sources": ("event_source", "platform", "country_code", "event_source_id"),
     "saas_invoices": (
         "invoice_id", "signup_id", "customer_id", "paid_at", "amount", "currency", "status",
+    ),
+    "experiments": (
+        "experiment_id", "network", "business_model", "geo_level", "treatment_share", "salt",
+        "pre_period_started_at", "started_at", "ended_at", "maturity_days", "planned_spend",
+        "currency",
     ),
 }
 
@@ -913,7 +924,8 @@ def order_currency(rng: random.Random, currency: str) -> str | None:
     return currency
 
 
-def build_orders(seed: int, scale: float, customers: list[Customer]) -> list[Order]:
+def build_orders(seed: int, scale: float, customers: list[Customer],
+                 geo_lift: float = 1.0) -> list[Order]:
     rng = rng_for(seed, "orders")
     orders: list[Order] = []
     buyers = [c for c in customers if ECOMMERCE in c.lines]
@@ -933,6 +945,7 @@ def build_orders(seed: int, scale: float, customers: list[Customer]) -> list[Ord
         orders.append(Order(customer, customer.country, skew, customer.aov_usd, len(orders)))
 
     orders.sort(key=lambda o: (-o.ordered, o.seq))
+    plant_geo_lift(orders, geo_lift)
     special = flawed_amount_orders(rng, orders, scale)
     for number, order in enumerate(orders, start=100001):
         order.order_id = f"ORD-{number}"
@@ -1563,6 +1576,91 @@ def build_order_items(seed: int, orders: list[Order]) -> list[Row]:
 
 
 # --------------------------------------------------------------------------------------------
+# Geo experiments
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GeoExperiment:
+    """A row of the experiment register; moments are offsets before as-of (negative: after)."""
+
+    experiment_id: str
+    business_model: str
+    pre_period_started: int
+    started: int
+    ended: int
+    maturity_days: int
+    planned_spend_usd: float
+    lift: float  # planted: the extra order value of customers acquired in treatment geos
+
+
+# pLTV against business as usual on the store's TikTok campaigns, by country: a finished test
+# (read at its 90-day maturity), and one still running (its readout says until when). The
+# finished one's planted lift doubles the order value of the customers it acquired: its design
+# can detect about +80 % with 8 + 8 countries of a few dozen customers each (experiment_design),
+# so a smaller effect would read as noise.
+GEO_EXPERIMENTS = (
+    GeoExperiment("store-pltv-vs-bau", ECOMMERCE, 380 * DAY, 200 * DAY, 140 * DAY, 90, 60_000.0, 1.0),
+    GeoExperiment("store-pltv-cap", ECOMMERCE, 220 * DAY, 35 * DAY, -21 * DAY, 90, 40_000.0, 0.0),
+)
+GEO_TREATMENT_SHARE = 0.5
+
+
+def geo_cell(salt: str, experiment_id: str, unit: str, share: float = GEO_TREATMENT_SHARE) -> str:
+    """The cell the dbt project assigns a geo unit (int_experiment_geo_cells, the same hash)."""
+    digest = hashlib.sha256(f"{salt}:{experiment_id}:{unit}".encode()).hexdigest()
+    return "treatment" if int(digest[:8], 16) % 10000 < round(share * 10000) else "control"
+
+
+def geo_salt(experiment_id: str) -> str:
+    """The first salt `<experiment_id>-<n>` that splits the countries evenly in number and in
+    expected size (40-60 % of the customers in treatment): re-randomising until the design is
+    balanced, before the test starts, as a designer would."""
+    total = sum(COUNTRY_WEIGHTS.values())
+    for n in range(1, 1000):
+        salt = f"{experiment_id}-{n}"
+        treated = [c for c in COUNTRY_WEIGHTS if geo_cell(salt, experiment_id, c) == "treatment"]
+        weight = sum(COUNTRY_WEIGHTS[c] for c in treated) / total
+        if len(treated) == len(COUNTRY_WEIGHTS) // 2 and 0.4 <= weight <= 0.6:
+            return salt
+    raise AssertionError("no balanced salt")  # unreachable for 16 countries
+
+
+def build_experiments() -> list[Row]:
+    return [{
+        "experiment_id": e.experiment_id, "network": "tiktok", "business_model": e.business_model,
+        "geo_level": "country", "treatment_share": str(GEO_TREATMENT_SHARE),
+        "salt": geo_salt(e.experiment_id), "pre_period_started_at": At(e.pre_period_started),
+        "started_at": At(e.started), "ended_at": At(e.ended), "maturity_days": str(e.maturity_days),
+        "planned_spend": f"{e.planned_spend_usd:.2f}", "currency": "USD",
+    } for e in GEO_EXPERIMENTS]
+
+
+def plant_geo_lift(orders: list[Order], lift_scale: float = 1.0) -> None:
+    """Raise by each experiment's lift the order value of the customers whose first order falls
+    in its window in a treatment country (what a better value signal does: the campaigns
+    acquire better customers there). Draws nothing, so every random stream is unchanged."""
+    first: dict[str, int] = {}
+    for order in orders:
+        if order.customer is not None and order.ordered > 0:
+            key = order.customer.customer_id
+            first[key] = max(first.get(key, order.ordered), order.ordered)  # earliest = most ago
+    for experiment in GEO_EXPERIMENTS:
+        lift = experiment.lift * lift_scale
+        if lift == 0:
+            continue
+        salt = geo_salt(experiment.experiment_id)
+        for order in orders:
+            customer = order.customer
+            if customer is None or customer.customer_id not in first:
+                continue
+            acquired = first[customer.customer_id]
+            if (experiment.ended < acquired <= experiment.started
+                    and geo_cell(salt, experiment.experiment_id, customer.country) == "treatment"):
+                order.gross_usd *= 1 + lift
+
+
+# --------------------------------------------------------------------------------------------
 # SaaS billing
 # --------------------------------------------------------------------------------------------
 
@@ -1677,11 +1775,12 @@ def render(table: str, rows: Iterable[Row], as_of: datetime) -> list[list[str]]:
     return [[render_cell(row[c], as_of) for c in columns] for row in rows]
 
 
-def generate(as_of: datetime, seed: int = 42, scale: float = 1.0) -> DemoData:
-    """Build every table for ``as_of`` (naive UTC; sub-second precision is dropped)."""
+def generate(as_of: datetime, seed: int = 42, scale: float = 1.0, geo_lift: float = 1.0) -> DemoData:
+    """Build every table for ``as_of`` (naive UTC; sub-second precision is dropped).
+    ``geo_lift`` scales the lift planted in the geo experiments (0: none)."""
     as_of = as_of.replace(microsecond=0)
     customers, emails, phones = build_customers(seed, scale)
-    orders = build_orders(seed, scale, customers)
+    orders = build_orders(seed, scale, customers, geo_lift)
     subscriptions = build_subscriptions(seed, customers)
     signups = build_signups(seed, scale, customers)
     raw: dict[str, list[Row]] = {
@@ -1703,6 +1802,7 @@ def generate(as_of: datetime, seed: int = 42, scale: float = 1.0) -> DemoData:
         ],
         "erasure_requests": build_erasure_requests(seed, customers),
         "saas_invoices": build_saas_invoices(seed, signups),
+        "experiments": build_experiments(),
     }
     tables = {name: render(name, rows, as_of) for name, rows in raw.items()}
     return DemoData(as_of, tables, phones, emails)
@@ -1757,6 +1857,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--as-of", help="ISO timestamp (UTC); default: now, truncated to hour")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--scale", type=positive_float, default=1.0, help="multiplies row counts")
+    parser.add_argument("--geo-lift", type=float, default=1.0,
+                        help="scales the lift planted in the geo experiments (0: none planted)")
     return parser.parse_args(argv)
 
 
@@ -1771,7 +1873,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     args = parse_args(argv)
     as_of = parse_as_of(args.as_of)
-    data = generate(as_of, seed=args.seed, scale=args.scale)
+    data = generate(as_of, seed=args.seed, scale=args.scale, geo_lift=args.geo_lift)
     changed = write_tables(data, args.out)
     counts = ", ".join(f"{name} {len(rows)}" for name, rows in data.tables.items())
     print(f"demo data as of {as_of:%Y-%m-%d %H:%M:%S} (seed {args.seed}, scale {args.scale:g})"

@@ -33,7 +33,7 @@ SEED = 42
 RECENT = AS_OF - timedelta(days=28)
 TABLES = ("customers", "orders", "web_sessions", "subscriptions", "app_events", "signups",
           "pltv_predictions", "consents", "erasure_requests", "order_items", "event_sources",
-          "saas_invoices")
+          "saas_invoices", "experiments")
 
 Rows = list[dict[str, str]]
 
@@ -158,7 +158,7 @@ def test_row_counts_at_scale_one(t: dict[str, Rows], table: str, low: int, high:
 def test_scale_multiplies_row_counts(gen: ModuleType, data) -> None:
     small = gen.generate(AS_OF, seed=SEED, scale=0.1)
     for table in TABLES:
-        if table == "event_sources":  # configuration, not volume: the same rows at every scale
+        if table in ("event_sources", "experiments"):  # configuration, not volume: the same rows at every scale
             assert small.tables[table] == data.tables[table]
             continue
         ratio = len(small.tables[table]) / len(data.tables[table])
@@ -228,7 +228,9 @@ def test_only_deliberate_rows_lie_after_as_of(t: dict[str, Rows]) -> None:
     for table, rows in t.items():
         for column in (c for c in rows[0] if c.endswith("_at")):
             future = [r for r in rows if r[column] and ts(r[column]) > AS_OF]
-            if (table, column) in deliberate:
+            if (table, column) == ("experiments", "ended_at"):  # a test still running
+                assert [r["experiment_id"] for r in future] == ["store-pltv-cap"]
+            elif (table, column) in deliberate:
                 assert 1 <= len(future) <= 20, (table, column)
                 assert all(ts(r[column]) <= AS_OF + timedelta(days=5) for r in future)
             else:
@@ -581,3 +583,29 @@ def test_saas_invoices_bill_the_seats_of_paying_workspaces(gen: ModuleType, t: d
     assert upgraded > 0
     statuses = Counter(i["status"] for i in invoices)
     assert statuses["paid"] > 0.9 * len(invoices) and statuses["refunded"] > 0 and statuses["void"] > 0
+
+
+def test_the_geo_experiments_plant_their_lift_in_treatment_countries_only(gen: ModuleType) -> None:
+    """--geo-lift 0 plants nothing: the orders differ only in amount, only for customers acquired
+    in the finished experiment's window in one of its treatment countries, by its lift."""
+    planted = gen.generate(AS_OF, seed=SEED, scale=0.3)
+    unplanted = gen.generate(AS_OF, seed=SEED, scale=0.3, geo_lift=0.0)
+    for table in gen.TABLE_COLUMNS:
+        if table not in ("orders", "order_items"):
+            assert planted.tables[table] == unplanted.tables[table], table
+    (finished,) = [e for e in gen.GEO_EXPERIMENTS if e.lift > 0]
+    salt = gen.geo_salt(finished.experiment_id)
+    treated = {c for c in gen.COUNTRY_WEIGHTS if gen.geo_cell(salt, finished.experiment_id, c) == "treatment"}
+    assert len(treated) == 8
+    columns = gen.TABLE_COLUMNS["orders"]
+    gross = columns.index("gross_revenue")
+    customers = {row[0]: row for row in planted.tables["customers"]}
+    changed = 0
+    for a, b in zip(planted.tables["orders"], unplanted.tables["orders"], strict=True):
+        if a != b:
+            changed += 1
+            assert [x for i, x in enumerate(a) if i not in (gross, gross + 1, gross + 2, gross + 3)] == \
+                [x for i, x in enumerate(b) if i not in (gross, gross + 1, gross + 2, gross + 3)]
+            assert float(a[gross]) == pytest.approx(float(b[gross]) * (1 + finished.lift), rel=0.01, abs=0.02)
+            assert customers[a[columns.index("customer_id")]][0]
+    assert changed > 20
