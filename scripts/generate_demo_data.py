@@ -1642,11 +1642,11 @@ SURGE_ROAS = 1.8  # TikTok's reported ROAS at the end of the ramp, times its lev
 # (network, campaign_id, campaign_name, countries targeted (None: all), share of the network's
 # budget, reported ROAS in USD, reported average order value in USD)
 CAMPAIGNS: tuple[tuple[str, str, str, tuple[str, ...] | None, float, float, float], ...] = (
-    ("tiktok", "1790000000000000001", "TT | Prospecting | Smart+", None, 0.75, 3.2, 64.0),
-    ("tiktok", "1790000000000000002", "TT | Spark Ads | UGC", ("US", "GB", "CA", "AU"), 0.25, 3.0, 58.0),
-    ("meta", "23850000000000001", "Meta | Advantage+ Shopping", None, 0.7, 4.4, 71.0),
-    ("meta", "23850000000000002", "Meta | Retargeting 30d", ("US", "GB", "DE", "FR"), 0.3, 5.5, 66.0),
-    ("google", "21000000001", "Google | Search | Brand + Generic", None, 1.0, 4.0, 75.0),
+    ("tiktok", "1790000000000000001", "TT | Prospecting | Smart+", None, 0.75, 5.0, 64.0),
+    ("tiktok", "1790000000000000002", "TT | Spark Ads | UGC", ("US", "GB", "CA", "AU"), 0.25, 4.6, 58.0),
+    ("meta", "23850000000000001", "Meta | Advantage+ Shopping", None, 0.7, 6.5, 71.0),
+    ("meta", "23850000000000002", "Meta | Retargeting 30d", ("US", "GB", "DE", "FR"), 0.3, 8.0, 66.0),
+    ("google", "21000000001", "Google | Search | Brand + Generic", None, 1.0, 6.0, 75.0),
 )
 # Daily budget in USD per network a year before as-of, at scale 1 (grows with acquisition).
 NETWORK_DAILY_USD = {"tiktok": 18.0, "meta": 30.0, "google": 22.0}
