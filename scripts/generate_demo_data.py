@@ -8,8 +8,9 @@ Usage::
 
 One CSV per source table of ``models/staging/first_party/_first_party__sources.yml`` (same
 column names, same order): customers, orders, web_sessions, subscriptions, app_events, signups,
-pltv_predictions, consents, erasure_requests, order_items, event_sources, saas_invoices and
-experiments. Only the standard library is used, so this runs before anything else is installed.
+pltv_predictions, consents, erasure_requests, order_items, event_sources, saas_invoices,
+experiments and ad_spend. Only the standard library is used, so this runs before anything else is
+installed.
 
 The data
 --------
@@ -81,6 +82,18 @@ Deliberate flaws (a few percent each, deterministic)
   the last 28 days;
 * pltv_predictions: a few negative values, 'NaN', one or two 1e9 outliers, scores dated after
   as-of (not to be used) and scores for customer ids that are not in customers.
+
+Ad spend
+--------
+ad_spend holds the daily spend of five campaigns on three networks (tiktok, meta, google) over
+the 365 days before as-of's day, one row per day, campaign and targeted country, in the
+country's currency. Budgets follow the countries' weights and the growth of acquisition; amounts
+scale with ``--scale``, rows do not (the campaigns and their countries are the same at every
+scale). Every network reports conversions and a conversion value that claim more than its share
+of the real revenue (platform attribution over-claims). Planted for the cross-network readout
+(model marketing_network_weekly): over the last 8 weeks TikTok's budget ramps up to 2.5 times
+its level and its reported ROAS to 1.8 times, while first-party revenue, which the spend does
+not drive, does not follow: platform ROAS up, blended MER down.
 
 Ids and values
 --------------
@@ -162,6 +175,10 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
         "experiment_id", "network", "business_model", "geo_level", "treatment_share", "salt",
         "pre_period_started_at", "started_at", "ended_at", "maturity_days", "planned_spend",
         "currency",
+    ),
+    "ad_spend": (
+        "spend_date", "network", "campaign_id", "campaign_name", "country_code", "spend",
+        "currency", "platform_conversions", "platform_conversion_value",
     ),
 }
 
@@ -447,7 +464,14 @@ class At:
     ago: int
 
 
-Cell = str | At | None
+@dataclass(frozen=True)
+class DaysAgo:
+    """A calendar day as whole days before as-of's day; rendered at the end as YYYY-MM-DD."""
+
+    days: int
+
+
+Cell = str | At | DaysAgo | None
 Row = dict[str, Cell]
 
 
@@ -1758,6 +1782,74 @@ def build_erasure_requests(seed: int, customers: list[Customer]) -> list[Row]:
 
 
 # --------------------------------------------------------------------------------------------
+# Ad spend
+# --------------------------------------------------------------------------------------------
+
+SPEND_DAYS = 365
+SURGE_DAYS = 56  # the last 8 weeks: TikTok's budget and reported ROAS ramp up
+SURGE_SPEND = 2.5  # TikTok's budget at the end of the ramp, times its level before
+SURGE_ROAS = 1.8  # TikTok's reported ROAS at the end of the ramp, times its level before
+# (network, campaign_id, campaign_name, countries targeted (None: all), share of the network's
+# budget, reported ROAS in USD, reported average order value in USD)
+CAMPAIGNS: tuple[tuple[str, str, str, tuple[str, ...] | None, float, float, float], ...] = (
+    ("tiktok", "1790000000000000001", "TT | Prospecting | Smart+", None, 0.75, 5.0, 64.0),
+    ("tiktok", "1790000000000000002", "TT | Spark Ads | UGC", ("US", "GB", "CA", "AU"), 0.25, 4.6, 58.0),
+    ("meta", "23850000000000001", "Meta | Advantage+ Shopping", None, 0.7, 6.5, 71.0),
+    ("meta", "23850000000000002", "Meta | Retargeting 30d", ("US", "GB", "DE", "FR"), 0.3, 8.0, 66.0),
+    ("google", "21000000001", "Google | Search | Brand + Generic", None, 1.0, 6.0, 75.0),
+)
+# Daily budget in USD per network a year before as-of, at scale 1 (grows with acquisition).
+NETWORK_DAILY_USD = {"tiktok": 18.0, "meta": 30.0, "google": 22.0}
+
+
+def acquisition_growth(days_ago: float) -> float:
+    """Density of acquisition_days_ago at ``days_ago``, relative to its value a year back: budgets
+    grow with the customers they bring, and step up with the recent push (the density's pole
+    just before the last 28 days is cut off at its level 54 days back)."""
+    def density(days: float) -> float:
+        if days < RECENT_DAYS:
+            return 0.30 / RECENT_DAYS
+        x = max((days - RECENT_DAYS) / (HISTORY_DAYS - RECENT_DAYS), 0.05)
+        return 0.70 / 1.8 * x ** (1 / 1.8 - 1) / (HISTORY_DAYS - RECENT_DAYS)
+    return density(days_ago) / density(SPEND_DAYS)
+
+
+def surge(days_ago: int, top: float) -> float:
+    """1 before the last SURGE_DAYS, then a linear ramp up to ``top`` on the last day."""
+    if days_ago > SURGE_DAYS:
+        return 1.0
+    return 1.0 + (top - 1.0) * (SURGE_DAYS - days_ago + 1) / SURGE_DAYS
+
+
+def build_ad_spend(seed: int, scale: float) -> list[Row]:
+    """Daily spend per campaign and targeted country (days 1-365 before as-of's day), on its
+    own random stream so that the other tables do not depend on it."""
+    rng = rng_for(seed, "ad_spend")
+    rows: list[Row] = []
+    for days_ago in range(SPEND_DAYS, 0, -1):
+        growth = acquisition_growth(days_ago)
+        for network, campaign_id, name, countries, share, roas, aov in CAMPAIGNS:
+            targeted = countries or tuple(COUNTRY_WEIGHTS)
+            weight = sum(COUNTRY_WEIGHTS[c] for c in targeted)
+            spend_ramp = surge(days_ago, SURGE_SPEND) if network == "tiktok" else 1.0
+            roas_ramp = surge(days_ago, SURGE_ROAS) if network == "tiktok" else 1.0
+            budget = NETWORK_DAILY_USD[network] * share * scale * growth * spend_ramp
+            for country in targeted:
+                currency = COUNTRY_CURRENCY[country]
+                country_share = COUNTRY_WEIGHTS[country] / weight
+                spend_usd = budget * country_share * rng.lognormvariate(0.0, 0.15)
+                value_usd = spend_usd * roas * roas_ramp * rng.lognormvariate(0.0, 0.25)
+                rows.append({
+                    "spend_date": DaysAgo(days_ago), "network": network, "campaign_id": campaign_id,
+                    "campaign_name": name, "country_code": country,
+                    "spend": format_local(spend_usd, currency), "currency": currency,
+                    "platform_conversions": str(round(value_usd / aov)),
+                    "platform_conversion_value": format_local(value_usd, currency),
+                })
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
 # Assembly, rendering and writing
 # --------------------------------------------------------------------------------------------
 
@@ -1767,6 +1859,8 @@ def render_cell(cell: Cell, as_of: datetime) -> str:
         return ""
     if isinstance(cell, At):
         return (as_of - timedelta(seconds=cell.ago)).isoformat(sep=" ")
+    if isinstance(cell, DaysAgo):
+        return (as_of.date() - timedelta(days=cell.days)).isoformat()
     return cell
 
 
@@ -1803,6 +1897,7 @@ def generate(as_of: datetime, seed: int = 42, scale: float = 1.0, geo_lift: floa
         "erasure_requests": build_erasure_requests(seed, customers),
         "saas_invoices": build_saas_invoices(seed, signups),
         "experiments": build_experiments(),
+        "ad_spend": build_ad_spend(seed, scale),
     }
     tables = {name: render(name, rows, as_of) for name, rows in raw.items()}
     return DemoData(as_of, tables, phones, emails)

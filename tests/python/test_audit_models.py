@@ -27,6 +27,7 @@ AUDIT_MODELS = (
     "tiktok_delivery_health", "tiktok_delivery_latency", "tiktok_match_diagnostics",
     "tiktok_value_distribution", "tiktok_vbo_readiness", "tiktok_schema_drift",
     "pltv_calibration", "pltv_calibration_factors_suggested", "tiktok_experiment_readout",
+    "marketing_network_weekly", "experiment_design", "experiment_readout",
 )
 REJECTED = 5
 
@@ -57,6 +58,32 @@ def audited(demo_warehouse: Path) -> Path:
 @pytest.mark.parametrize("model", AUDIT_MODELS)
 def test_every_audit_model_has_rows(audited, model):
     assert query(audited, f"select count(*) from {SCHEMA}.{model}")[0][0] > 0
+
+
+def test_network_readout_shows_platform_roas_up_and_mer_down(audited):
+    """The demo's planted pattern as an analyst reads it: over the last 8 complete weeks TikTok's
+    reported ROAS and spend share rise while MER falls, and every network claims more than its
+    share of the blended revenue over the year."""
+    rows = query(audited, f"""
+        with ranked as (
+            select *, dense_rank() over (order by week_start desc) as weeks_back
+            from {SCHEMA}.marketing_network_weekly
+            where days_with_spend = 7
+        )
+        select network, weeks_back <= 8 as is_recent,
+            sum(platform_conversion_value) / sum(spend), sum(spend) / sum(total_spend),
+            sum(blended_revenue) / sum(total_spend), sum(platform_conversion_value) / sum(blended_revenue * spend_share)
+        from ranked group by all
+    """)
+    by = {(network, recent): figures for network, recent, *figures in rows}
+    assert {network for network, _ in by} == {"tiktok", "meta", "google"}
+    (roas_before, share_before, mer_before, _), (roas_recent, share_recent, mer_recent, _) = (
+        by[("tiktok", False)], by[("tiktok", True)])
+    assert roas_recent > 1.3 * roas_before and share_recent > 1.3 * share_before
+    assert mer_recent < 0.8 * mer_before
+    assert all(figures[3] > 1 for figures in by.values())  # claimed value / fair share of revenue
+    (unconverted,) = query(audited, f"select sum(spend_rows_without_fx_rate) from {SCHEMA}.marketing_network_weekly")[0]
+    assert unconverted == 0
 
 
 def test_delivery_health_counts_the_push(audited):

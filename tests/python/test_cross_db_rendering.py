@@ -269,6 +269,7 @@ CALLS: dict[str, str] = {
     "normalize_locale": "normalize_locale('l')",
     "optional_source_text": "optional_source_text({'e': 'varchar'}, 'e')",
     "contents_json": "contents_json('n', 'i', 'm', 'q', 'p')",
+    "iso_week_start": "iso_week_start('ts')",
 }
 
 # The exact SQL of every dispatched macro, per adapter.
@@ -382,6 +383,14 @@ EXPECTED: dict[str, dict[str, str]] = {
         "spark": "cast(ts as timestamp)",  # an instant, shown in the session's time zone
         "databricks": "cast(ts as timestamp)",
     },
+    "iso_week_start": {
+        "duckdb": "cast(date_trunc('week', ts) as date)",
+        "postgres": "cast(date_trunc('week', ts) as date)",
+        "snowflake": "dateadd(day, 1 - dayofweekiso(ts), cast(ts as date))",  # whatever WEEK_START says
+        "bigquery": "date_trunc(cast(ts as date), isoweek)",  # BigQuery's WEEK starts on Sunday
+        "spark": "cast(date_trunc('week', ts) as date)",
+        "databricks": "cast(date_trunc('week', ts) as date)",
+    },
     "type_double": {
         "duckdb": "double",
         "postgres": "double precision",
@@ -411,6 +420,8 @@ FALLBACKS = {
     ("trim_spaces", "databricks"): "default",
     ("timestamp_to_utc", "bigquery"): "default", ("timestamp_to_utc", "spark"): "default",
     ("timestamp_to_utc", "databricks"): "default",
+    ("iso_week_start", "duckdb"): "default", ("iso_week_start", "postgres"): "default",
+    ("iso_week_start", "spark"): "default", ("iso_week_start", "databricks"): "default",
 }
 
 # Functions and syntax that belong to one dialect: no other adapter's SQL may contain them.
@@ -423,7 +434,7 @@ DIALECT_MARKERS = {
     "regexp_full_match(": {"duckdb"}, "epoch(": {"duckdb"}, "isfinite(": {"duckdb"}, "quantile_cont(": {"duckdb"},
     "'g')": {"duckdb", "postgres"}, "to_number(": {"snowflake"}, "epoch_second": {"snowflake"},
     'collate "': {"postgres"}, "at time zone": {"postgres"}, "convert_timezone(": {"snowflake"},
-    "timestamp_ntz": {"snowflake"},
+    "timestamp_ntz": {"snowflake"}, "isoweek": {"bigquery"}, "dayofweekiso(": {"snowflake"},
 }
 
 
@@ -620,6 +631,11 @@ def execution_cases(r: Renderer) -> list[tuple[str, Any]]:
         (r.call("normalize_locale", "' en_US '"), "en-US"),
         (r.call("normalize_locale", "'zh-Hant-TW'"), "zh-Hant-TW"),
         (r.call("normalize_locale", "'english'"), None),
+        # a Sunday and a Monday, both in the ISO week of Monday 2026-11-23
+        (f"cast({r.call('iso_week_start', 'timestamp ' + literal('2026-11-29 23:59:59'))} as {r.call('type_varchar')})",
+         "2026-11-23"),
+        (f"cast({r.call('iso_week_start', 'date ' + literal('2026-11-23'))} as {r.call('type_varchar')})",
+         "2026-11-23"),
     ]
     return cases
 

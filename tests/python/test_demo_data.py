@@ -13,7 +13,7 @@ import statistics
 import subprocess
 import sys
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -33,7 +33,7 @@ SEED = 42
 RECENT = AS_OF - timedelta(days=28)
 TABLES = ("customers", "orders", "web_sessions", "subscriptions", "app_events", "signups",
           "pltv_predictions", "consents", "erasure_requests", "order_items", "event_sources",
-          "saas_invoices", "experiments")
+          "saas_invoices", "experiments", "ad_spend")
 
 Rows = list[dict[str, str]]
 
@@ -118,11 +118,14 @@ def test_later_as_of_shifts_timestamps_and_keeps_everything_else(gen: ModuleType
     for table in TABLES:
         columns = gen.TABLE_COLUMNS[table]
         time_columns = {i for i, c in enumerate(columns) if c.endswith("_at")}
+        date_columns = {i for i, c in enumerate(columns) if c.endswith("_date")}
         assert len(shifted.tables[table]) == len(data.tables[table]), table
         for old, new in zip(data.tables[table], shifted.tables[table], strict=True):
             for i, (a, b) in enumerate(zip(old, new, strict=True)):
                 if i in time_columns and a:
                     assert ts(b) - ts(a) == shift, (table, columns[i])
+                elif i in date_columns:  # days: as-of's day moves by 3 (06:00 + 5 hours)
+                    assert date.fromisoformat(b) - date.fromisoformat(a) == timedelta(days=3), table
                 else:
                     assert a == b, (table, columns[i])
 
@@ -149,7 +152,7 @@ def test_headers_match_the_source_contract(out_dir: Path) -> None:
     ("customers", 3000, 3000), ("orders", 4200, 5800), ("web_sessions", 12000, 16500),
     ("subscriptions", 750, 1050), ("app_events", 2500, 3600), ("signups", 650, 950),
     ("pltv_predictions", 3900, 5200), ("consents", 1000, 1450), ("erasure_requests", 15, 15),
-    ("order_items", 8000, 11000), ("event_sources", 2, 2),
+    ("order_items", 8000, 11000), ("event_sources", 2, 2), ("ad_spend", 20440, 20440),
 ])
 def test_row_counts_at_scale_one(t: dict[str, Rows], table: str, low: int, high: int) -> None:
     assert low <= len(t[table]) <= high
@@ -160,6 +163,13 @@ def test_scale_multiplies_row_counts(gen: ModuleType, data) -> None:
     for table in TABLES:
         if table in ("event_sources", "experiments"):  # configuration, not volume: the same rows at every scale
             assert small.tables[table] == data.tables[table]
+            continue
+        if table == "ad_spend":  # the same campaigns and days at every scale, budgets scaled
+            assert len(small.tables[table]) == len(data.tables[table])
+            spend = gen.TABLE_COLUMNS[table].index("spend")
+            ratio = (sum(float(r[spend]) for r in small.tables[table])
+                     / sum(float(r[spend]) for r in data.tables[table]))
+            assert 0.08 < ratio < 0.12
             continue
         ratio = len(small.tables[table]) / len(data.tables[table])
         assert 0.05 < ratio < 0.15, table
@@ -609,3 +619,91 @@ def test_the_geo_experiments_plant_their_lift_in_treatment_countries_only(gen: M
             assert float(a[gross]) == pytest.approx(float(b[gross]) * (1 + finished.lift), rel=0.01, abs=0.02)
             assert customers[a[columns.index("customer_id")]][0]
     assert changed > 20
+
+
+# --- ad spend --------------------------------------------------------------------------------
+
+SURGE_WEEKS = 8
+
+
+def usd(amount: str, currency: str, gen: ModuleType) -> float:
+    return float(amount) / gen.FX_PER_USD[currency]
+
+
+def spend_by_period(gen: ModuleType, t: dict[str, Rows]) -> dict[tuple[str, str], dict[str, float]]:
+    """(period, network) -> spend and claimed value in USD: 'recent' is the last 8 weeks (days 1-56
+    before as-of's day), 'before' the 44 weeks before them."""
+    totals: dict[tuple[str, str], dict[str, float]] = {}
+    for row in t["ad_spend"]:
+        days_ago = (AS_OF.date() - date.fromisoformat(row["spend_date"])).days
+        if days_ago > 7 * 52:
+            continue
+        period = "recent" if days_ago <= 7 * SURGE_WEEKS else "before"
+        total = totals.setdefault((period, row["network"]), {"spend": 0.0, "value": 0.0})
+        total["spend"] += usd(row["spend"], row["currency"], gen)
+        total["value"] += usd(row["platform_conversion_value"], row["currency"], gen)
+    return totals
+
+
+def order_revenue_by_period(gen: ModuleType, t: dict[str, Rows]) -> dict[str, float]:
+    """First-party order revenue (net less refunds, cancelled and unknown currencies left out) in
+    USD, by the same periods (subscriptions left out: the same in both periods' comparison)."""
+    revenue = {"recent": 0.0, "before": 0.0}
+    for order in t["orders"]:
+        currency = (order["currency"] or "").strip().upper()
+        if order["status"] == "cancelled" or currency not in gen.FX_PER_USD:
+            continue
+        days_ago = (AS_OF.date() - ts(order["ordered_at"]).date()).days
+        if not 1 <= days_ago <= 7 * 52:
+            continue
+        period = "recent" if days_ago <= 7 * SURGE_WEEKS else "before"
+        amount = float(order["net_revenue"]) - float(order["refunded_amount"] or 0)
+        revenue[period] += amount / gen.FX_PER_USD[currency]
+    return revenue
+
+
+def test_ad_spend_is_deterministic(gen: ModuleType, data) -> None:
+    assert gen.generate(AS_OF, seed=SEED, scale=1.0).tables["ad_spend"] == data.tables["ad_spend"]
+    assert gen.generate(AS_OF, seed=SEED + 1, scale=1.0).tables["ad_spend"] != data.tables["ad_spend"]
+
+
+def test_ad_spend_covers_three_networks_every_day(gen: ModuleType, t: dict[str, Rows]) -> None:
+    rows = t["ad_spend"]
+    assert {r["network"] for r in rows} == {"tiktok", "meta", "google"}
+    days = {date.fromisoformat(r["spend_date"]) for r in rows}
+    assert min(days) == AS_OF.date() - timedelta(days=365) and max(days) == AS_OF.date() - timedelta(days=1)
+    for network in ("tiktok", "meta", "google"):
+        assert len({r["spend_date"] for r in rows if r["network"] == network}) == 365, network
+    keys = Counter((r["spend_date"], r["network"], r["campaign_id"], r["country_code"]) for r in rows)
+    assert max(keys.values()) == 1
+    assert all(r["currency"] == gen.COUNTRY_CURRENCY[r["country_code"]] for r in rows)
+    assert all(float(r["spend"]) > 0 and int(r["platform_conversions"]) >= 0 for r in rows)
+
+
+def test_ad_spend_plants_platform_roas_up_while_revenue_does_not_follow(gen: ModuleType, t: dict[str, Rows]) -> None:
+    """TikTok's budget and its reported ROAS rise over the last 8 weeks; first-party revenue does
+    not follow: revenue per dollar of total spend (MER) is no higher than before, and the value
+    TikTok claims grows far faster than revenue."""
+    spend = spend_by_period(gen, t)
+    revenue = order_revenue_by_period(gen, t)
+
+    def roas(period: str) -> float:
+        return spend[(period, "tiktok")]["value"] / spend[(period, "tiktok")]["spend"]
+
+    def tiktok_share(period: str) -> float:
+        return spend[(period, "tiktok")]["spend"] / sum(v["spend"] for (p, _), v in spend.items() if p == period)
+
+    def mer(period: str) -> float:
+        return revenue[period] / sum(v["spend"] for (p, _), v in spend.items() if p == period)
+
+    def claimed_to_revenue(period: str) -> float:
+        return spend[(period, "tiktok")]["value"] / revenue[period]
+
+    assert roas("recent") > 1.3 * roas("before")
+    assert tiktok_share("recent") > 1.3 * tiktok_share("before")
+    assert mer("recent") < mer("before")  # the surge buys no revenue: MER falls
+    assert claimed_to_revenue("recent") > 1.5 * claimed_to_revenue("before")
+    for network in ("meta", "google"):  # the other networks' reported ROAS holds within 10 %
+        before = spend[("before", network)]["value"] / spend[("before", network)]["spend"]
+        recent = spend[("recent", network)]["value"] / spend[("recent", network)]["spend"]
+        assert abs(recent / before - 1) < 0.10, network

@@ -1,0 +1,48 @@
+{#- Daily ad spend per network, campaign and targeted country, renamed and cast; network
+    lowercased, country and currency uppercased. Empty (with the same columns) where the
+    advertiser has no ad_spend table; the platform-reported columns are null where the table
+    has none. -#}
+{%- if var('tiktok_load_demo_data') | as_bool %}
+-- depends_on: {{ ref('ad_spend') }}
+{%- endif %}
+{%- set source_relation = source('first_party', 'ad_spend') %}
+{%- set has_table = tiktok_outbox.source_relation_exists(source_relation) %}
+{#- the optional columns the table has (all of them in a unit test's fixture, a CTE) -#}
+{%- set is_fixture = source_relation.type == 'cte' %}
+{%- set column_types = tiktok_outbox.source_column_types(source_relation) if has_table and not is_fixture else {} %}
+
+with source as (
+    {% if has_table %}
+    select * from {{ source_relation }}
+    {% else %}
+    select
+        cast(null as date) as spend_date,
+        cast(null as {{ dbt.type_string() }}) as network,
+        cast(null as {{ dbt.type_string() }}) as campaign_id,
+        cast(null as {{ dbt.type_string() }}) as campaign_name,
+        cast(null as {{ dbt.type_string() }}) as country_code,
+        cast(null as decimal(18, 2)) as spend,
+        cast(null as {{ dbt.type_string() }}) as currency,
+        cast(null as {{ dbt.type_int() }}) as platform_conversions,
+        cast(null as decimal(18, 2)) as platform_conversion_value
+    where 1 = 0
+    {% endif %}
+),
+
+renamed as (
+    select
+        cast(spend_date as date) as spend_date,
+        lower({{ tiktok_outbox.source_text('network') }}) as network,
+        {{ tiktok_outbox.source_text('campaign_id') }} as campaign_id,
+        {{ tiktok_outbox.source_text('campaign_name') }} as campaign_name,
+        upper({{ tiktok_outbox.source_text('country_code') }}) as country_code,
+        cast(spend as decimal(18, 2)) as spend,
+        upper({{ tiktok_outbox.source_text('currency') }}) as currency,
+        -- optional columns: null where the table has none
+        {%- for column, type in [('platform_conversions', dbt.type_int()), ('platform_conversion_value', 'decimal(18, 2)')] %}
+        {% if column in column_types or is_fixture or not has_table %}cast({{ column }} as {{ type }}){% else %}cast(null as {{ type }}){% endif %} as {{ column }}{% if not loop.last %},{% endif %}
+        {%- endfor %}
+    from source
+)
+
+select * from renamed
