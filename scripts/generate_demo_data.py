@@ -1614,7 +1614,6 @@ class GeoExperiment:
     started: int
     ended: int
     maturity_days: int
-    planned_spend_usd: float
     lift: float  # planted: the extra order value of customers acquired in treatment geos
 
 
@@ -1624,8 +1623,8 @@ class GeoExperiment:
 # can detect about +80 % with 8 + 8 countries of a few dozen customers each (experiment_design),
 # so a smaller effect would read as noise.
 GEO_EXPERIMENTS = (
-    GeoExperiment("store-pltv-vs-bau", ECOMMERCE, 380 * DAY, 200 * DAY, 140 * DAY, 90, 60_000.0, 1.0),
-    GeoExperiment("store-pltv-cap", ECOMMERCE, 220 * DAY, 35 * DAY, -21 * DAY, 90, 40_000.0, 0.0),
+    GeoExperiment("store-pltv-vs-bau", ECOMMERCE, 380 * DAY, 200 * DAY, 140 * DAY, 90, 1.0),
+    GeoExperiment("store-pltv-cap", ECOMMERCE, 220 * DAY, 35 * DAY, -21 * DAY, 90, 0.0),
 )
 GEO_TREATMENT_SHARE = 0.5
 
@@ -1650,14 +1649,22 @@ def geo_salt(experiment_id: str) -> str:
     raise AssertionError("no balanced salt")  # unreachable for 16 countries
 
 
-def build_experiments() -> list[Row]:
-    return [{
-        "experiment_id": e.experiment_id, "network": "tiktok", "business_model": e.business_model,
-        "geo_level": "country", "treatment_share": str(GEO_TREATMENT_SHARE),
-        "salt": geo_salt(e.experiment_id), "pre_period_started_at": At(e.pre_period_started),
-        "started_at": At(e.started), "ended_at": At(e.ended), "maturity_days": str(e.maturity_days),
-        "planned_spend": f"{e.planned_spend_usd:.2f}", "currency": "USD",
-    } for e in GEO_EXPERIMENTS]
+def build_experiments(scale: float) -> list[Row]:
+    """The register; each planned spend is what the demo's TikTok campaigns spend on average in
+    the treatment countries over the window (build_ad_spend)."""
+    rows = []
+    for e in GEO_EXPERIMENTS:
+        salt = geo_salt(e.experiment_id)
+        treated = frozenset(c for c in COUNTRY_WEIGHTS if geo_cell(salt, e.experiment_id, c) == "treatment")
+        planned = expected_spend_usd("tiktok", treated, range(e.started // DAY, e.ended // DAY, -1), scale)
+        rows.append({
+            "experiment_id": e.experiment_id, "network": "tiktok", "business_model": e.business_model,
+            "geo_level": "country", "treatment_share": str(GEO_TREATMENT_SHARE), "salt": salt,
+            "pre_period_started_at": At(e.pre_period_started), "started_at": At(e.started),
+            "ended_at": At(e.ended), "maturity_days": str(e.maturity_days),
+            "planned_spend": f"{planned:.2f}", "currency": "USD",
+        })
+    return rows
 
 
 def plant_geo_lift(orders: list[Order], lift_scale: float = 1.0) -> None:
@@ -1798,8 +1805,9 @@ CAMPAIGNS: tuple[tuple[str, str, str, tuple[str, ...] | None, float, float, floa
     ("meta", "23850000000000002", "Meta | Retargeting 30d", ("US", "GB", "DE", "FR"), 0.3, 8.0, 66.0),
     ("google", "21000000001", "Google | Search | Brand + Generic", None, 1.0, 6.0, 75.0),
 )
-# Daily budget in USD per network a year before as-of, at scale 1 (grows with acquisition).
-NETWORK_DAILY_USD = {"tiktok": 18.0, "meta": 30.0, "google": 22.0}
+# Daily budget in USD per network a year before as-of, at scale 1 (grows with acquisition): MER
+# (all revenue, SaaS billing included, over all spend) about 6.
+NETWORK_DAILY_USD = {"tiktok": 72.0, "meta": 120.0, "google": 88.0}
 
 
 def acquisition_growth(days_ago: float) -> float:
@@ -1819,6 +1827,24 @@ def surge(days_ago: int, top: float) -> float:
     if days_ago > SURGE_DAYS:
         return 1.0
     return 1.0 + (top - 1.0) * (SURGE_DAYS - days_ago + 1) / SURGE_DAYS
+
+
+def expected_spend_usd(network: str, countries: frozenset[str], days_ago: Iterable[int],
+                       scale: float = 1.0) -> float:
+    """What build_ad_spend spends on average on ``network`` in ``countries`` over ``days_ago``
+    (a day after as-of is planned at the last day's level)."""
+    total = 0.0
+    for day in days_ago:
+        day = max(day, 1)
+        ramp = surge(day, SURGE_SPEND) if network == "tiktok" else 1.0
+        for campaign_network, _, _, targeted, share, _, _ in CAMPAIGNS:
+            if campaign_network != network:
+                continue
+            targeted = targeted or tuple(COUNTRY_WEIGHTS)
+            weight = sum(COUNTRY_WEIGHTS[c] for c in targeted)
+            in_cell = sum(COUNTRY_WEIGHTS[c] for c in targeted if c in countries) / weight
+            total += NETWORK_DAILY_USD[network] * share * scale * acquisition_growth(day) * ramp * in_cell
+    return total
 
 
 def build_ad_spend(seed: int, scale: float) -> list[Row]:
@@ -1896,7 +1922,7 @@ def generate(as_of: datetime, seed: int = 42, scale: float = 1.0, geo_lift: floa
         ],
         "erasure_requests": build_erasure_requests(seed, customers),
         "saas_invoices": build_saas_invoices(seed, signups),
-        "experiments": build_experiments(),
+        "experiments": build_experiments(scale),
         "ad_spend": build_ad_spend(seed, scale),
     }
     tables = {name: render(name, rows, as_of) for name, rows in raw.items()}

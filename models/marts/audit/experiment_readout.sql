@@ -14,6 +14,11 @@
     interval of a planted +4,900 read [-7,700, +6,900]; the pre-period's weekly noise reads it
     [+1,500, +6,100] (README, "Geo experiments").
 
+    Return on the network's spend: the spend and the network's own claimed conversion value in
+    the treatment units over the window (source ad_spend, by country: geo_level country only),
+    incremental_roas = incremental revenue / that spend, with the same interval, beside
+    platform_roas = claimed value / spend: what the network reports next to what it caused.
+
     An experiment is read once every customer acquired in its window has matured
     (ended_at + maturity_days); before that its row says until when (readable_from) and carries
     no estimate. -#}
@@ -36,6 +41,35 @@ baseline as (
     select * from {{ ref('int_experiment_geo_baseline') }}
 ),
 
+cells as (
+    select * from {{ ref('int_experiment_geo_cells') }}
+),
+
+fx as (
+    select * from {{ ref('int_fx_to_reporting') }}
+),
+
+treatment_spend as (
+    select
+        experiments.experiment_id,
+        sum(cast(spend.spend as {{ tiktok_outbox.type_double() }}) * fx.to_reporting) as network_spend,
+        sum(cast(spend.platform_conversion_value as {{ tiktok_outbox.type_double() }}) * fx.to_reporting)
+            as platform_conversion_value
+    from experiments
+    inner join {{ ref('stg_first_party__ad_spend') }} as spend
+        on spend.network = experiments.network
+        and spend.spend_date >= cast(experiments.started_at as date)
+        and spend.spend_date < cast(experiments.ended_at as date)
+    inner join cells
+        on cells.experiment_id = experiments.experiment_id
+        and cells.geo_unit = spend.country_code
+        and cells.experiment_cell = 'treatment'
+    inner join fx
+        on spend.currency = fx.currency_code
+    where experiments.geo_level = 'country'
+    group by experiments.experiment_id
+),
+
 window_totals as (
     select
         experiment_id,
@@ -50,6 +84,8 @@ window_totals as (
 estimates as (
     select
         window_totals.*,
+        treatment_spend.network_spend,
+        treatment_spend.platform_conversion_value,
         baseline.pre_ratio,
         baseline.pre_weeks,
         baseline.incremental_se,
@@ -58,6 +94,8 @@ estimates as (
     from window_totals
     inner join baseline
         on window_totals.experiment_id = baseline.experiment_id
+    left join treatment_spend
+        on window_totals.experiment_id = treatment_spend.experiment_id
 ),
 
 final as (
@@ -87,7 +125,15 @@ final as (
         (estimates.revenue_treatment - estimates.counterfactual_revenue - estimates.t_975 * estimates.incremental_se)
             / nullif(estimates.counterfactual_revenue, 0) as lift_ci95_low,
         (estimates.revenue_treatment - estimates.counterfactual_revenue + estimates.t_975 * estimates.incremental_se)
-            / nullif(estimates.counterfactual_revenue, 0) as lift_ci95_high
+            / nullif(estimates.counterfactual_revenue, 0) as lift_ci95_high,
+        estimates.network_spend,
+        (estimates.revenue_treatment - estimates.counterfactual_revenue)
+            / nullif(estimates.network_spend, 0) as incremental_roas,
+        (estimates.revenue_treatment - estimates.counterfactual_revenue - estimates.t_975 * estimates.incremental_se)
+            / nullif(estimates.network_spend, 0) as incremental_roas_ci95_low,
+        (estimates.revenue_treatment - estimates.counterfactual_revenue + estimates.t_975 * estimates.incremental_se)
+            / nullif(estimates.network_spend, 0) as incremental_roas_ci95_high,
+        estimates.platform_conversion_value / nullif(estimates.network_spend, 0) as platform_roas
     from experiments
     left join estimates
         on experiments.experiment_id = estimates.experiment_id
