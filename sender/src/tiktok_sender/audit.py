@@ -52,8 +52,14 @@ AUDIT_MODELS: tuple[str, ...] = (
     "tiktok_vbo_readiness",
     "tiktok_schema_drift",
     "pltv_calibration",
+    "pltv_calibration_factors_suggested",
     "tiktok_experiment_readout",
+    "experiment_design",
+    "experiment_readout",
+    "marketing_network_weekly",
 )
+# The weeks of marketing_network_weekly the report shows: the latest complete ones.
+NETWORK_WEEKS = 12
 
 # (column of tiktok_vbo_readiness, label) of the readiness checklist.
 READINESS_CHECKS: tuple[tuple[str, str], ...] = (
@@ -108,6 +114,15 @@ class AuditData:
     """Per model version: cohorts, first_cohort, last_cohort, customers, predicted_total,
     realised_total, calibration_ratio."""
     readout: list[Row]
+    calibration_factors: list[Row]
+    """pltv_calibration_factors_suggested, by its keys."""
+    experiment_design: list[Row]
+    """experiment_design, by experiment_id."""
+    experiment_readout: list[Row]
+    """experiment_readout, by experiment_id."""
+    network_weeks: list[Row]
+    """marketing_network_weekly of the NETWORK_WEEKS latest weeks with 7 days of spend, oldest
+    first, by network."""
     rejections: list[Row]
     """Top reasons events ended a run rejected or failed: status, api_code, reason (api_message
     with item indexes removed), events, runs, last_seen_at."""
@@ -257,6 +272,10 @@ def load_audit(con: SqlWarehouse, schema: str, *, today: date | None = None) -> 
         drift = table("tiktok_schema_drift", "event, event_source")
         calibration = table("pltv_calibration", "model_version, cohort_month, predicted_decile")
         readout = table("tiktok_experiment_readout", "experiment_cell desc")
+        factors = table("pltv_calibration_factors_suggested", "model_version, business_model, country_code")
+        design = table("experiment_design", "experiment_id")
+        geo_readout = table("experiment_readout", "experiment_id")
+        network_weeks = table("marketing_network_weekly", "week_start, network")
         totals = _totals(con)
         rejections = _rejections(con)
     except con.driver_errors as exc:
@@ -282,6 +301,10 @@ def load_audit(con: SqlWarehouse, schema: str, *, today: date | None = None) -> 
         calibration=deciles,
         calibration_versions=versions,
         readout=readout,
+        calibration_factors=factors,
+        experiment_design=design,
+        experiment_readout=geo_readout,
+        network_weeks=rollup.latest_weeks([r for r in network_weeks if r["days_with_spend"] == 7], NETWORK_WEEKS),
         rejections=rejections,
         today=today,
     )

@@ -226,3 +226,9 @@ def calibration_rollup(rows: list[Row]) -> tuple[list[Row], list[Row]]:
     return sorted(
         deciles.values(), key=lambda d: (d["model_version"], d["predicted_decile"])
     ), sorted(versions.values(), key=lambda v: v["model_version"])
+
+
+def latest_weeks(rows: list[Row], weeks: int) -> list[Row]:
+    """The rows of the `weeks` latest `week_start`s, in their order."""
+    keep = set(sorted({r["week_start"] for r in rows})[-weeks:])
+    return [r for r in rows if r["week_start"] in keep]

@@ -285,6 +285,58 @@ def _readout_table(audit: AuditData) -> str:
     return "\n".join([table, *(f"  {v}" for v in verdicts)])
 
 
+def geo_verdict(row: Mapping[str, Any]) -> str:
+    """One sentence on a geo experiment's readout (experiment_readout): until when it matures,
+    or whether the treatment geos beat their counterfactual, with the return on the network's
+    spend it caused beside the one the network reports."""
+    name = row["experiment_id"]
+    if row.get("lift_ci95_low") is None:
+        until = row.get("readable_from")
+        return f"{name}: not readable until {until:%Y-%m-%d} (customers of the window still maturing)" if until \
+            else f"{name}: no readout"
+    low, high = row["lift_ci95_low"], row["lift_ci95_high"]
+    if low > 0:
+        verdict = "the treatment geos beat business as usual"
+    elif high < 0:
+        verdict = "the treatment geos trail business as usual"
+    else:
+        verdict = "no significant difference from business as usual"
+    text = (f"{name}: {verdict}, lift {float(row['lift']) * 100:+.0f}% "
+            f"(95% CI {float(low) * 100:+.0f}% to {float(high) * 100:+.0f}%)")
+    if row.get("incremental_roas") is not None:
+        text += (f"; incremental ROAS {fmt_ratio(row['incremental_roas'])} "
+                 f"({fmt_ratio(row['incremental_roas_ci95_low'])} to {fmt_ratio(row['incremental_roas_ci95_high'])})")
+        if row.get("platform_roas") is not None:
+            text += f" against {fmt_ratio(row['platform_roas'])} reported by the platform"
+    return text
+
+
+def _experiments_table(audit: AuditData) -> str:
+    readouts = {r["experiment_id"]: r for r in audit.experiment_readout}
+    rows = []
+    for d in audit.experiment_design:
+        r = readouts.get(d["experiment_id"], {})
+        rows.append([
+            d["experiment_id"],
+            d["status"],
+            f"{fmt_count(d['units_treatment'])} / {fmt_count(d['units_control'])}",
+            "yes" if d["is_balanced"] else "NO",
+            fmt_share(d["mde_lift"]),
+            fmt_amount(r.get("incremental_revenue"), True),
+            "-" if r.get("lift") is None else f"{float(r['lift']) * 100:+.0f}%",
+            fmt_ratio(r.get("incremental_roas")),
+            f"{d['readable_from']:%Y-%m-%d}",
+        ])
+    table = text_table(
+        "geo experiments (experiment_design, experiment_readout)",
+        ["experiment", "status", "units T/C", "balanced", "detects", "incremental", "lift", "iROAS",
+         "readable from"],
+        rows,
+        right=(4, 5, 6, 7),
+    )
+    return "\n".join([table, *(f"  {geo_verdict(r)}" for r in audit.experiment_readout)])
+
+
 def readout_verdict(row: Mapping[str, Any]) -> str:
     """One sentence on whether the cell's difference against the holdout is significant."""
     low, high = row.get("difference_ci95_low"), row.get("difference_ci95_high")
@@ -309,6 +361,7 @@ def render_audit_tables(audit: AuditData) -> str:
             _readiness_table(audit),
             _drift_table(audit),
             _calibration_table(audit),
+            _experiments_table(audit),
             _readout_table(audit),
         ]
     )
@@ -347,6 +400,9 @@ def audit_dict(audit: AuditData) -> dict[str, Any]:
             "schema_drift": audit.drift,
             "calibration": audit.calibration_versions,
             "experiment_readout": audit.readout,
+            "geo_experiment_design": audit.experiment_design,
+            "geo_experiment_readout": audit.experiment_readout,
+            "calibration_factors_suggested": audit.calibration_factors,
             "top_rejections": audit.rejections,
         }
     )

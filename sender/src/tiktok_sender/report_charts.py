@@ -1,8 +1,8 @@
 """The charts of `sender report`, one function per chart, each drawing its figures of
 `audit.AuditData` as an inline `<svg class="chart" data-chart="NAME">` (or a placeholder
 saying why there is nothing to draw) from the blocks of `report_svg`: delivery outcomes,
-latency, match keys, values per cell, pLTV calibration, the experiment readout and the top
-rejection reasons.
+latency, match keys, values per cell, pLTV calibration, the experiment readout, the geo
+experiments' lift, TikTok's reported ROAS against the blended MER and the top rejection reasons.
 """
 
 from __future__ import annotations
@@ -11,7 +11,14 @@ import math
 from html import escape
 
 from tiktok_sender.audit import CHART_KEYS, STATUSES, AuditData, Row
-from tiktok_sender.audit_text import fmt_amount, fmt_hours, fmt_ratio, fmt_share, readout_verdict
+from tiktok_sender.audit_text import (
+    fmt_amount,
+    fmt_hours,
+    fmt_ratio,
+    fmt_share,
+    geo_verdict,
+    readout_verdict,
+)
 from tiktok_sender.report_svg import (
     SERIES,
     STATUS_COLOURS,
@@ -19,6 +26,7 @@ from tiktok_sender.report_svg import (
     coord,
     empty_chart,
     grouped_bars,
+    interval_chart,
     legend,
     nice_ticks,
     rect,
@@ -273,68 +281,56 @@ def readout_chart(audit: AuditData) -> str:
     rows = [r for r in audit.readout if r.get("difference_ci95_low") is not None]
     if not rows:
         return empty_chart(chart, title, "No matured treatment and holdout customers yet.")
-    plot = Plot(height=120 + 48 * len(rows), left=140, top=56, bottom=52)
-    low = min(0.0, *(float(r["difference_ci95_low"]) for r in rows))
-    high = max(0.0, *(float(r["difference_ci95_high"]) for r in rows))
-    pad = (high - low) * 0.08 or 1.0
-    low, high = low - pad, high + pad
-
-    def x(value: float) -> float:
-        return plot.x0 + (plot.x1 - plot.x0) * (value - low) / (high - low)
-
-    body: list[str] = []
-    span = high - low
-    step = nice_ticks(span, 6)[1]
-    t = math.ceil(low / step) * step
-    while t <= high:
-        xt = coord(x(t))
-        body.append(f'<line class="grid" x1="{xt}" x2="{xt}" y1="{plot.y1}" y2="{plot.y0}"/>')
-        body.append(
-            f'<text class="tick" x="{xt}" y="{plot.y0 + 18}" text-anchor="middle">'
-            f"{escape(tick_text(t, 'number'))}</text>"
-        )
-        t += step
-    zero = coord(x(0.0))
-    body.append(
-        f'<line class="axis" x1="{zero}" x2="{zero}" y1="{plot.y1}" y2="{plot.y0}" stroke-width="2"/>'
-    )
-    body.append(f'<line class="axis" x1="{plot.x0}" x2="{plot.x1}" y1="{plot.y0}" y2="{plot.y0}"/>')
-    band = (plot.y0 - plot.y1) / len(rows)
-    for i, r in enumerate(rows):
-        y = plot.y1 + band * (i + 0.5)
+    intervals = []
+    for r in rows:
         lo, hi, diff = (
-            float(r[k])
-            for k in ("difference_ci95_low", "difference_ci95_high", "difference_vs_holdout")
+            float(r[k]) for k in ("difference_ci95_low", "difference_ci95_high", "difference_vs_holdout")
         )
-        tip = (
-            f"{r['experiment_cell']} - holdout: {diff:+,.2f} per customer "
-            f"(95% CI {lo:+,.2f} to {hi:+,.2f})"
-        )
-        colour = SERIES[2] if lo > 0 else SERIES[5] if hi < 0 else SERIES[0]
-        body.append(
-            f'<line x1="{coord(x(lo))}" x2="{coord(x(hi))}" y1="{coord(y)}" y2="{coord(y)}" stroke="{colour}" '
-            f'stroke-width="4" stroke-linecap="round"><title>{escape(tip)}</title></line>'
-        )
-        for end in (lo, hi):
-            body.append(
-                f'<line x1="{coord(x(end))}" x2="{coord(x(end))}" y1="{coord(y - 9)}" y2="{coord(y + 9)}" '
-                f'stroke="{colour}" stroke-width="2"/>'
-            )
-        body.append(
-            f'<circle cx="{coord(x(diff))}" cy="{coord(y)}" r="7" fill="{colour}">'
-            f"<title>{escape(tip)}</title></circle>"
-        )
-        body.append(
-            f'<text x="{plot.x0 - 10}" y="{coord(y)}" text-anchor="end" dominant-baseline="middle">'
-            f"{escape(str(r['experiment_cell']))}</text>"
-        )
-    body.append(
-        x_axis_label(
-            plot, "difference in revenue per customer against the holdout (reporting currency)"
-        )
-    )
+        tip = f"{r['experiment_cell']} - holdout: {diff:+,.2f} per customer (95% CI {lo:+,.2f} to {hi:+,.2f})"
+        intervals.append((str(r["experiment_cell"]), lo, diff, hi, tip))
     desc = "; ".join(readout_verdict(r) for r in rows)
-    return svg(chart, "all", title, desc, plot, body)
+    return interval_chart(
+        chart, title, desc, intervals,
+        x_label="difference in revenue per customer against the holdout (reporting currency)",
+    )
+
+
+def experiments_chart(audit: AuditData) -> str:
+    """The lift of every readable geo experiment with its 95% interval (experiment_readout)."""
+    chart, title = "experiments", "Geo experiments: revenue lift of the treatment geos, with 95% interval"
+    rows = [r for r in audit.experiment_readout if r.get("lift_ci95_low") is not None]
+    if not rows:
+        return empty_chart(chart, title, "No registered geo experiment has matured yet.")
+    intervals = [
+        (str(r["experiment_id"]), float(r["lift_ci95_low"]), float(r["lift"]), float(r["lift_ci95_high"]),
+         geo_verdict(r))
+        for r in rows
+    ]
+    desc = "; ".join(geo_verdict(r) for r in audit.experiment_readout)
+    return interval_chart(
+        chart, title, desc, intervals,
+        x_label="lift of the treatment geos' revenue at maturity over their counterfactual", kind="share",
+    )
+
+
+def networks_chart(audit: AuditData) -> str:
+    """Each week's TikTok platform ROAS beside the blended MER (marketing_network_weekly)."""
+    chart, title = "networks", "TikTok's reported ROAS against blended revenue per unit of spend (MER), by week"
+    rows = [r for r in audit.network_weeks if r["network"] == "tiktok"]
+    if not rows:
+        return empty_chart(chart, title, "No TikTok spend in the ad_spend source.")
+    groups = [(f"{r['week_start']:%m-%d}", [r["platform_roas"], r["mer"]]) for r in rows]
+    desc = "; ".join(
+        f"week of {r['week_start']:%Y-%m-%d}: TikTok reports ROAS {fmt_ratio(r['platform_roas'])}, "
+        f"MER {fmt_ratio(r['mer'])}"
+        for r in rows
+    )
+    return grouped_bars(
+        chart, "all", title, desc, groups,
+        [("TikTok platform ROAS", SERIES[0]), ("blended MER", SERIES[1])],
+        y_label="revenue per unit of spend", x_label="week starting (Monday)", kind="number",
+        tip=lambda g, s, v: f"week of {g}: {s} {v:,.2f}",
+    )
 
 
 def rejections_chart(audit: AuditData) -> str:

@@ -25,8 +25,10 @@ from tiktok_sender.profiles import WarehouseTarget
 from tiktok_sender.report_charts import (
     calibration_charts,
     deliveries_chart,
+    experiments_chart,
     latency_chart,
     match_chart,
+    networks_chart,
     readout_chart,
     rejections_chart,
     values_chart,
@@ -34,8 +36,12 @@ from tiktok_sender.report_charts import (
 from tiktok_sender.report_tables import (
     calibration_table,
     drift_table,
+    experiments_table,
+    factors_table,
+    geo_verdicts,
     latency_table,
     match_table,
+    networks_table,
     readiness_table,
     readout_table,
     readout_verdicts,
@@ -88,6 +94,28 @@ def render_report(audit: AuditData, *, warehouse: str, generated_at: datetime | 
     window = audit.readout[0]["readout_window_days"] if audit.readout else None
 
     sections = [
+        _section(
+            "experiments",
+            "Geo experiments: does pLTV pay?",
+            "Treatment geos optimised on pLTV values, control geos on business as usual, read by "
+            "intention to treat on the revenue at maturity of the customers each cell acquired in "
+            "the window (<code>experiment_design</code>, <code>experiment_readout</code>; README, "
+            "\"Geo experiments\"). Incremental ROAS is the return the value signal caused on the "
+            "network's spend in the treatment geos; platform ROAS is what the network reports for it.",
+            experiments_chart(audit),
+            geo_verdicts(audit),
+            experiments_table(audit),
+        ),
+        _section(
+            "networks",
+            "Platform ROAS against blended revenue",
+            "Per complete week: what each network spent and what its own reporting claims, beside "
+            "the business's blended revenue per unit of total spend (MER, "
+            "<code>marketing_network_weekly</code>). A platform ROAS rising while MER stays flat or "
+            "falls is attribution, not incrementality.",
+            networks_chart(audit),
+            networks_table(audit),
+        ),
         _section(
             "deliveries",
             "Delivery health",
@@ -147,10 +175,14 @@ def render_report(audit: AuditData, *, warehouse: str, generated_at: datetime | 
         _section(
             "calibration",
             "pLTV calibration",
-            "Predicted versus realised value of mature cohorts (<code>pltv_calibration</code>); "
-            "ratio = realised / predicted, below 1 the model over-predicts.",
+            "Predicted versus realised value of scores whose horizon has passed "
+            "(<code>pltv_calibration</code>); ratio = realised / predicted, below 1 the model "
+            "over-predicts. The factors they suggest for <code>pltv_calibration_factors</code>, "
+            "against the ones in force (<code>pltv_calibration_factors_suggested</code>; README, "
+            "\"Refreshing the calibration factors\").",
             *calibration_charts(audit),
             calibration_table(audit),
+            factors_table(audit),
         ),
         _section(
             "readout",

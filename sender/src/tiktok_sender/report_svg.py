@@ -209,3 +209,65 @@ def grouped_bars(
         line_items = [goal[1]]
     body += legend(plot, series, line_items=line_items)
     return svg(chart, key, title, desc, plot, body)
+
+
+def interval_chart(
+    chart: str,
+    title: str,
+    desc: str,
+    rows: Sequence[tuple[str, float, float, float, str]],
+    *,
+    x_label: str,
+    kind: str = "number",
+) -> str:
+    """Estimates with their intervals, one line per row = (label, low, estimate, high, tip), on
+    a horizontal axis with zero marked: green when the interval is above zero, vermilion below,
+    blue across it (the word is in `desc` and the tip, never the colour alone)."""
+    plot = Plot(height=120 + 48 * len(rows), left=180, top=56, bottom=52)
+    low = min(0.0, *(r[1] for r in rows))
+    high = max(0.0, *(r[3] for r in rows))
+    pad = (high - low) * 0.08 or 1.0
+    low, high = low - pad, high + pad
+
+    def x(value: float) -> float:
+        return plot.x0 + (plot.x1 - plot.x0) * (value - low) / (high - low)
+
+    body: list[str] = []
+    step = nice_ticks(high - low, 6)[1]
+    t = math.ceil(low / step) * step
+    while t <= high:
+        xt = coord(x(t))
+        body.append(f'<line class="grid" x1="{xt}" x2="{xt}" y1="{plot.y1}" y2="{plot.y0}"/>')
+        body.append(
+            f'<text class="tick" x="{xt}" y="{plot.y0 + 18}" text-anchor="middle">'
+            f"{escape(tick_text(t, kind))}</text>"
+        )
+        t += step
+    zero = coord(x(0.0))
+    body.append(
+        f'<line class="axis" x1="{zero}" x2="{zero}" y1="{plot.y1}" y2="{plot.y0}" stroke-width="2"/>'
+    )
+    body.append(f'<line class="axis" x1="{plot.x0}" x2="{plot.x1}" y1="{plot.y0}" y2="{plot.y0}"/>')
+    band = (plot.y0 - plot.y1) / len(rows)
+    for i, (label, lo, point, hi, tip) in enumerate(rows):
+        y = plot.y1 + band * (i + 0.5)
+        colour = SERIES[2] if lo > 0 else SERIES[5] if hi < 0 else SERIES[0]
+        body.append(
+            f'<line x1="{coord(x(lo))}" x2="{coord(x(hi))}" y1="{coord(y)}" y2="{coord(y)}" stroke="{colour}" '
+            f'stroke-width="4" stroke-linecap="round"><title>{escape(tip)}</title></line>'
+        )
+        for end in (lo, hi):
+            body.append(
+                f'<line x1="{coord(x(end))}" x2="{coord(x(end))}" y1="{coord(y - 9)}" y2="{coord(y + 9)}" '
+                f'stroke="{colour}" stroke-width="2"/>'
+            )
+        body.append(
+            f'<circle cx="{coord(x(point))}" cy="{coord(y)}" r="7" fill="{colour}">'
+            f"<title>{escape(tip)}</title></circle>"
+        )
+        body.append(
+            f'<text x="{plot.x0 - 10}" y="{coord(y)}" text-anchor="end" dominant-baseline="middle">'
+            f"{escape(label)}</text>"
+        )
+    body.append(x_axis_label(plot, x_label))
+    return svg(chart, "all", title, desc, plot, body)

@@ -1,6 +1,7 @@
 """The HTML tables of `sender report`: the generic `table` (cells given as escaped HTML) and,
 per section, the table of its figures of `audit.AuditData` (runs, latency, values, readiness,
-rejections, schema drift, calibration, experiment readout), with the notes that go with them.
+rejections, schema drift, calibration and its suggested factors, experiment readout, geo
+experiments, networks), with the notes that go with them.
 Every text from the warehouse goes through `html.escape`; a pass or a fail is a mark with a
 word beside it, colour is never the only signal.
 """
@@ -19,6 +20,7 @@ from tiktok_sender.audit_text import (
     fmt_quality,
     fmt_ratio,
     fmt_share,
+    geo_verdict,
     readout_verdict,
     without_indexes,
 )
@@ -344,4 +346,106 @@ def readout_table(audit: AuditData) -> str:
         readout_rows,
         numeric=range(1, 8),
         name="readout",
+    )
+
+
+
+def geo_verdicts(audit: AuditData) -> str:
+    """One note per registered geo experiment: until when it matures, or what it proved."""
+    return "".join(f'<p class="note">{escape(geo_verdict(r))}</p>' for r in audit.experiment_readout)
+
+
+def _with_interval(row: dict[str, Any], key: str, fmt: Any, interval: str | None = None) -> str:
+    """`key` of the row with its 95% interval (`interval`_ci95_low and _high, `interval`
+    defaulting to `key`), or - without one."""
+    interval = interval or key
+    if row.get(f"{interval}_ci95_low") is None:
+        return "-"
+    return f"{fmt(row[key])} ({fmt(row[f'{interval}_ci95_low'])} to {fmt(row[f'{interval}_ci95_high'])})"
+
+
+def _percent(value: Any) -> str:
+    return f"{float(value) * 100:+.0f}%"
+
+
+def experiments_table(audit: AuditData) -> str:
+    """Design and readout of every registered geo experiment (experiment_design, experiment_readout)."""
+    readouts = {r["experiment_id"]: r for r in audit.experiment_readout}
+    rows = []
+    for d in audit.experiment_design:
+        r = readouts.get(d["experiment_id"], {})
+        window = f"{d['started_at']:%Y-%m-%d} +{(d['ended_at'] - d['started_at']).days} d"
+        rows.append([
+            _e(d["experiment_id"]),
+            _e(window),
+            _e(d["status"]),
+            f"{fmt_count(d['units_treatment'])} / {fmt_count(d['units_control'])}",
+            f"{_mark(d['is_balanced'], 'balanced', 'unbalanced')} ({fmt_ratio(d['standardized_difference'])})",
+            f"{fmt_share(d['mde_lift'])} / {fmt_ratio(d['mde_roas'])}",
+            escape(_with_interval(r, "incremental_revenue", lambda v: f"{float(v):+,.0f}", "incremental")),
+            escape(_with_interval(r, "lift", _percent)),
+            escape(_with_interval(r, "incremental_roas", fmt_ratio)),
+            fmt_ratio(r.get("platform_roas")),
+            _e(f"{d['readable_from']:%Y-%m-%d}"),
+        ])
+    return table(
+        ["experiment", "window", "status", "units T / C", "pre-period balance", "detects lift / ROAS",
+         "incremental revenue (95% CI)", "lift (95% CI)", "incremental ROAS (95% CI)", "platform ROAS",
+         "readable from"],
+        rows,
+        numeric=(3, 6, 7, 8, 9),
+        name="experiments",
+    )
+
+
+NETWORK_TABLE_WEEKS = 4
+
+
+def networks_table(audit: AuditData) -> str:
+    """Per week and network of the NETWORK_TABLE_WEEKS latest weeks (the chart shows more):
+    spend, the network's reported ROAS and share of spend, and the week's MER
+    (marketing_network_weekly)."""
+    weeks = sorted({r["week_start"] for r in audit.network_weeks})[-NETWORK_TABLE_WEEKS:]
+    rows = [
+        [
+            _e(f"{r['week_start']:%Y-%m-%d}"),
+            _e(r["network"]),
+            fmt_amount(r["spend"]),
+            fmt_share(r["spend_share"]),
+            fmt_ratio(r["platform_roas"]),
+            fmt_amount(r["blended_revenue"]),
+            fmt_ratio(r["mer"]),
+        ]
+        for r in audit.network_weeks
+        if r["week_start"] in weeks
+    ]
+    return table(
+        ["week", "network", "spend", "share of spend", "platform ROAS", "blended revenue", "MER"],
+        rows,
+        numeric=(2, 3, 4, 5, 6),
+        name="networks",
+    )
+
+
+def factors_table(audit: AuditData) -> str:
+    """The calibration factors the matured scores suggest, against the ones in force
+    (pltv_calibration_factors_suggested)."""
+    rows = [
+        [
+            _e(r["model_version"]),
+            _e(r["business_model"]),
+            _e(r["country_code"]),
+            fmt_count(r["customers"]),
+            fmt_ratio(r["current_factor"]),
+            fmt_ratio(r["calibration_factor"]),
+            _e(r["basis"]),
+        ]
+        for r in audit.calibration_factors
+    ]
+    return table(
+        ["model version", "business model", "country", "matured customers", "factor in force", "suggested",
+         "basis"],
+        rows,
+        numeric=(3, 4, 5),
+        name="calibration-factors",
     )

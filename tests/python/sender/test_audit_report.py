@@ -231,12 +231,15 @@ def test_report_renders_every_chart_in_chromium(audit: AuditData, built: Built, 
         "rejections": len(audit.rejections),
         "calibration": 2 * 5,                         # predicted and realised, at least 5 deciles
         "readout": 3,                                 # the interval, its ends and the estimate
+        "experiments": 3,                             # the finished experiment's interval
+        "networks": 2 * len({r["week_start"] for r in audit.network_weeks}),  # ROAS and MER per week
     }
     assert set(charts) == set(minimum_drawn)
     for name, least in minimum_drawn.items():
         assert all(c["drawn"] >= least for c in charts[name]), (name, charts[name])
     assert result["tables"]["readiness"] == len(audit.readiness)
     assert result["tables"]["rejections"] == len(audit.rejections)
+    assert result["tables"]["experiments"] == len(audit.experiment_design) == 2
 
 
 def test_report_and_tables_of_a_warehouse_without_deliveries(audit: AuditData) -> None:
@@ -262,3 +265,24 @@ def test_deliveries_over_several_days_are_bars_per_day(audit: AuditData) -> None
     assert "Events per delivery day by outcome" in chart and "delivery day (UTC)" in chart
     segments = sum(1 for d in days for s in ("delivered", "rejected", "failed", "expired") if d[s])
     assert chart.count("<rect") == segments + 4  # and the legend's four swatches
+
+
+def test_the_geo_experiments_and_networks_read_first(audit: AuditData) -> None:
+    """The measurement a marketing analyst reads first opens the report: the geo experiments'
+    verdict with its intervals, then the platform's ROAS against the blended MER."""
+    document = render_report(audit, warehouse="duckdb")
+    sections = re.findall(r'<section id="([a-z-]+)"', document)
+    assert sections[:2] == ["experiments", "networks"]
+    assert "store-pltv-vs-bau: the treatment geos beat business as usual" in document
+    assert "store-pltv-cap: not readable until" in document
+    text = render_audit_tables(audit)
+    assert "geo experiments (experiment_design, experiment_readout)" in text
+    assert "incremental ROAS" in text and "reported by the platform" in text
+
+
+def test_without_experiments_or_spend_the_sections_say_why(audit: AuditData) -> None:
+    bare = dataclasses.replace(audit, experiment_design=[], experiment_readout=[], network_weeks=[],
+                               calibration_factors=[])
+    document = render_report(bare, warehouse="duckdb")
+    assert "No registered geo experiment has matured yet." in document
+    assert "No TikTok spend in the ad_spend source." in document
