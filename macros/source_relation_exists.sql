@@ -14,3 +14,19 @@
         identifier=source_relation.identifier) -%}
     {{ return(found is not none) }}
 {%- endmacro %}
+
+
+{#- The body of the `source` CTE of a staging model over an optional table: every row of
+    `source_relation` where the table exists, else no row, with `columns` ((name, SQL type) pairs),
+    so that the model builds and its readers see an empty table. -#}
+{% macro optional_source(source_relation, columns) -%}
+    {%- if tiktok_outbox.source_relation_exists(source_relation) -%}
+    select * from {{ source_relation }}
+    {%- else -%}
+    select
+        {%- for name, type in columns %}
+        cast(null as {{ type }}) as {{ name }}{% if not loop.last %},{% endif %}
+        {%- endfor %}
+    where 1 = 0
+    {%- endif -%}
+{%- endmacro %}

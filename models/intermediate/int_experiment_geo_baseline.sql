@@ -52,12 +52,12 @@ residuals as (
 final as (
     select
         residuals.*,
-        {{ dbt.datediff('experiments.started_at', 'experiments.ended_at', 'hour') }} / 168.0 as window_weeks,
-        residuals.weekly_residual_sd
+        cast({{ dbt.datediff('experiments.started_at', 'experiments.ended_at', 'hour') }} / 168.0 as {{ tiktok_outbox.type_double() }}) as window_weeks,
+        cast(residuals.weekly_residual_sd
             * sqrt({{ dbt.datediff('experiments.started_at', 'experiments.ended_at', 'hour') }} / 168.0)
             * sqrt(1 + {{ dbt.datediff('experiments.started_at', 'experiments.ended_at', 'hour') }} / 168.0 / residuals.pre_weeks)
-            as incremental_se,
-        1.96 + 2.4 / nullif(residuals.pre_weeks - 1, 0) as t_975
+            as {{ tiktok_outbox.type_double() }}) as incremental_se,
+        cast(1.96 + 2.4 / nullif(residuals.pre_weeks - 1, 0) as {{ tiktok_outbox.type_double() }}) as t_975
     from residuals
     inner join experiments
         on residuals.experiment_id = experiments.experiment_id

@@ -273,3 +273,27 @@ def test_monitors_pass_within_thresholds(audited):
     proc = run_monitors(audited, "{tiktok_latency_goal_hours: 100000}")
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert os.path.exists(audited)
+
+
+OPTIONAL_SOURCES = ("ad_spend", "consents", "erasure_requests", "event_sources", "experiments", "order_items",
+                    "saas_invoices")
+
+
+def test_every_optional_source_may_be_absent(audited, tmp_path):
+    """An advertiser without one of the optional tables: its staging model builds, empty, with
+    every column its readers select (macro optional_source)."""
+    copy = tmp_path / audited.name
+    shutil.copyfile(audited, copy)
+    with duckdb.connect(str(copy)) as con:
+        (source_schema,) = con.execute(
+            "select table_schema from information_schema.tables where table_name = 'consents'").fetchone()
+        expected = {t: [c[0] for c in con.execute(f"describe {SCHEMA}.stg_first_party__{t}").fetchall()]
+                    for t in OPTIONAL_SOURCES}
+        for table in OPTIONAL_SOURCES:
+            con.execute(f"drop table {source_schema}.{table}")
+    run_dbt(["run", "--select", *(f"stg_first_party__{t}" for t in OPTIONAL_SOURCES)], copy)
+    with duckdb.connect(str(copy), read_only=True) as con:
+        for table in OPTIONAL_SOURCES:
+            assert con.execute(f"select count(*) from {SCHEMA}.stg_first_party__{table}").fetchone() == (0,)
+            columns = [c[0] for c in con.execute(f"describe {SCHEMA}.stg_first_party__{table}").fetchall()]
+            assert columns == expected[table], table

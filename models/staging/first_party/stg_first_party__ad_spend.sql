@@ -12,21 +12,17 @@
 {%- set column_types = tiktok_outbox.source_column_types(source_relation) if has_table and not is_fixture else {} %}
 
 with source as (
-    {% if has_table %}
-    select * from {{ source_relation }}
-    {% else %}
-    select
-        cast(null as date) as spend_date,
-        cast(null as {{ dbt.type_string() }}) as network,
-        cast(null as {{ dbt.type_string() }}) as campaign_id,
-        cast(null as {{ dbt.type_string() }}) as campaign_name,
-        cast(null as {{ dbt.type_string() }}) as country_code,
-        cast(null as decimal(18, 2)) as spend,
-        cast(null as {{ dbt.type_string() }}) as currency,
-        cast(null as {{ dbt.type_int() }}) as platform_conversions,
-        cast(null as decimal(18, 2)) as platform_conversion_value
-    where 1 = 0
-    {% endif %}
+    {{ tiktok_outbox.optional_source(source_relation, [
+        ('spend_date', 'date'),
+        ('network', dbt.type_string()),
+        ('campaign_id', dbt.type_string()),
+        ('campaign_name', dbt.type_string()),
+        ('country_code', dbt.type_string()),
+        ('spend', 'decimal(18, 2)'),
+        ('currency', dbt.type_string()),
+        ('platform_conversions', dbt.type_int()),
+        ('platform_conversion_value', 'decimal(18, 2)'),
+    ]) }}
 ),
 
 renamed as (

@@ -9,16 +9,12 @@
 {%- set column_types = tiktok_outbox.source_column_types(source_relation) if present else {} %}
 
 with source as (
-    {% if present %}
-    select * from {{ source_relation }}
-    {% else %}
-    select
-        cast(null as {{ dbt.type_string() }}) as customer_id,
-        cast(null as {{ dbt.type_string() }}) as purpose,
-        cast(null as {{ dbt.type_string() }}) as status,
-        cast(null as {{ dbt.type_timestamp() }}) as recorded_at
-    where 1 = 0
-    {% endif %}
+    {{ tiktok_outbox.optional_source(source_relation, [
+        ('customer_id', dbt.type_string()),
+        ('purpose', dbt.type_string()),
+        ('status', dbt.type_string()),
+        ('recorded_at', dbt.type_timestamp()),
+    ]) }}
 ),
 
 renamed as (

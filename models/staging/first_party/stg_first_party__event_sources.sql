@@ -7,16 +7,12 @@
 {%- set source_relation = source('first_party', 'event_sources') %}
 
 with source as (
-    {% if tiktok_outbox.source_relation_exists(source_relation) %}
-    select * from {{ source_relation }}
-    {% else %}
-    select
-        cast(null as {{ dbt.type_string() }}) as event_source,
-        cast(null as {{ dbt.type_string() }}) as platform,
-        cast(null as {{ dbt.type_string() }}) as country_code,
-        cast(null as {{ dbt.type_string() }}) as event_source_id
-    where 1 = 0
-    {% endif %}
+    {{ tiktok_outbox.optional_source(source_relation, [
+        ('event_source', dbt.type_string()),
+        ('platform', dbt.type_string()),
+        ('country_code', dbt.type_string()),
+        ('event_source_id', dbt.type_string()),
+    ]) }}
 ),
 
 renamed as (

@@ -8,24 +8,20 @@
 {%- set column_types = tiktok_outbox.source_column_types(source_relation) if present else {} %}
 
 with source as (
-    {% if present %}
-    select * from {{ source_relation }}
-    {% else %}
-    select
-        cast(null as {{ dbt.type_string() }}) as experiment_id,
-        cast(null as {{ dbt.type_string() }}) as network,
-        cast(null as {{ dbt.type_string() }}) as business_model,
-        cast(null as {{ dbt.type_string() }}) as geo_level,
-        cast(null as {{ tiktok_outbox.type_double() }}) as treatment_share,
-        cast(null as {{ dbt.type_string() }}) as salt,
-        cast(null as {{ dbt.type_timestamp() }}) as pre_period_started_at,
-        cast(null as {{ dbt.type_timestamp() }}) as started_at,
-        cast(null as {{ dbt.type_timestamp() }}) as ended_at,
-        cast(null as {{ dbt.type_int() }}) as maturity_days,
-        cast(null as {{ dbt.type_numeric() }}) as planned_spend,
-        cast(null as {{ dbt.type_string() }}) as currency
-    where 1 = 0
-    {% endif %}
+    {{ tiktok_outbox.optional_source(source_relation, [
+        ('experiment_id', dbt.type_string()),
+        ('network', dbt.type_string()),
+        ('business_model', dbt.type_string()),
+        ('geo_level', dbt.type_string()),
+        ('treatment_share', tiktok_outbox.type_double()),
+        ('salt', dbt.type_string()),
+        ('pre_period_started_at', dbt.type_timestamp()),
+        ('started_at', dbt.type_timestamp()),
+        ('ended_at', dbt.type_timestamp()),
+        ('maturity_days', dbt.type_int()),
+        ('planned_spend', dbt.type_numeric()),
+        ('currency', dbt.type_string()),
+    ]) }}
 ),
 
 renamed as (

@@ -6,19 +6,15 @@
 {%- set source_relation = source('first_party', 'order_items') %}
 
 with source as (
-    {% if tiktok_outbox.source_relation_exists(source_relation) %}
-    select * from {{ source_relation }}
-    {% else %}
-    select
-        cast(null as {{ dbt.type_string() }}) as order_id,
-        cast(null as {{ dbt.type_int() }}) as line_number,
-        cast(null as {{ dbt.type_string() }}) as product_id,
-        cast(null as {{ dbt.type_string() }}) as product_name,
-        cast(null as {{ dbt.type_string() }}) as category,
-        cast(null as {{ dbt.type_int() }}) as quantity,
-        cast(null as {{ tiktok_outbox.type_double() }}) as unit_price
-    where 1 = 0
-    {% endif %}
+    {{ tiktok_outbox.optional_source(source_relation, [
+        ('order_id', dbt.type_string()),
+        ('line_number', dbt.type_int()),
+        ('product_id', dbt.type_string()),
+        ('product_name', dbt.type_string()),
+        ('category', dbt.type_string()),
+        ('quantity', dbt.type_int()),
+        ('unit_price', tiktok_outbox.type_double()),
+    ]) }}
 ),
 
 renamed as (

@@ -9,19 +9,15 @@
 {%- set column_types = tiktok_outbox.source_column_types(source_relation) if present else {} %}
 
 with source as (
-    {% if present %}
-    select * from {{ source_relation }}
-    {% else %}
-    select
-        cast(null as {{ dbt.type_string() }}) as invoice_id,
-        cast(null as {{ dbt.type_string() }}) as signup_id,
-        cast(null as {{ dbt.type_string() }}) as customer_id,
-        cast(null as {{ dbt.type_timestamp() }}) as paid_at,
-        cast(null as {{ dbt.type_numeric() }}) as amount,
-        cast(null as {{ dbt.type_string() }}) as currency,
-        cast(null as {{ dbt.type_string() }}) as status
-    where 1 = 0
-    {% endif %}
+    {{ tiktok_outbox.optional_source(source_relation, [
+        ('invoice_id', dbt.type_string()),
+        ('signup_id', dbt.type_string()),
+        ('customer_id', dbt.type_string()),
+        ('paid_at', dbt.type_timestamp()),
+        ('amount', dbt.type_numeric()),
+        ('currency', dbt.type_string()),
+        ('status', dbt.type_string()),
+    ]) }}
 ),
 
 renamed as (
