@@ -27,6 +27,7 @@
         {%- for name, type in columns %}
         cast(null as {{ type }}) as {{ name }}{% if not loop.last %},{% endif %}
         {%- endfor %}
+    from (select 1 as one) as no_table
     where 1 = 0
     {%- endif -%}
 {%- endmacro %}

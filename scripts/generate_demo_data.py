@@ -1618,13 +1618,14 @@ class GeoExperiment:
 
 
 # pLTV against business as usual on the store's TikTok campaigns, by country: a finished test
-# (read at its 90-day maturity), and one still running (its readout says until when). The
+# (read at its 90-day maturity), and one still running (its readout says until when), whose
+# pre-period starts after the first one's window (a treated window would bias its baseline). The
 # finished one's planted lift doubles the order value of the customers it acquired: its design
 # can detect about +80 % with 8 + 8 countries of a few dozen customers each (experiment_design),
 # so a smaller effect would read as noise.
 GEO_EXPERIMENTS = (
     GeoExperiment("store-pltv-vs-bau", ECOMMERCE, 380 * DAY, 200 * DAY, 140 * DAY, 90, 1.0),
-    GeoExperiment("store-pltv-cap", ECOMMERCE, 220 * DAY, 35 * DAY, -21 * DAY, 90, 0.0),
+    GeoExperiment("store-pltv-cap", ECOMMERCE, 133 * DAY, 35 * DAY, -21 * DAY, 90, 0.0),
 )
 GEO_TREATMENT_SHARE = 0.5
 
@@ -1799,8 +1800,8 @@ SURGE_ROAS = 1.8  # TikTok's reported ROAS at the end of the ramp, times its lev
 # (network, campaign_id, campaign_name, countries targeted (None: all), share of the network's
 # budget, reported ROAS in USD, reported average order value in USD)
 CAMPAIGNS: tuple[tuple[str, str, str, tuple[str, ...] | None, float, float, float], ...] = (
-    ("tiktok", "1790000000000000001", "TT | Prospecting | Smart+", None, 0.75, 5.0, 64.0),
-    ("tiktok", "1790000000000000002", "TT | Spark Ads | UGC", ("US", "GB", "CA", "AU"), 0.25, 4.6, 58.0),
+    ("tiktok", "1790000000000000001", "TT | Prospecting | Smart+", None, 0.75, 6.2, 64.0),
+    ("tiktok", "1790000000000000002", "TT | Spark Ads | UGC", ("US", "GB", "CA", "AU"), 0.25, 5.6, 58.0),
     ("meta", "23850000000000001", "Meta | Advantage+ Shopping", None, 0.7, 6.5, 71.0),
     ("meta", "23850000000000002", "Meta | Retargeting 30d", ("US", "GB", "DE", "FR"), 0.3, 8.0, 66.0),
     ("google", "21000000001", "Google | Search | Brand + Generic", None, 1.0, 6.0, 75.0),

@@ -13,3 +13,13 @@
     {%- endif -%}
     case when {{ bucket_expr }} < {{ (share * 10000) | round | int }} then 'holdout' else 'treatment' end
 {%- endmacro %}
+
+{#- The geo unit of a customer in a registered geo experiment (source experiments): the country,
+    or with geo_level 'region' the country and state ('US-CA'; '?' without a state). One
+    definition for the cells, the cohorts and the outbox's assignments, which must agree. -#}
+{% macro experiment_geo_unit(geo_level_expr, country_expr, state_expr) -%}
+    case when {{ geo_level_expr }} = 'region'
+        then {{ country_expr }} || '-' || coalesce(upper({{ state_expr }}), '?')
+        else {{ country_expr }}
+    end
+{%- endmacro %}

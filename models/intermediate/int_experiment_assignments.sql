@@ -60,10 +60,7 @@ in_geo_experiment as (
             and (geo_experiments.business_model is null or conversions.business_model = geo_experiments.business_model)
         inner join geo_cells
             on geo_cells.experiment_id = geo_experiments.experiment_id
-            and geo_cells.geo_unit = case when geo_experiments.geo_level = 'region'
-                then identities.country_code || '-' || coalesce(upper(identities.state), '?')
-                else identities.country_code
-            end
+            and geo_cells.geo_unit = {{ tiktok_outbox.experiment_geo_unit('geo_experiments.geo_level', 'identities.country_code', 'identities.state') }}
     ) as ranked
     where row_rank = 1
 ),

@@ -1,24 +1,39 @@
 {#- What the pre-period says about every registered experiment, one row each: how the treatment
-    cell's weekly revenue relates to the control's when nothing differs between them.
-    pre_ratio k = treatment / control revenue over the matured pre-period weeks: the control
-    scaled by k is the treatment's counterfactual (a time-based regression through the origin,
-    Kerman, Wang and Vaver 2017, "Estimating ad effectiveness using geo experiments in a
-    time-based regression framework"); weekly_residual_sd, the standard deviation of
-    treatment - k x control over those weeks, is the noise of that counterfactual. Over a window
-    of W weeks the incremental revenue's standard error is sd x sqrt(W) x sqrt(1 + W / n) (n
-    pre-period weeks; the second factor is the uncertainty of k itself), and t_975 approximates
-    Student's t quantile for n - 1 degrees of freedom (1.96 + 2.4 / (n - 1): within 1% for
-    n >= 12, 5% for n >= 6). The design's detectable effect and the readout's interval are made
-    of these two figures. -#}
+    cell's weekly revenue relates to the control's when nothing differs between them. Only the
+    whole weeks inside [pre_period_started_at, started_at) whose customers have all matured count
+    (pre_weeks, n).
+
+    pre_ratio k = treatment / control revenue summed over those weeks (a ratio estimator: the
+    counterfactual of a time-based regression through the origin, in the spirit of Kerman, Wang
+    and Vaver 2017, "Estimating ad effectiveness using geo experiments in a time-based regression
+    framework"); weekly_residual_sd (sd) is the standard deviation of treatment - k x control over
+    those weeks. With T = k x C + noise, the window's incremental revenue Y_T - k x Y_C errs by the
+    window's noise and by k's: its standard error is sd x sqrt(W + n x (Y_C / X_C)^2) (W window
+    weeks, X_C the control's pre-period revenue, Y_C its window revenue); the readout computes it
+    from the window it reads. Before the window, planned_se assumes the control keeps its
+    pre-period weekly level (Y_C / X_C = W / n): sd x sqrt(W) x sqrt(1 + W / n). t_975 is
+    Student's t for n - 1 degrees of freedom, from its Cornish-Fisher expansion
+    (1.96 + 2.372 / df + 2.82 / df^2: within 0.5% for df >= 7); an experiment needs at least
+    var tiktok_experiment_min_pre_weeks such weeks to be designed or read. -#}
 
 with experiments as (
-    select * from {{ ref('stg_first_party__experiments') }}
+    select
+        experiment_id,
+        cast({{ dbt.datediff('started_at', 'ended_at', 'hour') }} / 168.0 as {{ tiktok_outbox.type_double() }}) as window_weeks,
+        -- the whole weeks of the pre-period: week_index -1 down to -(hours / 168, rounded down)
+        floor({{ dbt.datediff('pre_period_started_at', 'started_at', 'hour') }} / 168.0) as whole_pre_weeks
+    from {{ ref('stg_first_party__experiments') }}
+    where experiment_id is not null
 ),
 
 weekly as (
-    select * from {{ ref('int_experiment_geo_weekly') }}
-    where period = 'pre'
-      and is_matured
+    select weekly.*
+    from {{ ref('int_experiment_geo_weekly') }} as weekly
+    inner join experiments
+        on weekly.experiment_id = experiments.experiment_id
+    where weekly.period = 'pre'
+      and weekly.is_matured
+      and weekly.week_index >= -experiments.whole_pre_weeks
 ),
 
 ratio as (
@@ -52,12 +67,12 @@ residuals as (
 final as (
     select
         residuals.*,
-        cast({{ dbt.datediff('experiments.started_at', 'experiments.ended_at', 'hour') }} / 168.0 as {{ tiktok_outbox.type_double() }}) as window_weeks,
-        cast(residuals.weekly_residual_sd
-            * sqrt({{ dbt.datediff('experiments.started_at', 'experiments.ended_at', 'hour') }} / 168.0)
-            * sqrt(1 + {{ dbt.datediff('experiments.started_at', 'experiments.ended_at', 'hour') }} / 168.0 / residuals.pre_weeks)
-            as {{ tiktok_outbox.type_double() }}) as incremental_se,
-        cast(1.96 + 2.4 / nullif(residuals.pre_weeks - 1, 0) as {{ tiktok_outbox.type_double() }}) as t_975
+        experiments.window_weeks,
+        cast(residuals.weekly_residual_sd * sqrt(experiments.window_weeks)
+            * sqrt(1 + experiments.window_weeks / residuals.pre_weeks) as {{ tiktok_outbox.type_double() }}) as planned_se,
+        cast(1.96 + 2.372 / nullif(residuals.pre_weeks - 1, 0)
+            + 2.82 / nullif((residuals.pre_weeks - 1) * (residuals.pre_weeks - 1), 0) as {{ tiktok_outbox.type_double() }}) as t_975,
+        residuals.pre_weeks >= {{ var('tiktok_experiment_min_pre_weeks') | int }} as has_enough_pre_weeks
     from residuals
     inner join experiments
         on residuals.experiment_id = experiments.experiment_id

@@ -16,9 +16,7 @@ identities as (
 ),
 
 geos as (
-    select distinct
-        country_code,
-        country_code || '-' || coalesce(upper(state), '?') as region
+    select distinct country_code, state
     from identities
     where country_code is not null
 ),
@@ -28,7 +26,7 @@ units as (
         experiments.experiment_id,
         experiments.salt,
         experiments.treatment_share,
-        case when experiments.geo_level = 'region' then geos.region else geos.country_code end as geo_unit
+        {{ tiktok_outbox.experiment_geo_unit('experiments.geo_level', 'geos.country_code', 'geos.state') }} as geo_unit
     from experiments
     cross join geos
 ),

@@ -45,10 +45,7 @@ acquired as (
         acquisitions.acquired_at,
         experiments.business_model,
         experiments.maturity_days,
-        case when experiments.geo_level = 'region'
-            then identities.country_code || '-' || coalesce(upper(identities.state), '?')
-            else identities.country_code
-        end as geo_unit,
+        {{ tiktok_outbox.experiment_geo_unit('experiments.geo_level', 'identities.country_code', 'identities.state') }} as geo_unit,
         cast(floor({{ dbt.datediff('experiments.started_at', 'acquisitions.acquired_at', 'hour') }} / 168.0) as {{ dbt.type_int() }}) as week_index,
         {{ dbt.dateadd('day', 'experiments.maturity_days', 'acquisitions.acquired_at') }} <= {{ as_of }} as is_matured
     from acquisitions

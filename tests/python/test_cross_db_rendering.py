@@ -246,6 +246,7 @@ CALLS: dict[str, str] = {
     "phone_e164": "phone_e164('p', 'cc', 'tp', 'mn', 'mx')",
     "experiment_bucket": "experiment_bucket('u')",
     "experiment_cell": "experiment_cell('b')",
+    "experiment_geo_unit": "experiment_geo_unit('g', 'c', 's')",
     "tiktok_as_of": "tiktok_as_of()",
     "tiktok_event_source_id": "tiktok_event_source_id('s')",
     "not_yet_in_this": "not_yet_in_this('conversion_id', 'c.conversion_id')",
@@ -514,6 +515,8 @@ def test_composite_macros_are_built_from_the_adapters_primitives(renderers, adap
     salted_hash = r.call("sha256_hex", f"'{SALT}:' || u")
     assert r.call("experiment_bucket", "u") == f"mod({r.call('hex_prefix_to_int', salted_hash)}, 10000)"
     assert r.call("experiment_cell", "b") == "case when b < 2000 then 'holdout' else 'treatment' end"
+    assert " ".join(r.call("experiment_geo_unit", "g", "c", "s").split()) == (
+        "case when g = 'region' then c || '-' || coalesce(upper(s), '?') else c end")
     assert r.call("round_money", "v") == (
         f"case when abs(v) < 1e15 then cast(round(cast(v as {types['type_numeric']}), 2) as decimal(18, 2)) end")
     assert r.call("tiktok_as_of") == f"cast('{AS_OF}' as {types['type_timestamp']})"

@@ -4,7 +4,12 @@
     - Cells: int_experiment_geo_cells, one row per unit (a hash of the salt, fixed before the
       start).
     - Pre-period: the customers each unit acquired from pre_period_started_at to started_at, read
-      on their revenue at maturity (int_experiment_geo_cohorts; matured cohorts only).
+      on their revenue at maturity (int_experiment_geo_cohorts; matured cohorts only). Fewer than
+      var tiktok_experiment_min_pre_weeks whole matured weeks: has_enough_pre_weeks is false, and
+      the readout will not read it.
+    - Overlap: overlapping_experiment names another experiment of the same network and business
+      line whose window meets this one's pre-period or window (its treatment would bias this
+      one's baseline or readout).
     - Balance: the standardised difference between the cells' means of ln(1 + pre-period revenue)
       per unit (log, so that one big country does not decide alone); balanced when its absolute
       value is at most var tiktok_experiment_max_imbalance. Unbalanced: change the salt before
@@ -12,7 +17,7 @@
     - Detectable effect: the readout compares the treatment's window revenue with the control's
       scaled by the pre-period ratio k (int_experiment_geo_baseline). On the pre-period, where
       nothing differs, treatment - k x control is noise; from its standard error over the window
-      (incremental_se), (t_975 + 0.84) x incremental_se is the smallest incremental revenue a
+      (planned_se), (t_975 + 0.84) x planned_se is the smallest incremental revenue a
       two-sided 5% test detects with 80% power (mde_revenue), as a share of the treatment's
       expected window revenue (mde_lift), and per unit of the planned spend in the reporting
       currency (mde_roas: the smallest incremental ROAS it can tell from zero). -#}
@@ -46,6 +51,7 @@ unit_pre as (
     left join cohorts
         on cells.experiment_id = cohorts.experiment_id
         and cells.geo_unit = cohorts.geo_unit
+        and cohorts.matured_customers = cohorts.customers
     group by cells.experiment_id, cells.geo_unit, cells.experiment_cell
 ),
 
@@ -66,6 +72,23 @@ cell_stats as (
 
 baseline as (
     select * from {{ ref('int_experiment_geo_baseline') }}
+),
+
+overlapping as (
+    -- another experiment on the same network and business line whose window meets this one's
+    -- pre-period or window: its treatment would bias this one's baseline or readout
+    select
+        experiments.experiment_id,
+        min(other.experiment_id) as overlapping_experiment
+    from experiments
+    inner join experiments as other
+        on other.experiment_id <> experiments.experiment_id
+        and coalesce(other.network, '') = coalesce(experiments.network, '')
+        and (other.business_model is null or experiments.business_model is null
+            or other.business_model = experiments.business_model)
+        and other.started_at < experiments.ended_at
+        and other.ended_at > experiments.pre_period_started_at
+    group by experiments.experiment_id
 ),
 
 final as (
@@ -98,20 +121,24 @@ final as (
             / nullif(sqrt((cell_stats.log_var_treatment + cell_stats.log_var_control) / 2), 0)) <= {{ max_imbalance }}, false)
             and cell_stats.units_treatment >= 2 and cell_stats.units_control >= 2 as is_balanced,
         baseline.pre_weeks,
+        coalesce(baseline.has_enough_pre_weeks, false) as has_enough_pre_weeks,
+        overlapping.overlapping_experiment,
         baseline.pre_ratio,
         baseline.weekly_residual_sd,
         baseline.window_weeks,
-        (baseline.t_975 + 0.84) * baseline.incremental_se as mde_revenue,
-        (baseline.t_975 + 0.84) * baseline.incremental_se
+        (baseline.t_975 + 0.84) * baseline.planned_se as mde_revenue,
+        (baseline.t_975 + 0.84) * baseline.planned_se
             / nullif(baseline.weekly_revenue_treatment * baseline.window_weeks, 0) as mde_lift,
         experiments.planned_spend * fx.to_reporting as planned_spend,
-        (baseline.t_975 + 0.84) * baseline.incremental_se
+        (baseline.t_975 + 0.84) * baseline.planned_se
             / nullif(experiments.planned_spend * fx.to_reporting, 0) as mde_roas
     from experiments
     left join cell_stats
         on experiments.experiment_id = cell_stats.experiment_id
     left join baseline
         on experiments.experiment_id = baseline.experiment_id
+    left join overlapping
+        on experiments.experiment_id = overlapping.experiment_id
     left join fx
         on experiments.currency = fx.currency_code
 )

@@ -3,11 +3,13 @@
     was sent, on the revenue at maturity of the customers each cell acquired in the window
     (int_experiment_geo_weekly).
 
-    Estimate: a time-based regression (int_experiment_geo_baseline). Without the treatment, the
-    treatment cell's window revenue would have been the control's times the pre-period ratio k:
-    counterfactual = k x control; incremental_revenue = treatment - counterfactual; lift =
-    incremental / counterfactual; the 95% interval is incremental +- t_975 x incremental_se,
-    the noise of treatment - k x control measured week by week on the pre-period.
+    Estimate: a ratio estimator against the pre-period (int_experiment_geo_baseline). Without the
+    treatment, the treatment cell's window revenue would have been the control's times the
+    pre-period ratio k: counterfactual = k x control; incremental_revenue = treatment -
+    counterfactual; lift = incremental / counterfactual. The 95% interval is incremental +-
+    t_975 x se, se = sd x sqrt(W + n x (Y_C / X_C)^2): the weekly noise of treatment - k x
+    control measured on the pre-period (sd, n weeks), over the window's W weeks, plus k's own
+    uncertainty scaled by the control's window revenue Y_C against its pre-period revenue X_C.
 
     Why not a bootstrap over the geo units: with the demo's 8 + 8 countries, resampling units
     made the counterfactual swing with whichever control countries were drawn twice, and the
@@ -19,9 +21,13 @@
     incremental_roas = incremental revenue / that spend, with the same interval, beside
     platform_roas = claimed value / spend: what the network reports next to what it caused.
 
+    The spend is the network's in those countries whatever the campaign (the source has no
+    business line), on the ad account's days (spend_date) from started_at's date to ended_at's.
+
     An experiment is read once every customer acquired in its window has matured
     (ended_at + maturity_days); before that its row says until when (readable_from) and carries
-    no estimate. -#}
+    no estimate (status immature), nor does it with fewer than var
+    tiktok_experiment_min_pre_weeks whole matured pre-period weeks (too_few_pre_weeks). -#}
 {%- set as_of = tiktok_outbox.tiktok_as_of() -%}
 
 with experiments as (
@@ -88,8 +94,13 @@ estimates as (
         treatment_spend.platform_conversion_value,
         baseline.pre_ratio,
         baseline.pre_weeks,
-        baseline.incremental_se,
+        baseline.has_enough_pre_weeks,
         baseline.t_975,
+        baseline.weekly_residual_sd * sqrt(
+            baseline.window_weeks
+            + baseline.pre_weeks * (window_totals.revenue_control / nullif(baseline.pre_revenue_control, 0))
+                * (window_totals.revenue_control / nullif(baseline.pre_revenue_control, 0))
+        ) as incremental_se,
         baseline.pre_ratio * window_totals.revenue_control as counterfactual_revenue
     from window_totals
     inner join baseline
@@ -107,7 +118,11 @@ final as (
         experiments.ended_at,
         experiments.maturity_days,
         experiments.readable_from,
-        case when experiments.readable_from <= {{ as_of }} then 'readable' else 'immature' end as status,
+        case
+            when experiments.readable_from > {{ as_of }} then 'immature'
+            when coalesce(estimates.has_enough_pre_weeks, false) then 'readable'
+            else 'too_few_pre_weeks'
+        end as status,
         estimates.customers_treatment,
         estimates.customers_control,
         estimates.revenue_treatment,
@@ -138,6 +153,7 @@ final as (
     left join estimates
         on experiments.experiment_id = estimates.experiment_id
         and experiments.readable_from <= {{ as_of }}
+        and estimates.has_enough_pre_weeks
 )
 
 select * from final

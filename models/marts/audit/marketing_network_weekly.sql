@@ -4,8 +4,9 @@
     paid (int_customer_revenue), new paying customers, total spend and MER = revenue / total
     spend. A network's ROAS rising while MER stays flat or falls is attribution, not
     incrementality (README, "Ad spend").
-    Only weeks complete at the build's as-of, from the first week with spend; every network seen
-    in the spend has a row in every such week (0 spent when it paused). Amounts are in
+    Only weeks complete at the build's as-of in which some network spent; every network seen in
+    the spend has a row in every such week (0 spent when it paused; a week when every network
+    paused has no row). Amounts are in
     var tiktok_reporting_currency; spend in a currency without an FX rate is left out of the
     sums and counted in spend_rows_without_fx_rate (a warn test). -#}
 {%- set as_of = tiktok_outbox.tiktok_as_of() -%}

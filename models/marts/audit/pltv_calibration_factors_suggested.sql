@@ -2,15 +2,18 @@
     pltv_calibration_factors (model_version x business_model x country_code, '*' for any): the
     proposed content of that seed, row for row (README, "Refreshing the calibration factors").
 
-    A factor is realised / predicted over the matured customers of its cell
-    (int_pltv_calibration_customers: raw scores in the reporting currency, before any factor), for
-    every model version, each of its business models, and each of their countries. A cell is
-    suggested ('realised') only with at least var tiktok_calibration_min_customers customers: a
-    smaller one is noise, and its events fall back to the wider row, as the candidates' "most
-    specific row wins" reads the seed. Rows of the seed that no suggestion replaces are kept as
-    they are ('kept'): a model version too recent to have matured keeps its factors, and so does
-    the default row '*, *, *'. current_factor is the seed's factor for the row's keys as the
-    candidates would pick it. -#}
+    A factor is realised / predicted over matured customers (int_pltv_calibration_customers: raw
+    scores in the reporting currency, before any factor), suggested ('realised') where at least
+    var tiktok_calibration_min_customers customers back it: first for each model version x
+    business model x country; then for each business model over its customers no suggested
+    country row covers, and for each model version over those no suggested row covers at all,
+    since a wider row applies only to the events the more specific ones do not take (the
+    candidates' "most specific row wins"). A smaller cell is noise and gets no row of its own.
+    Rows of the seed that no suggestion replaces are kept as they are ('kept'): a model version
+    too recent to have matured keeps its factors, so does the default row '*, *, *', and so does
+    a specific row whose cell has too few matured customers yet (remove it by hand to let its
+    events fall back to the wider row). current_factor is the seed's factor for the row's keys
+    as the candidates would pick it. -#}
 {%- set min_customers = var('tiktok_calibration_min_customers') | int -%}
 
 with customers as (
@@ -29,28 +32,61 @@ seed as (
 ),
 
 cells as (
-    select model_version, business_model, country_code, predicted_value, realised_value
-    from customers
-    union all
-    select model_version, business_model, '*' as country_code, predicted_value, realised_value
+    -- each model version x business model x country cell with its own customers
+    select model_version, business_model, country_code, count(*) as customers,
+        sum(predicted_value) as predicted_total, sum(realised_value) as realised_total
     from customers
     where business_model <> '*' and country_code <> '*'
-    union all
-    select model_version, '*' as business_model, '*' as country_code, predicted_value, realised_value
+    group by model_version, business_model, country_code
+),
+
+suggested_cells as (
+    select * from cells
+    where customers >= {{ min_customers }} and predicted_total > 0
+),
+
+uncovered as (
+    -- the customers that no suggested cell of their own covers: a wider row applies to them only
+    select customers.*
     from customers
-    where business_model <> '*' or country_code <> '*'
+    left join suggested_cells
+        on customers.model_version = suggested_cells.model_version
+        and customers.business_model = suggested_cells.business_model
+        and customers.country_code = suggested_cells.country_code
+    where suggested_cells.model_version is null
+),
+
+business_models as (
+    select model_version, business_model, '*' as country_code, count(*) as customers,
+        sum(predicted_value) as predicted_total, sum(realised_value) as realised_total
+    from uncovered
+    where business_model <> '*'
+    group by model_version, business_model
+),
+
+suggested_business_models as (
+    select * from business_models
+    where customers >= {{ min_customers }} and predicted_total > 0
+),
+
+versions as (
+    -- each model version over the customers that no suggested row covers either
+    select uncovered.model_version, '*' as business_model, '*' as country_code, count(*) as customers,
+        sum(uncovered.predicted_value) as predicted_total, sum(uncovered.realised_value) as realised_total
+    from uncovered
+    left join suggested_business_models
+        on uncovered.model_version = suggested_business_models.model_version
+        and uncovered.business_model = suggested_business_models.business_model
+    where suggested_business_models.model_version is null
+    group by uncovered.model_version
 ),
 
 evidence as (
-    select
-        model_version,
-        business_model,
-        country_code,
-        count(*) as customers,
-        sum(predicted_value) as predicted_total,
-        sum(realised_value) as realised_total
-    from cells
-    group by model_version, business_model, country_code
+    select * from cells
+    union all
+    select * from business_models
+    union all
+    select * from versions
 ),
 
 suggested as (

@@ -290,10 +290,12 @@ def geo_verdict(row: Mapping[str, Any]) -> str:
     or whether the treatment geos beat their counterfactual, with the return on the network's
     spend it caused beside the one the network reports."""
     name = row["experiment_id"]
+    if row.get("status") == "immature":
+        return f"{name}: not readable until {row['readable_from']:%Y-%m-%d} (customers of the window still maturing)"
+    if row.get("status") == "too_few_pre_weeks":
+        return f"{name}: not read, too few whole matured pre-period weeks (var tiktok_experiment_min_pre_weeks)"
     if row.get("lift_ci95_low") is None:
-        until = row.get("readable_from")
-        return f"{name}: not readable until {until:%Y-%m-%d} (customers of the window still maturing)" if until \
-            else f"{name}: no readout"
+        return f"{name}: no estimate (no pre-period or window revenue to compare)"
     low, high = row["lift_ci95_low"], row["lift_ci95_high"]
     if low > 0:
         verdict = "the treatment geos beat business as usual"
@@ -403,6 +405,7 @@ def audit_dict(audit: AuditData) -> dict[str, Any]:
             "geo_experiment_design": audit.experiment_design,
             "geo_experiment_readout": audit.experiment_readout,
             "calibration_factors_suggested": audit.calibration_factors,
+            "network_weeks": audit.network_weeks,
             "top_rejections": audit.rejections,
         }
     )

@@ -284,5 +284,9 @@ def test_without_experiments_or_spend_the_sections_say_why(audit: AuditData) -> 
     bare = dataclasses.replace(audit, experiment_design=[], experiment_readout=[], network_weeks=[],
                                calibration_factors=[])
     document = render_report(bare, warehouse="duckdb")
-    assert "No registered geo experiment has matured yet." in document
+    assert "No geo experiment registered (source experiments" in document
     assert "No TikTok spend in the ad_spend source." in document
+    immature = [{**r, "status": "immature", "lift_ci95_low": None} for r in audit.experiment_readout]
+    document = render_report(dataclasses.replace(audit, experiment_readout=immature), warehouse="duckdb")
+    assert "No registered geo experiment has matured yet." in document
+    assert "store-pltv-vs-bau: not readable until " in document
