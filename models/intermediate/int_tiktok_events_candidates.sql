@@ -251,32 +251,20 @@ joined as (
 routes as (
     -- the most specific event_sources row of each (source, platform, country) evaluated, ranked
     -- once per combination like the calibration factors below (README, "Event sources")
-    select event_source_key, platform_key, country_code_key, event_source_id
-    from (
-        select
-            keys.*,
-            sources.event_source_id,
-            row_number() over (
-                partition by keys.event_source_key, keys.platform_key, keys.country_code_key
-                order by
-                    case when sources.platform = '*' then 0 else 2 end
-                    + case when sources.country_code = '*' then 0 else 1 end desc,
-                    sources.event_source_id
-            ) as row_rank
-        from (
+    {{ tiktok_outbox.most_specific_rule(
+        "(
             select distinct
                 coalesce(event_source, '*') as event_source_key,
                 coalesce(device_platform, '*') as platform_key,
                 coalesce(country_code, '*') as country_code_key
             from joined
-        ) as keys
-        inner join {{ ref('stg_first_party__event_sources') }} as sources
-            on sources.event_source = keys.event_source_key
-            and sources.platform in (keys.platform_key, '*')
-            and sources.country_code in (keys.country_code_key, '*')
-        where sources.event_source_id is not null
-    ) as ranked
-    where row_rank = 1
+        )",
+        ref('stg_first_party__event_sources'),
+        exact=[('event_source_key', 'event_source')],
+        wildcards=[('platform_key', 'platform'), ('country_code_key', 'country_code')],
+        value='event_source_id',
+        where='rules.event_source_id is not null',
+    ) }}
 ),
 
 routed as (
@@ -294,32 +282,19 @@ cohort_factors as (
     -- the most specific calibration row of each cohort wins. Ranked once per cohort (model
     -- version x business model x country, a few hundred), not once per conversion; a missing key
     -- is '*', which matches the wildcard rows only, as the missing key itself would.
-    select model_version_key, business_model_key, country_code_key, calibration_factor
-    from (
-        select
-            cohorts.*,
-            calibration.calibration_factor,
-            row_number() over (
-                partition by cohorts.model_version_key, cohorts.business_model_key, cohorts.country_code_key
-                order by
-                    case when calibration.model_version = '*' then 0 else 4 end
-                    + case when calibration.business_model = '*' then 0 else 2 end
-                    + case when calibration.country_code = '*' then 0 else 1 end desc,
-                    calibration.calibration_factor
-            ) as row_rank
-        from (
+    {{ tiktok_outbox.most_specific_rule(
+        "(
             select distinct
                 coalesce(model_version, '*') as model_version_key,
                 coalesce(business_model, '*') as business_model_key,
                 coalesce(country_code, '*') as country_code_key
             from routed
-        ) as cohorts
-        inner join calibration
-            on calibration.model_version in (cohorts.model_version_key, '*')
-            and calibration.business_model in (cohorts.business_model_key, '*')
-            and calibration.country_code in (cohorts.country_code_key, '*')
-    ) as ranked
-    where row_rank = 1
+        )",
+        'calibration',
+        wildcards=[('model_version_key', 'model_version'), ('business_model_key', 'business_model'),
+                   ('country_code_key', 'country_code')],
+        value='calibration_factor',
+    ) }}
 ),
 
 calibrated as (

@@ -247,6 +247,8 @@ CALLS: dict[str, str] = {
     "experiment_bucket": "experiment_bucket('u')",
     "experiment_cell": "experiment_cell('b')",
     "experiment_geo_unit": "experiment_geo_unit('g', 'c', 's')",
+    "most_specific_rule": "most_specific_rule('k', 'r', [('a_key', 'a'), ('b_key', 'b')], 'v', "
+                          "exact=[('e_key', 'e')], where='rules.v is not null')",
     "tiktok_as_of": "tiktok_as_of()",
     "tiktok_event_source_id": "tiktok_event_source_id('s')",
     "not_yet_in_this": "not_yet_in_this('conversion_id', 'c.conversion_id')",
@@ -515,6 +517,11 @@ def test_composite_macros_are_built_from_the_adapters_primitives(renderers, adap
     salted_hash = r.call("sha256_hex", f"'{SALT}:' || u")
     assert r.call("experiment_bucket", "u") == f"mod({r.call('hex_prefix_to_int', salted_hash)}, 10000)"
     assert r.call("experiment_cell", "b") == "case when b < 2000 then 'holdout' else 'treatment' end"
+    ranked = " ".join(r.render(CALLS["most_specific_rule"]).split())
+    assert ("order by case when rules.a = '*' then 0 else 2 end + case when rules.b = '*' then 0 else 1 end desc"
+            in ranked)
+    assert ("on rules.e = keys.e_key and rules.a in (keys.a_key, '*') and rules.b in (keys.b_key, '*') "
+            "where rules.v is not null") in ranked
     assert " ".join(r.call("experiment_geo_unit", "g", "c", "s").split()) == (
         "case when g = 'region' then c || '-' || coalesce(upper(s), '?') else c end")
     assert r.call("round_money", "v") == (

@@ -102,11 +102,11 @@ final as (
         experiments.started_at,
         experiments.ended_at,
         experiments.maturity_days,
-        {{ dbt.dateadd('day', 'experiments.maturity_days', 'experiments.ended_at') }} as readable_from,
+        experiments.readable_from,
         case
             when {{ as_of }} < experiments.started_at then 'designed'
             when {{ as_of }} < experiments.ended_at then 'running'
-            when {{ as_of }} < {{ dbt.dateadd('day', 'experiments.maturity_days', 'experiments.ended_at') }} then 'maturing'
+            when {{ as_of }} < experiments.readable_from then 'maturing'
             else 'readable'
         end as status,
         cell_stats.units_treatment,

@@ -31,11 +31,8 @@
 {%- set as_of = tiktok_outbox.tiktok_as_of() -%}
 
 with experiments as (
-    select
-        stg.*,
-        {{ dbt.dateadd('day', 'stg.maturity_days', 'stg.ended_at') }} as readable_from
-    from {{ ref('stg_first_party__experiments') }} as stg
-    where stg.experiment_id is not null
+    select * from {{ ref('stg_first_party__experiments') }}
+    where experiment_id is not null
 ),
 
 weekly as (

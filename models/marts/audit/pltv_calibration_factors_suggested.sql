@@ -131,28 +131,12 @@ proposed as (
 
 current_factors as (
     -- the seed row the candidates would apply to each row's keys: the most specific match
-    select model_version, business_model, country_code, calibration_factor
-    from (
-        select
-            proposed.model_version,
-            proposed.business_model,
-            proposed.country_code,
-            seed.calibration_factor,
-            row_number() over (
-                partition by proposed.model_version, proposed.business_model, proposed.country_code
-                order by
-                    case when seed.model_version = '*' then 0 else 4 end
-                    + case when seed.business_model = '*' then 0 else 2 end
-                    + case when seed.country_code = '*' then 0 else 1 end desc,
-                    seed.calibration_factor
-            ) as row_rank
-        from proposed
-        inner join seed
-            on seed.model_version in (proposed.model_version, '*')
-            and seed.business_model in (proposed.business_model, '*')
-            and seed.country_code in (proposed.country_code, '*')
-    ) as ranked
-    where row_rank = 1
+    {{ tiktok_outbox.most_specific_rule(
+        'proposed', 'seed',
+        wildcards=[('model_version', 'model_version'), ('business_model', 'business_model'),
+                   ('country_code', 'country_code')],
+        value='calibration_factor',
+    ) }}
 ),
 
 final as (

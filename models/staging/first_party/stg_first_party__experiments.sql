@@ -1,4 +1,5 @@
-{#- The experiment register, renamed and cast. Empty (with the same columns) where the advertiser
+{#- The experiment register, renamed and cast, with its defaults filled in and readable_from
+    (ended_at + maturity_days). Empty (with the same columns) where the advertiser
     has no experiments table. -#}
 {%- if var('tiktok_load_demo_data') | as_bool %}
 -- depends_on: {{ ref('experiments') }}
@@ -39,6 +40,14 @@ renamed as (
         cast(planned_spend as {{ dbt.type_numeric() }}) as planned_spend,
         upper({{ tiktok_outbox.source_text('currency') }}) as currency
     from source
+),
+
+final as (
+    select
+        renamed.*,
+        -- when every customer acquired in the window has matured: the readout reads it from then
+        {{ dbt.dateadd('day', 'maturity_days', 'ended_at') }} as readable_from
+    from renamed
 )
 
-select * from renamed
+select * from final
