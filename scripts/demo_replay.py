@@ -30,14 +30,15 @@ HOURLY_SINCE = timedelta(days=1)
 FEEDS_OUTBOX = "+tiktok_events_outbox"
 
 
-def schedule(now: datetime) -> Iterator[datetime]:
+def schedule(now: datetime, history: timedelta = HISTORY, early_every: timedelta = EARLY_EVERY,
+             hourly_since: timedelta = HOURLY_SINCE) -> Iterator[datetime]:
     """The instants of the replayed runs before `now` (naive UTC, on the hour), oldest first."""
     top = now.replace(minute=0, second=0, microsecond=0)
-    at = top - HISTORY
-    while at < top - HOURLY_SINCE:
+    at = top - history
+    while at < top - hourly_since:
         yield at
-        at += EARLY_EVERY
-    at = top - HOURLY_SINCE
+        at += early_every
+    at = top - hourly_since
     while at < now:
         yield at
         at += timedelta(hours=1)
@@ -63,17 +64,18 @@ class Builds:
         try:
             result = self._dbt.invoke(argv)
         finally:
-            _close_duckdb()
+            close_duckdb()
         if not result.success:
             raise SystemExit(f"dbt {' '.join(args)} at {at or 'now'} failed: {result.exception or 'see above'}")
 
 
-def _close_duckdb() -> None:
+def close_duckdb() -> None:
     from dbt.adapters.duckdb.connections import DuckDBConnectionManager
 
-    env = DuckDBConnectionManager._ENV
-    if env is not None:
-        env.close()
+    with DuckDBConnectionManager._LOCK:
+        if DuckDBConnectionManager._ENV is not None:
+            DuckDBConnectionManager._ENV.close()
+            DuckDBConnectionManager._ENV = None
 
 
 def push(env: Mapping[str, str], at: datetime | None) -> dict[str, object]:
@@ -87,11 +89,14 @@ def push(env: Mapping[str, str], at: datetime | None) -> dict[str, object]:
     return json.loads(done.stdout)
 
 
-def replay(env: Mapping[str, str], now: datetime | None = None) -> dict[str, object]:
-    """Run the schedule against the API of `env` (TIKTOK_API_URL); return the last push's summary."""
+def replay(env: Mapping[str, str], now: datetime | None = None, **spacing: timedelta) -> dict[str, object]:
+    """Run the schedule against the API of `env` (TIKTOK_API_URL); return the last push's summary.
+
+    `now` pins the last run too (tests); by default it is the real now. `spacing`: `schedule`'s."""
+    pinned = now
     now = now or datetime.now(UTC).replace(tzinfo=None)
     build = Builds()
-    instants = list(schedule(now))
+    instants = list(schedule(now, **spacing))
     print(f"replaying {len(instants)} scheduled runs from {instants[0]:%Y-%m-%d %H:%M} UTC, then one now:"
           " build pinned to the instant, push on a clock started at it", flush=True)
     for n, at in enumerate(instants):
@@ -101,8 +106,8 @@ def replay(env: Mapping[str, str], now: datetime | None = None) -> dict[str, obj
             build("run", "--select", FEEDS_OUTBOX, at=at)
         summary = push(env, at)
         print(f"  {at:%Y-%m-%d %H:%M}  {_line(summary)}", flush=True)
-    build("build")
-    summary = push(env, None)
+    build("build", at=pinned)
+    summary = push(env, pinned)
     print(f"  now               {_line(summary)}", flush=True)
     return summary
 
