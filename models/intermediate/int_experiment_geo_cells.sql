@@ -16,7 +16,9 @@ identities as (
 ),
 
 geos as (
-    select distinct country_code, state
+    select distinct
+        country_code,
+        state
     from identities
     where country_code is not null
 ),
@@ -36,7 +38,11 @@ bucketed as (
         experiment_id,
         geo_unit,
         treatment_share,
-        mod({{ tiktok_outbox.hex_prefix_to_int(tiktok_outbox.sha256_hex("salt || ':' || experiment_id || ':' || geo_unit")) }}, 10000) as bucket
+        mod(
+            {{ tiktok_outbox.hex_prefix_to_int(tiktok_outbox.sha256_hex("salt || ':' || experiment_id || ':' || geo_unit")) }},
+            10000
+        )
+            as bucket
     from units
 ),
 

@@ -36,7 +36,11 @@ renamed as (
         upper({{ tiktok_outbox.source_text('currency') }}) as currency,
         -- optional columns: null where the table has none
         {%- for column, type in [('platform_conversions', dbt.type_int()), ('platform_conversion_value', 'decimal(18, 2)')] %}
-        {% if column in column_types or is_fixture or not has_table %}cast({{ column }} as {{ type }}){% else %}cast(null as {{ type }}){% endif %} as {{ column }}{% if not loop.last %},{% endif %}
+        {% if column in column_types or is_fixture or not has_table %}cast(
+            {{ column }} as {{ type }}
+        ){% else %}cast(null as {{ type }}){% endif %}
+            as {{ column }}{% if not loop.last %},
+        {% endif %}
         {%- endfor %}
     from source
 )
