@@ -84,7 +84,7 @@ import duckdb
 import httpx
 import orjson
 
-from tiktok_sender.contract import MAX_BATCH_SIZE
+from tiktok_sender.api.contract import MAX_BATCH_SIZE
 from tiktok_sender.settings import DEFAULT_DUCKDB_MEMORY_LIMIT
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,7 +14,7 @@ import click
 import typer
 
 from tiktok_sender import __version__
-from tiktok_sender.contract import DEFAULT_API_URL, MAX_BATCH_SIZE
+from tiktok_sender.api.contract import DEFAULT_API_URL, MAX_BATCH_SIZE
 from tiktok_sender.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, SenderError
 from tiktok_sender.settings import (
     DEFAULT_DUCKDB_MEMORY_LIMIT,
@@ -287,8 +287,8 @@ def push(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Send every outbox event that has no terminal receipt yet, and record receipts."""
-    from tiktok_sender.delivery import Delivery
-    from tiktok_sender.report import progress_for, render_run
+    from tiktok_sender.console import progress_for, render_run
+    from tiktok_sender.delivery.run import Delivery
     from tiktok_sender.warehouse import open_warehouse
 
     _use_lean_arrow_pool()
@@ -348,8 +348,8 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
 ) -> None:
     """Delivery counts, the last run, top errors, and the audit figures once `dbt build` made them."""
-    from tiktok_sender.audit_text import audit_json, audit_section
-    from tiktok_sender.report import render_json, render_status, status_dict
+    from tiktok_sender.audit.text import audit_json, audit_section
+    from tiktok_sender.console import render_json, render_status, status_dict
     from tiktok_sender.warehouse import open_warehouse
 
     _setup_logging(ctx.obj["verbose"])
@@ -375,7 +375,7 @@ def report_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")] = Path("report.html"),
 ) -> None:
     """Write the audit report: one self-contained HTML file with charts that opens offline."""
-    from tiktok_sender.report_html import write_report
+    from tiktok_sender.audit.report import write_report
 
     _setup_logging(ctx.obj["verbose"])
     secrets: list[Secret | None] = []

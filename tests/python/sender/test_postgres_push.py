@@ -31,8 +31,8 @@ from sender_harness import (
 
 from tiktok_sender.emulator import EmulatorThread
 from tiktok_sender.errors import EXIT_BUSY
-from tiktok_sender.receipts import RECEIPT_COLUMNS
 from tiktok_sender.shard import shard_of
+from tiktok_sender.tables.receipts import RECEIPT_COLUMNS
 from tiktok_sender.warehouse.postgres import lease_key
 
 pytest_plugins = ["pg_fixtures"]

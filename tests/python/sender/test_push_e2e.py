@@ -12,7 +12,7 @@ from sender_harness import APP_ID, PIXEL, TOKEN, Project
 
 from tiktok_sender.emulator import EmulatorThread
 from tiktok_sender.emulator.validate import validate_body
-from tiktok_sender.receipts import RECEIPT_COLUMNS
+from tiktok_sender.tables.receipts import RECEIPT_COLUMNS
 
 TERMINAL = ("delivered", "rejected", "expired")
 

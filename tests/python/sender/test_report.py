@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 
 import orjson
 
-from tiktok_sender.report import BarProgress, render_run
-from tiktok_sender.run_state import RunResult
+from tiktok_sender.console import BarProgress, render_run
+from tiktok_sender.delivery.run_state import RunResult
 
 
 def test_progress_bar_shows_events_per_second() -> None:

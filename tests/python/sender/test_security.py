@@ -12,7 +12,7 @@ from sender_harness import TOKEN, Project
 
 from tiktok_sender.emulator import EmulatorThread
 from tiktok_sender.errors import WarehouseError
-from tiktok_sender.receipts import API_MESSAGE_MAX
+from tiktok_sender.tables.receipts import API_MESSAGE_MAX
 from tiktok_sender.warehouse import open_warehouse
 from tiktok_sender.warehouse.postgres import connection_uri
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from tiktok_sender import contract as c
+from tiktok_sender.api import contract as c
 from tiktok_sender.emulator.faults import FaultInjector, FaultSpec
 from tiktok_sender.emulator.http import DROP, RESET, Drop, Reply, Request
 from tiktok_sender.emulator.validate import Invalid, validate_body

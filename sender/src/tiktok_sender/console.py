@@ -12,7 +12,7 @@ from typing import Any, TextIO
 
 import orjson
 
-from tiktok_sender.run_state import RunResult
+from tiktok_sender.delivery.run_state import RunResult
 from tiktok_sender.warehouse.history import StatusReport
 
 log = logging.getLogger("tiktok_sender")

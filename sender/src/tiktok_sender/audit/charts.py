@@ -1,6 +1,6 @@
 """The charts of `sender report`, one function per chart, each drawing its figures of
 `audit.AuditData` as an inline `<svg class="chart" data-chart="NAME">` (or a placeholder
-saying why there is nothing to draw) from the blocks of `report_svg`: delivery outcomes,
+saying why there is nothing to draw) from the blocks of `svg`: delivery outcomes,
 latency, match keys, values per cell, pLTV calibration, the experiment readout, the geo
 experiments' lift, TikTok's reported ROAS against the blended MER and the top rejection reasons.
 """
@@ -10,16 +10,8 @@ from __future__ import annotations
 import math
 from html import escape
 
-from tiktok_sender.audit import CHART_KEYS, STATUSES, AuditData, Row
-from tiktok_sender.audit_text import (
-    fmt_amount,
-    fmt_hours,
-    fmt_ratio,
-    fmt_share,
-    geo_verdict,
-    readout_verdict,
-)
-from tiktok_sender.report_svg import (
+from tiktok_sender.audit.read import CHART_KEYS, STATUSES, AuditData, Row
+from tiktok_sender.audit.svg import (
     SERIES,
     STATUS_COLOURS,
     Plot,
@@ -35,6 +27,14 @@ from tiktok_sender.report_svg import (
     x_axis_label,
     x_ticks,
     y_axis,
+)
+from tiktok_sender.audit.text import (
+    fmt_amount,
+    fmt_hours,
+    fmt_ratio,
+    fmt_share,
+    geo_verdict,
+    readout_verdict,
 )
 
 

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
-from tiktok_sender.audit import MATCH_KEYS, READINESS_CHECKS, STATUSES, AuditData
-from tiktok_sender.audit_text import (
+from tiktok_sender.audit.read import MATCH_KEYS, READINESS_CHECKS, STATUSES, AuditData
+from tiktok_sender.audit.text import (
     fmt_amount,
     fmt_count,
     fmt_hours,

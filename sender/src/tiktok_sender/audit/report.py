@@ -1,7 +1,7 @@
 """`sender report`: the audit figures as one self-contained HTML file.
 
 `render_report` lays out the document: the totals, then one section per audit model with its
-charts (`report_charts`, inline SVG) and tables (`report_tables`), styled by the inline CSS of
+charts (`charts`, inline SVG) and tables (`tables`), styled by the inline CSS of
 `templates/report.css` (package data); `write_report` reads the target's audit models and
 writes the file. No script and no external reference of any kind, so the file opens offline
 and can be mailed or archived as is. Every text from the warehouse goes through
@@ -18,11 +18,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from tiktok_sender import __version__
-from tiktok_sender.audit import AuditData, read_audit
-from tiktok_sender.audit_text import fmt_count, fmt_share
-from tiktok_sender.errors import ConfigError
-from tiktok_sender.profiles import WarehouseTarget
-from tiktok_sender.report_charts import (
+from tiktok_sender.audit.charts import (
     calibration_charts,
     deliveries_chart,
     experiments_chart,
@@ -33,7 +29,8 @@ from tiktok_sender.report_charts import (
     rejections_chart,
     values_chart,
 )
-from tiktok_sender.report_tables import (
+from tiktok_sender.audit.read import AuditData, read_audit
+from tiktok_sender.audit.tables import (
     calibration_table,
     drift_table,
     experiments_table,
@@ -50,12 +47,15 @@ from tiktok_sender.report_tables import (
     valueless_note,
     values_table,
 )
+from tiktok_sender.audit.text import fmt_count, fmt_share
+from tiktok_sender.errors import ConfigError
+from tiktok_sender.profiles import WarehouseTarget
 
 
 @cache
 def report_css() -> str:
     """The report's style sheet, `templates/report.css` of the package."""
-    return (files("tiktok_sender") / "templates" / "report.css").read_text(encoding="utf-8")
+    return (files("tiktok_sender.audit") / "templates" / "report.css").read_text(encoding="utf-8")
 
 
 def _section(ident: str, title: str, intro: str, *parts: str) -> str:

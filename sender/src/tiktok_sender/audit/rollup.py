@@ -5,7 +5,7 @@ expired events' rows dated by their run, deliveries summed into bars per day or 
 latest latency per event, match-key shares weighted by events, the latest complete value week,
 and pLTV calibration summed per decile and per model version. `audit.load_audit` applies them
 to what it reads; the column and status names they rely on are defined here and re-exported by
-`tiktok_sender.audit`.
+`tiktok_sender.audit.read`.
 """
 
 from __future__ import annotations
