@@ -1,6 +1,6 @@
 """Deliver the demo outbox to a local emulator and show what happened (the end of `make demo`).
 
-Starts `sender emulator` on a free loopback port, runs `sender push` against it with a demo
+Starts the emulator (`python -m tiktok_emulator`) on a free loopback port, runs `sender push` against it with a demo
 token, prints the sender's summary, a few receipts and what the emulator accepted, and stops the
 emulator whatever happens.
 """
@@ -22,7 +22,7 @@ DEMO_TOKEN = "demo-access-token"  # the emulator's token; never a real one
 
 def start_emulator() -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [str(BIN / "sender"), "emulator", "--port", "0", "--token", DEMO_TOKEN],
+        [sys.executable, "-m", "tiktok_emulator", "--port", "0", "--token", DEMO_TOKEN],
         stdout=subprocess.PIPE, text=True,
     )
     assert proc.stdout is not None

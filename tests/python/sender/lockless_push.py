@@ -30,7 +30,7 @@ from sender_harness import (
     wait_for,
 )
 
-from tiktok_sender.emulator import EmulatorThread
+from tiktok_emulator import EmulatorThread
 from tiktok_sender.errors import EXIT_BUSY
 from tiktok_sender.tables.receipts import RECEIPT_COLUMNS
 

@@ -10,6 +10,7 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tiktok_emulator.validate import validate_body
 from tiktok_sender.api.batch import Batch, Batcher, Event, Events, body
 from tiktok_sender.api.payload import (
     EVENT_COLUMNS,
@@ -18,7 +19,6 @@ from tiktok_sender.api.payload import (
     invalid_reason,
     prepare,
 )
-from tiktok_sender.emulator.validate import validate_body
 from tiktok_sender.tables.outbox import OUTBOX_COLUMNS, OUTBOX_SCHEMA
 
 H = hashlib.sha256(b"x").hexdigest()

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from sender_harness import TOKEN, Project
 
+from tiktok_emulator import EmulatorThread
 from tiktok_sender.cli import _setup_logging
-from tiktok_sender.emulator import EmulatorThread
 from tiktok_sender.settings import Secret, unusual_api_host
 
 

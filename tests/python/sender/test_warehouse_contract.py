@@ -14,7 +14,7 @@ from pg_harness import make_pg_outbox
 from sender_harness import make_outbox, one_line_error
 from warehouse_testkit import ENGINES, TERMINAL, Engine, make_engine, read_all
 
-from tiktok_sender.emulator import EmulatorThread
+from tiktok_emulator import EmulatorThread
 from tiktok_sender.errors import EXIT_CONFIG, WarehouseError
 from tiktok_sender.shard import Shard
 from tiktok_sender.tables.outbox import (

@@ -1,0 +1,77 @@
+"""`tiktok-emulator` (`python -m tiktok_emulator`): parse the command line, serve until SIGINT or
+SIGTERM, map a configuration error to its exit code."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Annotated
+
+import typer
+
+from tiktok_emulator import serve_forever
+from tiktok_emulator.faults import FaultSpec
+from tiktok_sender.errors import SenderError
+from tiktok_sender.settings import Secret, redact
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+
+class _Redact(logging.Filter):
+    """Keeps the token out of log lines (a request's error may quote a header)."""
+
+    def __init__(self, token: Secret | None) -> None:
+        super().__init__()
+        self._token = token
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = redact(record.getMessage(), self._token), None
+        return True
+
+
+def _setup_logging(verbose: bool, token: Secret | None) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    handler.addFilter(_Redact(token))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    logging.getLogger("tiktok_emulator").setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+@app.command()
+def emulator(
+    port: Annotated[int, typer.Option(envvar="TIKTOK_EMULATOR_PORT", min=0, max=65535,
+                                      help="Port (0 picks a free one).")] = 8765,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="TIKTOK_EMULATOR_TOKEN", show_default=False,
+                     help="The only access token accepted (else any non-empty token)."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the fault injection.")] = 0,
+    faults: Annotated[
+        str | None, typer.Option(help="Faults to inject, e.g. 'throttle=0.1,http5xx=0.05*3'.")
+    ] = None,
+    lean: Annotated[
+        bool,
+        typer.Option("--lean", help="Benchmark mode: validate each request's envelope and first "
+                     "event only, keep dedup keys but not the events (/_emulator/events is empty)."),
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug log lines.")] = False,
+) -> None:
+    """Run a local stand-in for the TikTok Events API until interrupted."""
+    secret = Secret(token) if token else None
+    _setup_logging(verbose, secret)
+
+    def announce(url: str) -> None:
+        typer.echo(f"emulator listening on {url}")
+        sys.stdout.flush()
+
+    try:
+        spec = FaultSpec.parse(faults or "")
+        serve_forever(host=host, port=port, token=secret, seed=seed, faults=spec,
+                      on_ready=announce, lean=lean)
+    except SenderError as exc:
+        typer.echo(f"error: {redact(str(exc), secret)}", err=True)
+        raise typer.Exit(exc.exit_code) from None
