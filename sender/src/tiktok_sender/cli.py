@@ -287,7 +287,8 @@ def push(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Send every outbox event that has no terminal receipt yet, and record receipts."""
-    from tiktok_sender.console import progress_for, render_run
+    from tiktok_sender.console import render_run
+    from tiktok_sender.delivery.progress import progress_for
     from tiktok_sender.delivery.run import Delivery
     from tiktok_sender.warehouse import open_warehouse
 
