@@ -3,7 +3,6 @@ SIGTERM, map a configuration error to its exit code."""
 
 from __future__ import annotations
 
-import logging
 import sys
 from typing import Annotated
 
@@ -12,31 +11,10 @@ import typer
 from tiktok_emulator import serve_forever
 from tiktok_emulator.faults import FaultSpec
 from tiktok_sender.errors import SenderError
+from tiktok_sender.logs import setup_logging
 from tiktok_sender.settings import Secret, redact
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-
-
-class _Redact(logging.Filter):
-    """Keeps the token out of log lines (a request's error may quote a header)."""
-
-    def __init__(self, token: Secret | None) -> None:
-        super().__init__()
-        self._token = token
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.msg, record.args = redact(record.getMessage(), self._token), None
-        return True
-
-
-def _setup_logging(verbose: bool, token: Secret | None) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
-    handler.addFilter(_Redact(token))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.WARNING)
-    logging.getLogger("tiktok_emulator").setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
 @app.command()
@@ -62,7 +40,7 @@ def emulator(
 ) -> None:
     """Run a local stand-in for the TikTok Events API until interrupted."""
     secret = Secret(token) if token else None
-    _setup_logging(verbose, secret)
+    setup_logging(verbose, secret, logger="tiktok_emulator")
 
     def announce(url: str) -> None:
         typer.echo(f"emulator listening on {url}")

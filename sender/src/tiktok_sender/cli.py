@@ -16,6 +16,7 @@ import typer
 from tiktok_sender import __version__
 from tiktok_sender.api.contract import DEFAULT_API_URL, MAX_BATCH_SIZE
 from tiktok_sender.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, SenderError
+from tiktok_sender.logs import setup_logging
 from tiktok_sender.settings import (
     DEFAULT_DUCKDB_MEMORY_LIMIT,
     PushSettings,
@@ -32,48 +33,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 T = TypeVar("T")
-
-
-# Loggers of the libraries a run writes through; their records go through the same redacting
-# handler as the sender's own.
-LIBRARY_LOGGERS = ("httpx", "httpcore", "asyncio", "urllib3")
-
-
-class _Redact(logging.Filter):
-    def __init__(self, *secrets: Secret | None) -> None:
-        super().__init__()
-        self._secrets = secrets
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = redact(record.getMessage(), *self._secrets)
-        record.args = None
-        if record.exc_info and record.exc_info[1] is not None:
-            # the traceback text is formatted from exc_info: render it now, redacted
-            record.msg += "\n" + redact(
-                "".join(traceback.format_exception(*record.exc_info)).rstrip(), *self._secrets)
-            record.exc_info = None
-        if record.stack_info:
-            record.stack_info = redact(record.stack_info, *self._secrets)
-        return True
-
-
-def _setup_logging(verbose: bool, *secrets: Secret | None) -> None:
-    """One stderr handler on the root logger, redacting `secrets` from every record that reaches
-    it: the sender's own, and those of httpx, httpcore and asyncio (a task's exception, a
-    transport error), which propagate to the root. Libraries log warnings and up (everything
-    with --verbose)."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
-    handler.addFilter(_Redact(*secrets))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.WARNING)
-    logger = logging.getLogger("tiktok_sender")
-    logger.handlers.clear()
-    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
-    logger.propagate = True
-    for name in LIBRARY_LOGGERS:
-        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 def _guard(fn: Callable[[], T], secrets: Sequence[Secret | None] = ()) -> T:
@@ -147,7 +106,7 @@ def _target(ctx: typer.Context, secrets: list[Secret | None] | None = None) -> A
     )
     if secrets is not None and target.secrets():
         secrets.extend(target.secrets())
-        _setup_logging(ctx.obj["verbose"], *secrets)
+        setup_logging(ctx.obj["verbose"], *secrets)
     return target
 
 
@@ -295,7 +254,7 @@ def push(
     _use_lean_arrow_pool()
     token = _guard(lambda: load_token(os.environ.get("TIKTOK_ACCESS_TOKEN"), token_file))
     secrets: list[Secret | None] = [token]
-    _setup_logging(ctx.obj["verbose"], *secrets)
+    setup_logging(ctx.obj["verbose"], *secrets)
 
     def build() -> Delivery:
         settings = PushSettings(
@@ -353,7 +312,7 @@ def status(
     from tiktok_sender.console import render_json, render_status, status_dict
     from tiktok_sender.warehouse import open_warehouse
 
-    _setup_logging(ctx.obj["verbose"])
+    setup_logging(ctx.obj["verbose"])
     secrets: list[Secret | None] = []
 
     def report() -> str:
@@ -378,7 +337,7 @@ def report_command(
     """Write the audit report: one self-contained HTML file with charts that opens offline."""
     from tiktok_sender.audit.report import write_report
 
-    _setup_logging(ctx.obj["verbose"])
+    setup_logging(ctx.obj["verbose"])
     secrets: list[Secret | None] = []
     path = _guard(lambda: write_report(_target(ctx, secrets), out), secrets)
     typer.echo(f"report written to {path}")

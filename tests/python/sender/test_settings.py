@@ -13,8 +13,8 @@ from sender_harness import PROFILES_YML, TOKEN
 
 from tiktok_sender.api.client import ApiClient
 from tiktok_sender.api.pacing import Pacer, backoff_delay
-from tiktok_sender.cli import _Redact
 from tiktok_sender.errors import ConfigError
+from tiktok_sender.logs import _Redact
 from tiktok_sender.profiles import load_target
 from tiktok_sender.settings import PushSettings, Secret, load_token, redact, safe_url, validate_api_url
 
