@@ -77,14 +77,16 @@ audit: setup
 monitor: setup
 	$(DBT) test --select tag:monitor
 
-demo: setup
+# The demo replays its last 8 days of scheduled `dbt build && sender push` against the emulator
+# (scripts/demo_replay.py), so the monitors judge a deployment, not a first backfill.
+demo: demo-data
 	rm -f $(DBT_DUCKDB_PATH) $(DBT_DUCKDB_PATH).wal
-	$(MAKE) --no-print-directory build
-	$(PY) scripts/show_outbox.py
+	mkdir -p $(dir $(DBT_DUCKDB_PATH))
 	$(PY) scripts/demo_push.py
+	$(PY) scripts/show_outbox.py
 	$(MAKE) --no-print-directory audit
-	@echo "Monitors (the first push delivers up to 28 days of history, so latency is expected to fail):"
-	-@$(DBT) test --select tag:monitor --quiet && echo "all monitors pass"
+	@echo "Monitors:"
+	@$(DBT) test --select tag:monitor --quiet && echo "all monitors pass"
 	$(SENDER) report --out target/report.html
 	@echo "open target/report.html (self-contained, works offline)"
 

@@ -7,6 +7,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -243,6 +244,14 @@ def push(
                      help="Use HTTPS_PROXY / NO_PROXY (and SSL_CERT_FILE / SSL_CERT_DIR) from the "
                           "environment for the API requests."),
     ] = False,
+    clock_start: Annotated[
+        datetime | None,
+        typer.Option(envvar="TIKTOK_SENDER_CLOCK_START",
+                     formats=["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"],
+                     help="Replay: start the run's clock at this past UTC instant, for demos and "
+                          "tests that replay time. Receipts, the run row and event ages follow it; "
+                          "the run's settings record it. Never in production."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Send every outbox event that has no terminal receipt yet, and record receipts."""
@@ -283,6 +292,7 @@ def push(
             duckdb_memory_limit=duckdb_memory_limit,
             proxy=proxy,
             use_env_proxy=use_env_proxy,
+            clock_start=clock_start,
         )
         target = _target(ctx, secrets)
         return Delivery(
