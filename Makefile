@@ -37,10 +37,11 @@ help:
 
 setup: $(STAMP) profiles.yml
 
-$(STAMP): requirements.txt sender/pyproject.toml
+$(STAMP): requirements.txt sender/pyproject.toml emulator/pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e sender
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e emulator
 	touch $@
 
 # Debian packages some tests drive: Chromium (the report renders in it), the PostgreSQL server
@@ -136,7 +137,7 @@ test-postgres: setup system-deps
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
 lint: setup
-	$(VENV)/bin/ruff check sender scripts tests/python
+	$(VENV)/bin/ruff check sender emulator scripts tests/python
 
 clean:
 	rm -rf target logs $(VENV) $(SNOWFLAKE_VENV) $(BENCH_VENV) seeds/demo/*.csv

@@ -1,9 +1,9 @@
 """Build and deliver the demo outbox to a local emulator and show what happened (`make demo`).
 
-Starts `sender emulator` on a free loopback port, replays the last days of scheduled builds and
-pushes against it with a demo token (`demo_replay.py`), pushes once more to show that nothing is
-sent twice, prints a few receipts and what the emulator accepted, and stops the emulator whatever
-happens.
+Starts the emulator (`python -m tiktok_emulator`) on a free loopback port, replays the last days
+of scheduled builds and pushes against it with a demo token (`demo_replay.py`), pushes once more to
+show that nothing is sent twice, prints a few receipts and what the emulator accepted, and stops
+the emulator whatever happens.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ DEMO_TOKEN = "demo-access-token"  # the emulator's token; never a real one
 
 def start_emulator() -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [str(BIN / "sender"), "emulator", "--port", "0", "--token", DEMO_TOKEN],
+        [sys.executable, "-m", "tiktok_emulator", "--port", "0", "--token", DEMO_TOKEN],
         stdout=subprocess.PIPE, text=True,
     )
     assert proc.stdout is not None

@@ -24,7 +24,7 @@ import pytest
 from scripts_loader import load_script
 
 from dbt_harness import DEMO_AS_OF, PROJECT_ROOT, copy_project, dbt_env, run_dbt
-from tiktok_sender.emulator import EmulatorThread
+from tiktok_emulator import EmulatorThread
 from tiktok_sender.settings import Secret
 
 TOKEN = "replay-token-7f3a2c"

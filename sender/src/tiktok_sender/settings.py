@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from tiktok_sender.contract import MAX_BATCH_SIZE
+from tiktok_sender.api.contract import MAX_BATCH_SIZE
 from tiktok_sender.errors import ConfigError
 from tiktok_sender.shard import Shard
 

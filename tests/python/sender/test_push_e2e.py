@@ -11,9 +11,9 @@ from pathlib import Path
 import orjson
 from sender_harness import APP_ID, PIXEL, TOKEN, Project
 
-from tiktok_sender.emulator import EmulatorThread
-from tiktok_sender.emulator.validate import validate_body
-from tiktok_sender.receipts import RECEIPT_COLUMNS
+from tiktok_emulator import EmulatorThread
+from tiktok_emulator.validate import validate_body
+from tiktok_sender.tables.receipts import RECEIPT_COLUMNS
 
 TERMINAL = ("delivered", "rejected", "expired")
 

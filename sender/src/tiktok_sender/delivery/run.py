@@ -24,10 +24,9 @@ import orjson
 import pyarrow as pa
 
 from tiktok_sender import __version__
-from tiktok_sender.batch import Batch, Batcher, body
-from tiktok_sender.client import ApiClient
-from tiktok_sender.errors import EXIT_OK, ApiConfigError, AuthError, ConfigError, WarehouseError
-from tiktok_sender.payload import (
+from tiktok_sender.api.batch import Batch, Batcher, body
+from tiktok_sender.api.client import ApiClient
+from tiktok_sender.api.payload import (
     Prepared,
     Skipped,
     invalid_reason,
@@ -35,7 +34,12 @@ from tiktok_sender.payload import (
     skipped_row,
     test_event_id_suffix,
 )
-from tiktok_sender.receipts import (
+from tiktok_sender.delivery.run_state import Clock, NoProgress, Progress, RunResult
+from tiktok_sender.delivery.sink import ReceiptSink, WarehouseThread
+from tiktok_sender.delivery.workers import Workers
+from tiktok_sender.errors import EXIT_OK, ApiConfigError, AuthError, ConfigError, WarehouseError
+from tiktok_sender.settings import PushSettings, redact, safe_url, unusual_api_host
+from tiktok_sender.tables.receipts import (
     DELIVERED,
     EXPIRED,
     REJECTED,
@@ -43,12 +47,8 @@ from tiktok_sender.receipts import (
     ReceiptFactory,
     truncate,
 )
-from tiktok_sender.run_state import Clock, NoProgress, Progress, RunResult
-from tiktok_sender.settings import PushSettings, redact, safe_url, unusual_api_host
-from tiktok_sender.sink import ReceiptSink, WarehouseThread
 from tiktok_sender.warehouse import Warehouse
 from tiktok_sender.warehouse.pending import PendingQuery
-from tiktok_sender.workers import Workers
 
 log = logging.getLogger("tiktok_sender")
 

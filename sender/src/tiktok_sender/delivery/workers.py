@@ -19,12 +19,11 @@ from typing import IO, Any
 
 import pyarrow as pa
 
-from tiktok_sender.batch import Batch, GroupKey, body
-from tiktok_sender.classify import Classification, classify
-from tiktok_sender.client import ApiClient
-from tiktok_sender.errors import ApiConfigError, AuthError, SenderError
-from tiktok_sender.pacing import Pacer, sleep_unless
-from tiktok_sender.policy import (
+from tiktok_sender.api.batch import Batch, GroupKey, body
+from tiktok_sender.api.classify import Classification, classify
+from tiktok_sender.api.client import ApiClient
+from tiktok_sender.api.pacing import Pacer, sleep_unless
+from tiktok_sender.delivery.policy import (
     EXHAUSTED,
     Context,
     Decision,
@@ -36,10 +35,18 @@ from tiktok_sender.policy import (
     decide,
     describe,
 )
-from tiktok_sender.receipts import DELIVERED, FAILED, REJECTED, Outcome, ReceiptFactory, truncate
-from tiktok_sender.run_state import Clock, Progress, RunResult
+from tiktok_sender.delivery.run_state import Clock, Progress, RunResult
+from tiktok_sender.delivery.sink import ReceiptSink
+from tiktok_sender.errors import ApiConfigError, AuthError, SenderError
 from tiktok_sender.settings import PushSettings, redact
-from tiktok_sender.sink import ReceiptSink
+from tiktok_sender.tables.receipts import (
+    DELIVERED,
+    FAILED,
+    REJECTED,
+    Outcome,
+    ReceiptFactory,
+    truncate,
+)
 
 log = logging.getLogger("tiktok_sender")
 
