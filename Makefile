@@ -26,7 +26,7 @@ help:
 	@echo "make build  - dbt build (seeds, models, data tests, unit tests)"
 	@echo "make audit  - rebuild the audit models after a push; make monitor - run the monitors"
 	@echo "make setup  - create .venv with the pinned dependencies and profiles.yml"
-	@echo "make lint   - ruff over the Python code"
+	@echo "make lint   - ruff over the Python code, sqlfluff over the SQL (dbt templater)"
 	@echo "make test-postgres - the dbt project and the sender on a throwaway PostgreSQL 15 cluster, and the cloud SQL renders"
 	@echo "make test-spark - the dbt project (and the sender) on a local Spark through Spark Connect"
 	@echo "make spark-server - a local Spark with a Spark Connect endpoint for the spark target (SPARK_REMOTE)"
@@ -106,6 +106,7 @@ test-python: setup
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
 test: setup system-deps setup-snowflake
+	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory test-dbt
 	$(MAKE) --no-print-directory test-python
 
@@ -136,8 +137,11 @@ test-postgres: setup system-deps
 		tests/python/test_cross_db_rendering.py; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
-lint: setup
+# ruff over the Python; sqlfluff over the models, singular tests and monitors as dbt compiles them
+# (the dbt templater, .sqlfluff: the house style). Part of `make test`.
+lint: demo-data
 	$(VENV)/bin/ruff check sender emulator scripts tests/python
+	$(VENV)/bin/sqlfluff lint models tests --processes 2 --disable-progress-bar
 
 clean:
 	rm -rf target logs $(VENV) $(SNOWFLAKE_VENV) $(BENCH_VENV) seeds/demo/*.csv

@@ -31,7 +31,7 @@ orders as (
         where order_id is not null
             {%- if is_incremental() %}
             and order_id in (
-                select order_id from staged_orders as changed
+                select changed.order_id from staged_orders as changed
                 where {{ tiktok_outbox.needs_evaluation("'order:' || changed.order_id", 'changed.ordered_at') }}
             )
             {%- endif %}
@@ -57,8 +57,9 @@ app_events as (
         from staged_app_events
         {%- if is_incremental() %}
         where app_event_id in (
-                select app_event_id from staged_app_events as changed
-                where {{ tiktok_outbox.needs_evaluation("'app_event:' || changed.app_event_id", 'changed.occurred_at') }}
+                select changed.app_event_id from staged_app_events as changed
+                where
+                    {{ tiktok_outbox.needs_evaluation("'app_event:' || changed.app_event_id", 'changed.occurred_at') }}
             )
         {%- endif %}
     ) as ranked
@@ -78,7 +79,7 @@ subscriptions as (
         from {{ ref('stg_first_party__subscriptions') }} as subscriptions
         where subscription_id is not null
             {%- if is_incremental() %}
-            and subscription_id in (select subscription_id from app_events)
+            and subscription_id in (select app_events.subscription_id from app_events)
             {%- endif %}
     ) as ranked
     where row_rank = 1
@@ -104,15 +105,17 @@ signups as (
         where signup_id is not null
         {%- if is_incremental() %}
         and signup_id in (
-            select signup_id from staged_signups as changed
+            select changed.signup_id from staged_signups as changed
             where
                 {{ tiktok_outbox.needs_evaluation("'signup:' || changed.signup_id", 'changed.signed_up_at') }}
                 or (
                     changed.activated_at is not null
-                    and {{ tiktok_outbox.needs_evaluation("'activation:' || changed.signup_id", 'changed.activated_at') }}
+                    and {{ tiktok_outbox.needs_evaluation(
+                            "'activation:' || changed.signup_id", 'changed.activated_at'
+                        ) }}
                 )
         )
-            {%- endif %}
+        {%- endif %}
     ) as ranked
     where row_rank = 1
 ),
@@ -132,7 +135,7 @@ order_pixel_event_ids as (
         from {{ ref('stg_first_party__web_sessions') }}
         where pixel_event_id is not null and order_id is not null
             {%- if is_incremental() %}
-            and order_id in (select order_id from orders)
+            and order_id in (select orders.order_id from orders)
             {%- endif %}
     ) as ranked
     where row_rank = 1
@@ -153,7 +156,7 @@ signup_pixel_event_ids as (
         from {{ ref('stg_first_party__web_sessions') }}
         where pixel_event_id is not null and signup_id is not null
             {%- if is_incremental() %}
-            and signup_id in (select signup_id from signups)
+            and signup_id in (select signups.signup_id from signups)
             {%- endif %}
     ) as ranked
     where row_rank = 1

@@ -22,7 +22,7 @@ sessions as (
     select * from {{ ref('stg_first_party__web_sessions') }}
     {% if is_incremental() %}
     -- only the sessions of the customers converting now
-    where customer_id in (select customer_id from conversions)
+    where customer_id in (select conversions.customer_id from conversions)
     {% endif %}
 ),
 
@@ -37,8 +37,8 @@ linked_sessions as (
     where order_id is not null
     {% if is_incremental() %}
     and order_id in (
-        select source_record_id from conversions
-        where canonical_event = 'purchase'
+        select conversions.source_record_id from conversions
+        where conversions.canonical_event = 'purchase'
     )
     {% endif %}
     union all
@@ -50,8 +50,8 @@ linked_sessions as (
     where signup_id is not null
     {% if is_incremental() %}
     and signup_id in (
-        select source_record_id from conversions
-        where canonical_event = 'signup'
+        select conversions.source_record_id from conversions
+        where conversions.canonical_event = 'signup'
     )
     {% endif %}
 ),
@@ -150,9 +150,9 @@ chosen_sessions as (
             ) as row_rank
         from {{ ref('stg_first_party__web_sessions') }} as sessions
         where session_id in (
-                select click_session_id from latest_click
+                select latest_click.click_session_id from latest_click
                 union all
-                select context_session_id from context_session
+                select context_session.context_session_id from context_session
             )
     ) as ranked
     where row_rank = 1

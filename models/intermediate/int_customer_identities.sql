@@ -14,7 +14,9 @@
     post_hook="{% if is_incremental() %}delete from {{ this }} where customer_id not in (select customer_id from {{ ref('stg_first_party__customers') }} where customer_id is not null) or customer_id in (select customer_id from {{ ref('int_customer_privacy') }} where is_erased){% endif %}",
 ) }}
 {%- set default_country = var('tiktok_default_country_code') -%}
-{%- set default_country_sql = "'" ~ default_country ~ "'" if default_country else "cast(null as " ~ dbt.type_string() ~ ")" -%}
+{%- set default_country_sql = (
+    "'" ~ default_country ~ "'" if default_country else "cast(null as " ~ dbt.type_string() ~ ")"
+) -%}
 {%- set fingerprint_parts = [
     'email', 'phone', 'country_code',
     'cast(created_at as ' ~ dbt.type_string() ~ ')', 'cast(updated_at as ' ~ dbt.type_string() ~ ')',
@@ -34,8 +36,8 @@ with customers as (
     select * from {{ ref('stg_first_party__customers') }}
     where customer_id is not null
         and customer_id not in (
-            select customer_id from {{ ref('int_customer_privacy') }}
-            where is_erased
+            select privacy.customer_id from {{ ref('int_customer_privacy') }} as privacy
+            where privacy.is_erased
         )
 ),
 

@@ -3,6 +3,13 @@
     every 30 days, annual every 365 days, from subscribed_at until cancelled or the build) and paid
     SaaS invoices (optional source saas_invoices). The readout and calibration models compare
     predictions and cells against it. -#}
+{#- a subscription's n-th renewal: a year or 30 days per period after it started -#}
+{%- set paid_at = dbt.dateadd(
+    'day',
+    "period_numbers.period_number * case when subscriptions.plan = 'annual' then 365 else 30 end",
+    'subscriptions.subscribed_at',
+) %}
+
 with orders as (
     select * from {{ ref('stg_first_party__orders') }}
 ),
@@ -59,16 +66,14 @@ subscription_payments as (
         || cast(period_numbers.period_number as {{ dbt.type_string() }}) as payment_id,
         subscriptions.customer_id,
         'subscription_app' as business_model,
-        {{ dbt.dateadd('day', "period_numbers.period_number * case when subscriptions.plan = 'annual' then 365 else 30 end", 'subscriptions.subscribed_at') }}
-            as paid_at,
+        {{ paid_at }} as paid_at,
         cast(subscriptions.price as {{ tiktok_outbox.type_double() }}) as amount,
         subscriptions.currency
     from subscriptions
     cross join period_numbers
     where subscriptions.subscribed_at is not null
         and subscriptions.customer_id is not null
-        and {{ dbt.dateadd('day', "period_numbers.period_number * case when subscriptions.plan = 'annual' then 365 else 30 end", 'subscriptions.subscribed_at') }}
-        <= least(
+        and {{ paid_at }} <= least(
             coalesce(subscriptions.cancelled_at, {{ tiktok_outbox.tiktok_as_of() }}), {{ tiktok_outbox.tiktok_as_of() }}
         )
 ),

@@ -68,8 +68,9 @@ in_geo_experiment as (
                 )
         inner join geo_cells
             on geo_experiments.experiment_id = geo_cells.experiment_id
-                and geo_cells.geo_unit
-                = {{ tiktok_outbox.experiment_geo_unit('geo_experiments.geo_level', 'identities.country_code', 'identities.state') }}
+                and geo_cells.geo_unit = {{ tiktok_outbox.experiment_geo_unit(
+                    'geo_experiments.geo_level', 'identities.country_code', 'identities.state'
+                ) }}
     ) as ranked
     where row_rank = 1
 ),
@@ -83,8 +84,10 @@ units as (
         coalesce('customer:' || conversions.customer_id, 'guest:' || conversions.conversion_id) as experiment_unit_id
         {%- endif %}
     from conversions
+    {%- if unit == 'geo' %}
     left join identities
         on conversions.customer_id = identities.customer_id
+    {%- endif %}
 ),
 
 bucketed as (

@@ -15,17 +15,15 @@
     Student's t for n - 1 degrees of freedom, from its Cornish-Fisher expansion
     (1.96 + 2.372 / df + 2.82 / df^2: within 0.5% for df >= 7); an experiment needs at least
     var tiktok_experiment_min_pre_weeks such weeks to be designed or read. -#}
+{%- set window_hours = dbt.datediff('started_at', 'ended_at', 'hour') %}
+{%- set pre_period_hours = dbt.datediff('pre_period_started_at', 'started_at', 'hour') %}
 
 with experiments as (
     select
         experiment_id,
-        cast(                        {{ dbt.datediff('started_at', 'ended_at', 'hour') }} / 168.0 as {{ tiktok_outbox.type_double() }}
-        )
-            as window_weeks,
+        cast({{ window_hours }} / 168.0 as {{ tiktok_outbox.type_double() }}) as window_weeks,
         -- the whole weeks of the pre-period: week_index -1 down to -(hours / 168, rounded down)
-        floor(                        {{ dbt.datediff('pre_period_started_at', 'started_at', 'hour') }} / 168.0
-        )
-            as whole_pre_weeks
+        floor({{ pre_period_hours }} / 168.0) as whole_pre_weeks
     from {{ ref('stg_first_party__experiments') }}
     where experiment_id is not null
 ),

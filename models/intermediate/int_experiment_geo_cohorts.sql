@@ -6,6 +6,7 @@
     weeks from started_at: negative in the pre-period. Grain: experiment_id, geo_unit,
     week_index. -#}
 {%- set as_of = tiktok_outbox.tiktok_as_of() -%}
+{%- set hours_since_start = dbt.datediff('experiments.started_at', 'acquisitions.acquired_at', 'hour') -%}
 
 with experiments as (
     select * from {{ ref('stg_first_party__experiments') }}
@@ -47,11 +48,7 @@ acquired as (
         experiments.maturity_days,
         {{ tiktok_outbox.experiment_geo_unit('experiments.geo_level', 'identities.country_code', 'identities.state') }}
             as geo_unit,
-        cast(
-            floor(                                {{ dbt.datediff('experiments.started_at', 'acquisitions.acquired_at', 'hour') }} / 168.0
-            ) as {{ dbt.type_int() }}
-        )
-            as week_index,
+        cast(floor({{ hours_since_start }} / 168.0) as {{ dbt.type_int() }}) as week_index,
         {{ dbt.dateadd('day', 'experiments.maturity_days', 'acquisitions.acquired_at') }} <= {{ as_of }} as is_matured
     from acquisitions
     inner join experiments

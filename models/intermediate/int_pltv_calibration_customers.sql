@@ -144,7 +144,7 @@ scores as (
     from first_score
     inner join first_conversion
         on first_score.customer_id = first_conversion.customer_id
-    where first_score.customer_id not in (select customer_id from sent)
+    where first_score.customer_id not in (select sent.customer_id from sent)
 ),
 
 horizons as (
@@ -178,7 +178,7 @@ matured as (
             and scores.scored_at = horizons.scored_at
     left join identities
         on scores.customer_id = identities.customer_id
-    where scores.customer_id not in (select customer_id from saas_unobserved)
+    where scores.customer_id not in (select saas_unobserved.customer_id from saas_unobserved)
         and {{ dbt.dateadd('day', 'coalesce(horizons.horizon_days, 365)', 'scores.scored_at') }} <= {{ as_of }}
 ),
 

@@ -526,7 +526,8 @@ final as (
         canonical_event,
         business_model,
         customer_id,
-        {%- for column in ['email_sha256', 'phone_sha256', 'external_id_sha256', 'ttclid', 'ttp', 'ip', 'user_agent', 'page_url'] %}
+        {%- for column in ['email_sha256', 'phone_sha256', 'external_id_sha256', 'ttclid', 'ttp', 'ip', 'user_agent',
+                           'page_url'] %}
         case when is_erased then null else {{ column }} end as {{ column }},
         {%- endfor %}
         {{ tiktok_outbox.round_money('raw_value') }} as value,
@@ -539,7 +540,8 @@ final as (
         -- device ids (app events) and the other match keys (README, "Match keys")
         device_platform,
         att_status,
-        {%- for column in ['idfa', 'idfv', 'gaid', 'first_name_sha256', 'last_name_sha256', 'zip_code_sha256', 'city', 'state', 'country', 'locale'] %}
+        {%- for column in ['idfa', 'idfv', 'gaid', 'first_name_sha256', 'last_name_sha256', 'zip_code_sha256', 'city',
+                           'state', 'country', 'locale'] %}
         case when is_erased then null else {{ column }} end as {{ column }},
         {%- endfor %}
         contents,

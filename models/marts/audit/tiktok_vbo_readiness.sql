@@ -192,7 +192,8 @@ final as (
                                 || '% of treatment events carry a value, needs at least 95%; '
                         when
                             value_cv is null
-                            then 'value: values do not vary (one event, or a mean of zero), needs a cv of at least {{ min_cv }}; '
+                            then 'value: values do not vary (one event, or a mean of zero), '
+                                || 'needs a cv of at least {{ min_cv }}; '
                         else 'value: cv '
                             || cast(cast(value_cv as decimal(18, 2)) as {{ text }})
                             || ', needs at least {{ min_cv }}; '
