@@ -29,12 +29,12 @@ orders as (
             ) as row_rank
         from staged_orders
         where order_id is not null
-            {%- if is_incremental() %}
+        {% if is_incremental() %}
             and order_id in (
                 select changed.order_id from staged_orders as changed
                 where {{ tiktok_outbox.needs_evaluation("'order:' || changed.order_id", 'changed.ordered_at') }}
             )
-            {%- endif %}
+        {% endif %}
     ) as ranked
     where row_rank = 1
 ),
@@ -55,13 +55,13 @@ app_events as (
                 order by occurred_at asc nulls last, event_name asc, subscription_id asc, customer_id asc
             ) as row_rank
         from staged_app_events
-        {%- if is_incremental() %}
+        {% if is_incremental() %}
         where app_event_id in (
                 select changed.app_event_id from staged_app_events as changed
                 where
                     {{ tiktok_outbox.needs_evaluation("'app_event:' || changed.app_event_id", 'changed.occurred_at') }}
             )
-        {%- endif %}
+        {% endif %}
     ) as ranked
     where row_rank = 1
 ),
@@ -78,9 +78,9 @@ subscriptions as (
             ) as row_rank
         from {{ ref('stg_first_party__subscriptions') }} as subscriptions
         where subscription_id is not null
-            {%- if is_incremental() %}
+        {% if is_incremental() %}
             and subscription_id in (select app_events.subscription_id from app_events)
-            {%- endif %}
+        {% endif %}
     ) as ranked
     where row_rank = 1
 ),
@@ -103,7 +103,7 @@ signups as (
             ) as row_rank
         from staged_signups
         where signup_id is not null
-        {%- if is_incremental() %}
+        {% if is_incremental() %}
         and signup_id in (
             select changed.signup_id from staged_signups as changed
             where
@@ -115,7 +115,7 @@ signups as (
                         ) }}
                 )
         )
-        {%- endif %}
+        {% endif %}
     ) as ranked
     where row_rank = 1
 ),
@@ -134,9 +134,9 @@ order_pixel_event_ids as (
             ) as row_rank
         from {{ ref('stg_first_party__web_sessions') }}
         where pixel_event_id is not null and order_id is not null
-            {%- if is_incremental() %}
+        {% if is_incremental() %}
             and order_id in (select orders.order_id from orders)
-            {%- endif %}
+        {% endif %}
     ) as ranked
     where row_rank = 1
 ),
@@ -155,9 +155,9 @@ signup_pixel_event_ids as (
             ) as row_rank
         from {{ ref('stg_first_party__web_sessions') }}
         where pixel_event_id is not null and signup_id is not null
-            {%- if is_incremental() %}
+        {% if is_incremental() %}
             and signup_id in (select signups.signup_id from signups)
-            {%- endif %}
+        {% endif %}
     ) as ranked
     where row_rank = 1
 ),

@@ -19,7 +19,8 @@
 {%- endif -%}
 
 with conversions as (
-    select * from {{ ref('int_conversions') }} as new_conversions
+    -- new_conversions: read by the incremental filter (a full build has none)
+    select * from {{ ref('int_conversions') }} as new_conversions  -- noqa: AL05
     where {{ tiktok_outbox.not_yet_in_this('conversion_id', 'new_conversions.conversion_id') }}
 ),
 

@@ -147,4 +147,4 @@ def test_status_and_report_read_the_audit_from_postgres(built: Built) -> None:
     assert report.returncode == 0, report.stderr
     document = out.read_text(encoding="utf-8")
     assert document.startswith("<!DOCTYPE html>") and document.count("<svg") >= 5
-    assert "postgres target &#x27;postgres&#x27;" in document
+    assert "postgres target &#39;postgres&#39;" in document  # the label, escaped by the template
