@@ -18,7 +18,7 @@ export TIKTOK_APP_ID                 ?= 7000000000000000001
 export TIKTOK_OFFLINE_EVENT_SET_ID   ?= 7100000000000000001
 export TIKTOK_CRM_EVENT_SET_ID       ?= 7200000000000000001
 
-.PHONY: help setup setup-bench setup-snowflake test-snowflake snowflake-emulator system-deps demo-data build audit monitor demo test test-dbt test-integration test-python lint check-project clean fault-matrix bench test-postgres test-spark spark-server
+.PHONY: help setup setup-bench setup-snowflake test-snowflake snowflake-emulator system-deps demo-data build audit monitor demo test test-dbt test-integration test-python lint lint-python lint-dbt clean fault-matrix bench test-postgres test-spark spark-server
 
 help:
 	@echo "make demo   - set up, generate demo data, build the outbox, deliver it to the local emulator"
@@ -151,8 +151,17 @@ test-postgres: setup system-deps
 		tests/python/test_cross_db_rendering.py; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
-lint: setup
+# One step per linter; `lint` runs them all.
+lint: lint-python lint-dbt
+
+lint-python: setup
 	$(VENV)/bin/ruff check sender scripts tests/python
+
+# The dbt project's rules (scripts/check_project.py, README "Project rules") over the manifest of a
+# `dbt parse` of its own (target/lint), so the sender's target/manifest.json is left alone.
+lint-dbt: setup
+	$(DBT) parse --quiet --target-path target/lint
+	$(PY) scripts/check_project.py --manifest target/lint/manifest.json
 
 clean:
 	rm -rf target logs $(VENV) $(SNOWFLAKE_VENV) $(BENCH_VENV) seeds/demo/*.csv
