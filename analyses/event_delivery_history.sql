@@ -52,8 +52,8 @@ final as (
     from outbox
     left join receipts
         on outbox.event_source_id = receipts.event_source_id
-        and outbox.event = receipts.event
-        and outbox.event_id = receipts.event_id
+            and outbox.event = receipts.event
+            and outbox.event_id = receipts.event_id
     left join runs
         on receipts.run_id = runs.run_id
 )

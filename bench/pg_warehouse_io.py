@@ -80,7 +80,7 @@ def target(env: dict[str, str]) -> Any:
 
 def fill_outbox(cluster: Any, rows: int) -> None:
     """`rows` outbox rows (every column of OUTBOX_COLUMNS, strings of realistic widths)."""
-    from tiktok_sender.outbox_schema import CONTRACT_TYPES, OUTBOX_COLUMNS
+    from tiktok_sender.tables.outbox import CONTRACT_TYPES, OUTBOX_COLUMNS
 
     values = {"event_time": "1767225600 + i", "value": "mod(i, 500) / 3.0",
               "event_id": "'evt-' || i", "event_source_id": "'CBENCHPIXEL0000000001'"}
@@ -98,7 +98,7 @@ def receipts_table(rows: int) -> Any:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from tiktok_sender.receipts import RECEIPT_COLUMNS
+    from tiktok_sender.tables.receipts import RECEIPT_COLUMNS
 
     numbers = pa.array(range(rows), pa.int64())
     text = pc.binary_join_element_wise("r-", pc.cast(numbers, pa.string()), "")
@@ -117,7 +117,7 @@ def read_cursor(warehouse: Any, chunk_rows: int) -> int:
     import psycopg2
     import pyarrow as pa
 
-    from tiktok_sender.outbox_schema import OUTBOX_SCHEMA
+    from tiktok_sender.tables.outbox import OUTBOX_SCHEMA
 
     sql, params = warehouse._pending_sql(warehouse.plan_pending(TERMINAL, None))
     o = warehouse.target.options

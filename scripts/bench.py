@@ -18,7 +18,7 @@ In a fresh directory (``--dir``, default ``target/bench``):
 3. ``--append-share`` (1 %) new conversions are appended and ``dbt build`` runs again with the
    same selection: the incremental rebuild (the outbox appends; the other models rebuild as
    their materialisation says; every data test runs again), timed;
-4. ``sender emulator`` starts in its own process on 127.0.0.1 and ``sender push`` sends the
+4. The emulator (``python -m tiktok_emulator``) starts in its own process on 127.0.0.1 and ``sender push`` sends the
    whole outbox to it: wall time, events/s and the peak RSS of the sender process (its own
    rusage, read with ``wait4`` by a small launcher process, see ``LAUNCHER``; the emulator's
    memory and CPU are not in it). The emulator runs in lean mode (``--lean``: it validates the
@@ -84,7 +84,7 @@ import duckdb
 import httpx
 import orjson
 
-from tiktok_sender.contract import MAX_BATCH_SIZE
+from tiktok_sender.api.contract import MAX_BATCH_SIZE
 from tiktok_sender.settings import DEFAULT_DUCKDB_MEMORY_LIMIT
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -204,9 +204,9 @@ def node_timings(path: Path) -> list[dict[str, Any]]:
 
 @contextmanager
 def emulator(work: Path, env: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """`sender emulator` in its own process on a free loopback port; stopped on exit."""
+    """The emulator (`python -m tiktok_emulator`) in its own process on a free loopback port; stopped on exit."""
     log = open(work / "emulator.log", "ab")  # noqa: SIM115 - closed in finally
-    proc = subprocess.Popen([str(BIN / "sender"), "emulator", "--port", "0", "--token", TOKEN, "--lean"],
+    proc = subprocess.Popen([sys.executable, "-m", "tiktok_emulator", "--port", "0", "--token", TOKEN, "--lean"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=log, text=True)
     try:
         assert proc.stdout is not None
@@ -552,7 +552,7 @@ NOTES = {
     "dbt": "dbt build --vars '{tiktok_load_demo_data: false}' --exclude resource_type:unit_test tag:monitor"
            " tag:audit; the incremental rebuild is the same command after the append (incremental models"
            " take the new conversions, data tests rerun); the audit is timed apart, after the push",
-    "push": "sender push --json to sender emulator (own process) on 127.0.0.1; peak RSS of the sender"
+    "push": "sender push --json to the emulator (own process) on 127.0.0.1; peak RSS of the sender"
             " process from wait4; events/s = delivered / wall time of the process (start-up included)",
     "baseline": "httpx.AsyncClient, one event per POST, keep-alive, same concurrency as the sender's"
                 " default, stdlib json; emulator reset before it",
@@ -669,7 +669,7 @@ HISTORY_NOTES = {
                     " months of deliveries are), and the complete run that delivered them in the runs"
                     " table with its mark: the first push is the steady-state push of the new work over"
                     " that history",
-    "push": "sender push --json to sender emulator --lean (reset before each push); events/s = delivered"
+    "push": "sender push --json to tiktok-emulator --lean (reset before each push); events/s = delivered"
             " / wall time of the process; peak RSS of the sender process from wait4; vs_empty = this"
             " push's figure / the same push's over no history",
 }

@@ -25,7 +25,7 @@ from pathlib import Path
 import duckdb
 
 from tiktok_sender import __version__
-from tiktok_sender.receipts import RECEIPT_COLUMNS, RECEIPTS_TABLE, RUN_COLUMNS, RUNS_TABLE, Column
+from tiktok_sender.tables.receipts import RECEIPT_COLUMNS, RECEIPTS_TABLE, RUN_COLUMNS, RUNS_TABLE, Column
 
 SEQ = "outbox_seq"
 HISTORY_RUN_ID = "bench-history"

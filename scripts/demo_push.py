@@ -1,8 +1,9 @@
-"""Deliver the demo outbox to a local emulator and show what happened (the end of `make demo`).
+"""Build and deliver the demo outbox to a local emulator and show what happened (`make demo`).
 
-Starts `sender emulator` on a free loopback port, runs `sender push` against it with a demo
-token, prints the sender's summary, a few receipts and what the emulator accepted, and stops the
-emulator whatever happens.
+Starts the emulator (`python -m tiktok_emulator`) on a free loopback port, replays the last days
+of scheduled builds and pushes against it with a demo token (`demo_replay.py`), pushes once more to
+show that nothing is sent twice, prints a few receipts and what the emulator accepted, and stops
+the emulator whatever happens.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import duckdb
+from demo_replay import replay
 
 BIN = Path(sys.executable).parent
 DEMO_TOKEN = "demo-access-token"  # the emulator's token; never a real one
@@ -22,7 +24,7 @@ DEMO_TOKEN = "demo-access-token"  # the emulator's token; never a real one
 
 def start_emulator() -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [str(BIN / "sender"), "emulator", "--port", "0", "--token", DEMO_TOKEN],
+        [sys.executable, "-m", "tiktok_emulator", "--port", "0", "--token", DEMO_TOKEN],
         stdout=subprocess.PIPE, text=True,
     )
     assert proc.stdout is not None
@@ -38,8 +40,8 @@ def main() -> int:
     emulator, url = start_emulator()
     try:
         env = {**os.environ, "TIKTOK_ACCESS_TOKEN": DEMO_TOKEN, "TIKTOK_API_URL": url}
-        print(f"\n$ sender push   (TIKTOK_API_URL={url})", flush=True)
-        push = subprocess.run([str(BIN / "sender"), "push"], env=env, check=False)
+        print(f"\n$ dbt build && sender push   (TIKTOK_API_URL={url}), on a schedule", flush=True)
+        replay(env)
         print("\n$ sender push   (again: nothing is pending, nothing is sent)", flush=True)
         again = subprocess.run([str(BIN / "sender"), "push"], env=env, check=False, capture_output=True, text=True)
         print(again.stdout.splitlines()[0] if again.stdout else again.stderr)
@@ -57,7 +59,7 @@ def main() -> int:
                           sent_at, acknowledged_at
                    from tiktok.tiktok_delivery_receipts order by sent_at desc limit 5"""
             ).show()
-        return push.returncode or again.returncode
+        return again.returncode
     finally:
         emulator.terminate()
         emulator.wait(timeout=10)

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "python")
 
 import timeline_replay as tl  # noqa: E402
 
-from tiktok_sender.emulator import EmulatorThread  # noqa: E402
+from tiktok_emulator import EmulatorThread  # noqa: E402
 from tiktok_sender.settings import Secret  # noqa: E402
 
 TOKEN = "timeline-replay-token-2b7e"

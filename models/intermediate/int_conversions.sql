@@ -23,17 +23,18 @@ orders as (
             staged_orders.*,
             row_number() over (
                 partition by order_id
-                order by updated_at desc nulls last, ordered_at desc nulls last, order_status, currency,
-                    net_revenue, refunded_amount
+                order by
+                    updated_at desc nulls last, ordered_at desc nulls last, order_status asc, currency asc,
+                    net_revenue asc, refunded_amount asc
             ) as row_rank
         from staged_orders
         where order_id is not null
-        {%- if is_incremental() %}
-          and order_id in (
-              select order_id from staged_orders as changed
-              where {{ tiktok_outbox.needs_evaluation("'order:' || changed.order_id", 'changed.ordered_at') }}
-          )
-        {%- endif %}
+            {%- if is_incremental() %}
+            and order_id in (
+                select changed.order_id from staged_orders as changed
+                where {{ tiktok_outbox.needs_evaluation("'order:' || changed.order_id", 'changed.ordered_at') }}
+            )
+            {%- endif %}
     ) as ranked
     where row_rank = 1
 ),
@@ -41,7 +42,7 @@ orders as (
 staged_app_events as (
     select * from {{ ref('stg_first_party__app_events') }}
     where app_event_id is not null
-      and event_name in ('trial_started', 'subscription_started')
+        and event_name in ('trial_started', 'subscription_started')
 ),
 
 app_events as (
@@ -51,14 +52,15 @@ app_events as (
             staged_app_events.*,
             row_number() over (
                 partition by app_event_id
-                order by occurred_at asc nulls last, event_name, subscription_id, customer_id
+                order by occurred_at asc nulls last, event_name asc, subscription_id asc, customer_id asc
             ) as row_rank
         from staged_app_events
         {%- if is_incremental() %}
         where app_event_id in (
-            select app_event_id from staged_app_events as changed
-            where {{ tiktok_outbox.needs_evaluation("'app_event:' || changed.app_event_id", 'changed.occurred_at') }}
-        )
+                select changed.app_event_id from staged_app_events as changed
+                where
+                    {{ tiktok_outbox.needs_evaluation("'app_event:' || changed.app_event_id", 'changed.occurred_at') }}
+            )
         {%- endif %}
     ) as ranked
     where row_rank = 1
@@ -72,13 +74,13 @@ subscriptions as (
             subscriptions.*,
             row_number() over (
                 partition by subscription_id
-                order by updated_at desc nulls last, subscribed_at desc nulls last, price, currency
+                order by updated_at desc nulls last, subscribed_at desc nulls last, price asc, currency asc
             ) as row_rank
         from {{ ref('stg_first_party__subscriptions') }} as subscriptions
         where subscription_id is not null
-        {%- if is_incremental() %}
-          and subscription_id in (select subscription_id from app_events)
-        {%- endif %}
+            {%- if is_incremental() %}
+            and subscription_id in (select app_events.subscription_id from app_events)
+            {%- endif %}
     ) as ranked
     where row_rank = 1
 ),
@@ -95,18 +97,24 @@ signups as (
             staged_signups.*,
             row_number() over (
                 partition by signup_id
-                order by updated_at desc nulls last, signed_up_at desc nulls last, activated_at desc nulls last,
-                    customer_id
+                order by
+                    updated_at desc nulls last, signed_up_at desc nulls last, activated_at desc nulls last,
+                    customer_id asc
             ) as row_rank
         from staged_signups
         where signup_id is not null
         {%- if is_incremental() %}
-          and signup_id in (
-              select signup_id from staged_signups as changed
-              where {{ tiktok_outbox.needs_evaluation("'signup:' || changed.signup_id", 'changed.signed_up_at') }}
-                 or (changed.activated_at is not null
-                     and {{ tiktok_outbox.needs_evaluation("'activation:' || changed.signup_id", 'changed.activated_at') }})
-          )
+        and signup_id in (
+            select changed.signup_id from staged_signups as changed
+            where
+                {{ tiktok_outbox.needs_evaluation("'signup:' || changed.signup_id", 'changed.signed_up_at') }}
+                or (
+                    changed.activated_at is not null
+                    and {{ tiktok_outbox.needs_evaluation(
+                            "'activation:' || changed.signup_id", 'changed.activated_at'
+                        ) }}
+                )
+        )
         {%- endif %}
     ) as ranked
     where row_rank = 1
@@ -114,38 +122,42 @@ signups as (
 
 order_pixel_event_ids as (
     -- the event_id the pixel sent at checkout, captured on the order's latest session
-    select order_id, pixel_event_id
+    select
+        order_id,
+        pixel_event_id
     from (
         select
             order_id,
             pixel_event_id,
             row_number() over (
-                partition by order_id order by started_at desc nulls last, session_id, pixel_event_id
+                partition by order_id order by started_at desc nulls last, session_id asc, pixel_event_id asc
             ) as row_rank
         from {{ ref('stg_first_party__web_sessions') }}
         where pixel_event_id is not null and order_id is not null
-          {%- if is_incremental() %}
-          and order_id in (select order_id from orders)
-          {%- endif %}
+            {%- if is_incremental() %}
+            and order_id in (select orders.order_id from orders)
+            {%- endif %}
     ) as ranked
     where row_rank = 1
 ),
 
 signup_pixel_event_ids as (
     -- the same for a signup
-    select signup_id, pixel_event_id
+    select
+        signup_id,
+        pixel_event_id
     from (
         select
             signup_id,
             pixel_event_id,
             row_number() over (
-                partition by signup_id order by started_at desc nulls last, session_id, pixel_event_id
+                partition by signup_id order by started_at desc nulls last, session_id asc, pixel_event_id asc
             ) as row_rank
         from {{ ref('stg_first_party__web_sessions') }}
         where pixel_event_id is not null and signup_id is not null
-          {%- if is_incremental() %}
-          and signup_id in (select signup_id from signups)
-          {%- endif %}
+            {%- if is_incremental() %}
+            and signup_id in (select signups.signup_id from signups)
+            {%- endif %}
     ) as ranked
     where row_rank = 1
 ),
@@ -160,7 +172,8 @@ purchases as (
         orders.order_id as source_record_id,
         orders.order_id,
         -- refunds known before the event is sent reduce its observed value
-        cast(orders.net_revenue - coalesce(orders.refunded_amount, 0) as {{ tiktok_outbox.type_double() }}) as observed_value,
+        cast(orders.net_revenue - coalesce(orders.refunded_amount, 0) as {{ tiktok_outbox.type_double() }})
+            as observed_value,
         orders.currency as observed_currency,
         orders.order_status <> 'cancelled' as is_completed,
         order_pixel_event_ids.pixel_event_id as captured_event_id,
@@ -203,14 +216,18 @@ app_conversions as (
         app_events.platform as device_platform,
         {{ tiktok_outbox.normalize_att_status('app_events.att_status', 'app_events.platform') }} as att_status,
         case
-            when app_events.platform = 'ios' and {{ tiktok_outbox.normalize_att_status('app_events.att_status', 'app_events.platform') }} = 'AUTHORIZED'
+            when app_events.platform = 'ios'
+                and {{ tiktok_outbox.normalize_att_status('app_events.att_status', 'app_events.platform') }}
+                = 'AUTHORIZED'
                 then {{ tiktok_outbox.normalize_device_id('app_events.idfa', 'upper') }}
         end as idfa,
         case
             when app_events.platform = 'ios' then {{ tiktok_outbox.normalize_device_id('app_events.idfv', 'upper') }}
         end as idfv,
         case
-            when app_events.platform = 'android' then {{ tiktok_outbox.normalize_device_id('app_events.gaid', 'lower') }}
+            when
+                app_events.platform = 'android'
+                then {{ tiktok_outbox.normalize_device_id('app_events.gaid', 'lower') }}
         end as gaid
     from app_events
     left join subscriptions

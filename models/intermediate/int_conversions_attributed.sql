@@ -19,28 +19,40 @@ with conversions as (
 ),
 
 sessions as (
-    select * from {{ ref('stg_first_party__web_sessions') }} as sessions
+    select * from {{ ref('stg_first_party__web_sessions') }}
     {% if is_incremental() %}
     -- only the sessions of the customers converting now
-    where customer_id in (select customer_id from conversions)
+    where customer_id in (select conversions.customer_id from conversions)
     {% endif %}
 ),
 
 linked_sessions as (
     -- sessions that completed an order or a signup, keyed like the conversion they belong to
     -- (one equality key, so the join below is a hash join, not a nested loop)
-    select 'purchase' as canonical_event, order_id as source_record_id, sessions.*
+    select
+        'purchase' as canonical_event,
+        order_id as source_record_id,
+        sessions.*
     from {{ ref('stg_first_party__web_sessions') }} as sessions
     where order_id is not null
     {% if is_incremental() %}
-      and order_id in (select source_record_id from conversions where canonical_event = 'purchase')
+    and order_id in (
+        select conversions.source_record_id from conversions
+        where conversions.canonical_event = 'purchase'
+    )
     {% endif %}
     union all
-    select 'signup' as canonical_event, signup_id as source_record_id, sessions.*
+    select
+        'signup' as canonical_event,
+        signup_id as source_record_id,
+        sessions.*
     from {{ ref('stg_first_party__web_sessions') }} as sessions
     where signup_id is not null
     {% if is_incremental() %}
-      and signup_id in (select source_record_id from conversions where canonical_event = 'signup')
+    and signup_id in (
+        select conversions.source_record_id from conversions
+        where conversions.canonical_event = 'signup'
+    )
     {% endif %}
 ),
 
@@ -58,7 +70,7 @@ candidate_sessions as (
     from conversions
     inner join linked_sessions
         on conversions.canonical_event = linked_sessions.canonical_event
-        and conversions.source_record_id = linked_sessions.source_record_id
+            and conversions.source_record_id = linked_sessions.source_record_id
 
     union all
 
@@ -72,9 +84,9 @@ candidate_sessions as (
         false as is_linked_session
     from conversions
     inner join sessions
-        on sessions.customer_id = conversions.customer_id
-        and sessions.started_at <= conversions.converted_at
-        and sessions.started_at >= {{ dbt.dateadd('hour', -lookback_hours, 'conversions.converted_at') }}
+        on conversions.customer_id = sessions.customer_id
+            and conversions.converted_at >= sessions.started_at
+            and sessions.started_at >= {{ dbt.dateadd('hour', -lookback_hours, 'conversions.converted_at') }}
 ),
 
 linked as (
@@ -84,7 +96,9 @@ linked as (
 ),
 
 latest_click as (
-    select conversion_id, session_id as click_session_id
+    select
+        conversion_id,
+        session_id as click_session_id
     from (
         select
             candidate_sessions.*,
@@ -93,14 +107,16 @@ latest_click as (
             ) as row_rank
         from candidate_sessions
         where has_click
-          and started_at <= converted_at
-          and started_at >= {{ dbt.dateadd('day', -click_window_days, 'converted_at') }}
+            and started_at <= converted_at
+            and started_at >= {{ dbt.dateadd('day', -click_window_days, 'converted_at') }}
     ) as ranked
     where row_rank = 1
 ),
 
 context_session as (
-    select conversion_id, session_id as context_session_id
+    select
+        conversion_id,
+        session_id as context_session_id
     from (
         select
             candidate_sessions.*,
@@ -110,27 +126,34 @@ context_session as (
             ) as row_rank
         from candidate_sessions
         where is_linked_session
-           or started_at >= {{ dbt.dateadd('hour', -session_window_hours, 'converted_at') }}
+            or started_at >= {{ dbt.dateadd('hour', -session_window_hours, 'converted_at') }}
     ) as ranked
     where row_rank = 1
 ),
 
 chosen_sessions as (
     -- one row per session id, also when a session was loaded twice
-    select session_id, started_at, ttclid, ttp, ip, user_agent, page_url
+    select
+        session_id,
+        started_at,
+        ttclid,
+        ttp,
+        ip,
+        user_agent,
+        page_url
     from (
         select
             sessions.*,
             row_number() over (
                 partition by session_id
-                order by started_at desc nulls last, ttclid, ttp, ip, user_agent, page_url
+                order by started_at desc nulls last, ttclid asc, ttp asc, ip asc, user_agent asc, page_url asc
             ) as row_rank
         from {{ ref('stg_first_party__web_sessions') }} as sessions
         where session_id in (
-            select click_session_id from latest_click
-            union all
-            select context_session_id from context_session
-        )
+                select latest_click.click_session_id from latest_click
+                union all
+                select context_session.context_session_id from context_session
+            )
     ) as ranked
     where row_rank = 1
 ),

@@ -14,15 +14,17 @@
     post_hook="{% if is_incremental() %}delete from {{ this }} where customer_id not in (select customer_id from {{ ref('stg_first_party__customers') }} where customer_id is not null) or customer_id in (select customer_id from {{ ref('int_customer_privacy') }} where is_erased){% endif %}",
 ) }}
 {%- set default_country = var('tiktok_default_country_code') -%}
-{%- set default_country_sql = "'" ~ default_country ~ "'" if default_country else "cast(null as " ~ dbt.type_string() ~ ")" -%}
+{%- set default_country_sql = (
+    "'" ~ default_country ~ "'" if default_country else "cast(null as " ~ dbt.type_string() ~ ")"
+) -%}
 {%- set fingerprint_parts = [
     'email', 'phone', 'country_code',
     'cast(created_at as ' ~ dbt.type_string() ~ ')', 'cast(updated_at as ' ~ dbt.type_string() ~ ')',
     default_country_sql, 'first_name', 'last_name', 'city', 'state', 'zip_code', 'locale'] -%}
 {%- set fingerprint_input -%}
-    {%- for part in fingerprint_parts -%}
-    coalesce(cast(length({{ part }}) as {{ dbt.type_string() }}) || ':' || {{ part }}, '~'){% if not loop.last %} || {% endif %}
-    {%- endfor -%}
+{%- for part in fingerprint_parts -%}
+coalesce(cast(length({{ part }}) as {{ dbt.type_string() }}) || ':' || {{ part }}, '~'){% if not loop.last %} || {% endif %}
+{%- endfor -%}
 {%- endset -%}
 {#- A table built before the fingerprint existed has no such column: then every customer is redone
     (and on_schema_change adds the column). -#}
@@ -33,7 +35,10 @@ with customers as (
     -- a customer who asked to be forgotten is not hashed (README, "Consent and erasure")
     select * from {{ ref('stg_first_party__customers') }}
     where customer_id is not null
-      and customer_id not in (select customer_id from {{ ref('int_customer_privacy') }} where is_erased)
+        and customer_id not in (
+            select privacy.customer_id from {{ ref('int_customer_privacy') }} as privacy
+            where privacy.is_erased
+        )
 ),
 
 calling_codes as (
@@ -58,7 +63,7 @@ latest_customer_row as (
             fingerprinted.*,
             row_number() over (
                 partition by customer_id
-                order by updated_at desc nulls last, created_at desc nulls last, source_fingerprint
+                order by updated_at desc nulls last, created_at desc nulls last, source_fingerprint asc
             ) as row_rank
         from fingerprinted
     ) as ranked
@@ -71,10 +76,10 @@ changed as (
     {% if held_has_fingerprint %}
     -- only customers new or changed since the last build are normalised and hashed again
     where not exists (
-        select 1 from {{ this }} as held
-        where held.customer_id = latest_customer_row.customer_id
-          and held.source_fingerprint = latest_customer_row.source_fingerprint
-    )
+            select 1 from {{ this }} as held
+            where held.customer_id = latest_customer_row.customer_id
+                and held.source_fingerprint = latest_customer_row.source_fingerprint
+        )
     {% endif %}
 ),
 

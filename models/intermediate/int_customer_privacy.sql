@@ -17,15 +17,21 @@
 {%- set as_of = tiktok_outbox.tiktok_as_of() -%}
 
 with decisions as (
-    select customer_id, purpose, status, coalesce(recorded_at, {{ as_of }}) as recorded_at
+    select
+        customer_id,
+        purpose,
+        status,
+        coalesce(recorded_at, {{ as_of }}) as recorded_at
     from {{ ref('stg_first_party__consents') }}
     where customer_id is not null
-      and status in ('granted', 'denied')
-      and coalesce(recorded_at, {{ as_of }}) <= {{ as_of }}
+        and status in ('granted', 'denied')
+        and coalesce(recorded_at, {{ as_of }}) <= {{ as_of }}
 ),
 
 advertising_decided as (
-    select customer_id, max(case when status = 'denied' then recorded_at end) as consent_denied_at
+    select
+        customer_id,
+        max(case when status = 'denied' then recorded_at end) as consent_denied_at
     from decisions
     where purpose = '{{ var("tiktok_consent_purpose") }}'
     group by customer_id
@@ -42,8 +48,8 @@ advertising as (
         end) as consent_granted_since
     from advertising_decided as refusals
     inner join decisions
-        on decisions.customer_id = refusals.customer_id
-        and decisions.purpose = '{{ var("tiktok_consent_purpose") }}'
+        on refusals.customer_id = decisions.customer_id
+            and decisions.purpose = '{{ var("tiktok_consent_purpose") }}'
     group by refusals.customer_id, refusals.consent_denied_at
 ),
 
@@ -58,10 +64,12 @@ sale_or_share as (
 ),
 
 erasures as (
-    select customer_id, min(coalesce(requested_at, {{ as_of }})) as erasure_requested_at
+    select
+        customer_id,
+        min(coalesce(requested_at, {{ as_of }})) as erasure_requested_at
     from {{ ref('stg_first_party__erasure_requests') }}
     where customer_id is not null
-      and coalesce(requested_at, {{ as_of }}) <= {{ as_of }}
+        and coalesce(requested_at, {{ as_of }}) <= {{ as_of }}
     group by customer_id
 ),
 

@@ -3,6 +3,13 @@
     every 30 days, annual every 365 days, from subscribed_at until cancelled or the build) and paid
     SaaS invoices (optional source saas_invoices). The readout and calibration models compare
     predictions and cells against it. -#}
+{#- a subscription's n-th renewal: a year or 30 days per period after it started -#}
+{%- set paid_at = dbt.dateadd(
+    'day',
+    "period_numbers.period_number * case when subscriptions.plan = 'annual' then 365 else 30 end",
+    'subscriptions.subscribed_at',
+) %}
+
 with orders as (
     select * from {{ ref('stg_first_party__orders') }}
 ),
@@ -20,7 +27,10 @@ fx as (
 ),
 
 digits as (
-    {% for d in range(10) %}select {{ d }} as digit{% if not loop.last %} union all {% endif %}{% endfor %}
+    {% for d in range(10) %}
+    select {{ d }} as digit{% if not loop.last %}
+    union all
+    {% endif %}{% endfor %}
 ),
 
 period_numbers as (
@@ -28,7 +38,10 @@ period_numbers as (
     select tens.digit * 10 + ones.digit + hundreds.digit * 100 as period_number
     from digits as ones
     cross join digits as tens
-    cross join (select digit from digits where digit < 2) as hundreds
+    cross join (
+        select digit from digits
+        where digit < 2
+    ) as hundreds
 ),
 
 order_payments as (
@@ -41,24 +54,28 @@ order_payments as (
         currency
     from orders
     where customer_id is not null
-      and order_status <> 'cancelled'
-      and ordered_at <= {{ tiktok_outbox.tiktok_as_of() }}
+        and order_status <> 'cancelled'
+        and ordered_at <= {{ tiktok_outbox.tiktok_as_of() }}
 ),
 
 subscription_payments as (
     select
-        'subscription:' || subscriptions.subscription_id || ':' || cast(period_numbers.period_number as {{ dbt.type_string() }}) as payment_id,
+        'subscription:'
+        || subscriptions.subscription_id
+        || ':'
+        || cast(period_numbers.period_number as {{ dbt.type_string() }}) as payment_id,
         subscriptions.customer_id,
         'subscription_app' as business_model,
-        {{ dbt.dateadd('day', "period_numbers.period_number * case when subscriptions.plan = 'annual' then 365 else 30 end", 'subscriptions.subscribed_at') }} as paid_at,
+        {{ paid_at }} as paid_at,
         cast(subscriptions.price as {{ tiktok_outbox.type_double() }}) as amount,
         subscriptions.currency
     from subscriptions
     cross join period_numbers
     where subscriptions.subscribed_at is not null
-      and subscriptions.customer_id is not null
-      and {{ dbt.dateadd('day', "period_numbers.period_number * case when subscriptions.plan = 'annual' then 365 else 30 end", 'subscriptions.subscribed_at') }}
-          <= least(coalesce(subscriptions.cancelled_at, {{ tiktok_outbox.tiktok_as_of() }}), {{ tiktok_outbox.tiktok_as_of() }})
+        and subscriptions.customer_id is not null
+        and {{ paid_at }} <= least(
+            coalesce(subscriptions.cancelled_at, {{ tiktok_outbox.tiktok_as_of() }}), {{ tiktok_outbox.tiktok_as_of() }}
+        )
 ),
 
 invoice_payments as (
@@ -71,9 +88,9 @@ invoice_payments as (
         currency
     from invoices
     where invoice_status = 'paid'
-      and invoice_id is not null
-      and customer_id is not null
-      and paid_at <= {{ tiktok_outbox.tiktok_as_of() }}
+        and invoice_id is not null
+        and customer_id is not null
+        and paid_at <= {{ tiktok_outbox.tiktok_as_of() }}
 ),
 
 payments as (

@@ -32,7 +32,13 @@ per_event as (
 ),
 
 last_problem as (
-    select run_id, event_source_id, event, event_id, api_code, api_message
+    select
+        run_id,
+        event_source_id,
+        event,
+        event_id,
+        api_code,
+        api_message
     from (
         select
             ranked.*,
@@ -64,9 +70,9 @@ final as (
     from per_event
     left join last_problem
         on per_event.run_id = last_problem.run_id
-        and per_event.event_source_id = last_problem.event_source_id
-        and per_event.event = last_problem.event
-        and per_event.event_id = last_problem.event_id
+            and per_event.event_source_id = last_problem.event_source_id
+            and per_event.event = last_problem.event
+            and per_event.event_id = last_problem.event_id
 )
 
 select * from final

@@ -31,8 +31,8 @@ geo_experiments as (
     select experiments.*
     from {{ ref('stg_first_party__experiments') }} as experiments
     where experiments.network = 'tiktok'
-      and experiments.experiment_id is not null
-      and experiments.started_at < experiments.ended_at
+        and experiments.experiment_id is not null
+        and experiments.started_at < experiments.ended_at
 ),
 
 geo_cells as (
@@ -40,7 +40,12 @@ geo_cells as (
 ),
 
 in_geo_experiment as (
-    select conversion_id, experiment_id, geo_unit, experiment_bucket, experiment_cell
+    select
+        conversion_id,
+        experiment_id,
+        geo_unit,
+        experiment_bucket,
+        experiment_cell
     from (
         select
             conversions.conversion_id,
@@ -56,11 +61,16 @@ in_geo_experiment as (
             on conversions.customer_id = identities.customer_id
         inner join geo_experiments
             on conversions.converted_at >= geo_experiments.started_at
-            and conversions.converted_at < geo_experiments.ended_at
-            and (geo_experiments.business_model is null or conversions.business_model = geo_experiments.business_model)
+                and conversions.converted_at < geo_experiments.ended_at
+                and (
+                    geo_experiments.business_model is null
+                    or conversions.business_model = geo_experiments.business_model
+                )
         inner join geo_cells
-            on geo_cells.experiment_id = geo_experiments.experiment_id
-            and geo_cells.geo_unit = {{ tiktok_outbox.experiment_geo_unit('geo_experiments.geo_level', 'identities.country_code', 'identities.state') }}
+            on geo_experiments.experiment_id = geo_cells.experiment_id
+                and geo_cells.geo_unit = {{ tiktok_outbox.experiment_geo_unit(
+                    'geo_experiments.geo_level', 'identities.country_code', 'identities.state'
+                ) }}
     ) as ranked
     where row_rank = 1
 ),
@@ -74,8 +84,10 @@ units as (
         coalesce('customer:' || conversions.customer_id, 'guest:' || conversions.conversion_id) as experiment_unit_id
         {%- endif %}
     from conversions
+    {%- if unit == 'geo' %}
     left join identities
         on conversions.customer_id = identities.customer_id
+    {%- endif %}
 ),
 
 bucketed as (
@@ -92,7 +104,9 @@ final as (
         coalesce('geo:' || in_geo_experiment.geo_unit, bucketed.experiment_unit_id) as experiment_unit_id,
         case when in_geo_experiment.conversion_id is not null then 'geo' else '{{ unit }}' end as experiment_unit,
         coalesce(in_geo_experiment.experiment_bucket, bucketed.experiment_bucket) as experiment_bucket,
-        coalesce(in_geo_experiment.experiment_cell, {{ tiktok_outbox.experiment_cell('bucketed.experiment_bucket') }}) as experiment_cell,
+        coalesce(
+            in_geo_experiment.experiment_cell, {{ tiktok_outbox.experiment_cell('bucketed.experiment_bucket') }}
+        ) as experiment_cell,
         in_geo_experiment.experiment_id
     from bucketed
     left join in_geo_experiment

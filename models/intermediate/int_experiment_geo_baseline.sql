@@ -15,13 +15,15 @@
     Student's t for n - 1 degrees of freedom, from its Cornish-Fisher expansion
     (1.96 + 2.372 / df + 2.82 / df^2: within 0.5% for df >= 7); an experiment needs at least
     var tiktok_experiment_min_pre_weeks such weeks to be designed or read. -#}
+{%- set window_hours = dbt.datediff('started_at', 'ended_at', 'hour') %}
+{%- set pre_period_hours = dbt.datediff('pre_period_started_at', 'started_at', 'hour') %}
 
 with experiments as (
     select
         experiment_id,
-        cast({{ dbt.datediff('started_at', 'ended_at', 'hour') }} / 168.0 as {{ tiktok_outbox.type_double() }}) as window_weeks,
+        cast({{ window_hours }} / 168.0 as {{ tiktok_outbox.type_double() }}) as window_weeks,
         -- the whole weeks of the pre-period: week_index -1 down to -(hours / 168, rounded down)
-        floor({{ dbt.datediff('pre_period_started_at', 'started_at', 'hour') }} / 168.0) as whole_pre_weeks
+        floor({{ pre_period_hours }} / 168.0) as whole_pre_weeks
     from {{ ref('stg_first_party__experiments') }}
     where experiment_id is not null
 ),
@@ -32,8 +34,8 @@ weekly as (
     inner join experiments
         on weekly.experiment_id = experiments.experiment_id
     where weekly.period = 'pre'
-      and weekly.is_matured
-      and weekly.week_index >= -experiments.whole_pre_weeks
+        and weekly.is_matured
+        and weekly.week_index >= -experiments.whole_pre_weeks
 ),
 
 ratio as (
@@ -60,7 +62,8 @@ residuals as (
     from ratio
     inner join weekly
         on ratio.experiment_id = weekly.experiment_id
-    group by ratio.experiment_id, ratio.pre_weeks, ratio.pre_revenue_treatment, ratio.pre_revenue_control,
+    group by
+        ratio.experiment_id, ratio.pre_weeks, ratio.pre_revenue_treatment, ratio.pre_revenue_control,
         ratio.pre_ratio, ratio.weekly_revenue_treatment
 ),
 
@@ -68,10 +71,15 @@ final as (
     select
         residuals.*,
         experiments.window_weeks,
-        cast(residuals.weekly_residual_sd * sqrt(experiments.window_weeks)
-            * sqrt(1 + experiments.window_weeks / residuals.pre_weeks) as {{ tiktok_outbox.type_double() }}) as planned_se,
-        cast(1.96 + 2.372 / nullif(residuals.pre_weeks - 1, 0)
-            + 2.82 / nullif((residuals.pre_weeks - 1) * (residuals.pre_weeks - 1), 0) as {{ tiktok_outbox.type_double() }}) as t_975,
+        cast(
+            residuals.weekly_residual_sd * sqrt(experiments.window_weeks)
+            * sqrt(1 + experiments.window_weeks / residuals.pre_weeks) as {{ tiktok_outbox.type_double() }}
+        ) as planned_se,
+        cast(
+            1.96 + 2.372 / nullif(residuals.pre_weeks - 1, 0)
+            + 2.82
+            / nullif((residuals.pre_weeks - 1) * (residuals.pre_weeks - 1), 0) as {{ tiktok_outbox.type_double() }}
+        ) as t_975,
         residuals.pre_weeks >= {{ var('tiktok_experiment_min_pre_weeks') | int }} as has_enough_pre_weeks
     from residuals
     inner join experiments

@@ -5,6 +5,7 @@
     bucket = the first 8 hex digits of sha256('<salt>:<experiment_id>:<unit>') mod 10000,
     treatment below treatment_share x 10000. To re-randomise (the design is unbalanced), change
     the salt before started_at. -#}
+{%- set assignment_hash = tiktok_outbox.sha256_hex("salt || ':' || experiment_id || ':' || geo_unit") -%}
 
 with experiments as (
     select * from {{ ref('stg_first_party__experiments') }}
@@ -16,7 +17,9 @@ identities as (
 ),
 
 geos as (
-    select distinct country_code, state
+    select distinct
+        country_code,
+        state
     from identities
     where country_code is not null
 ),
@@ -36,7 +39,7 @@ bucketed as (
         experiment_id,
         geo_unit,
         treatment_share,
-        mod({{ tiktok_outbox.hex_prefix_to_int(tiktok_outbox.sha256_hex("salt || ':' || experiment_id || ':' || geo_unit")) }}, 10000) as bucket
+        mod({{ tiktok_outbox.hex_prefix_to_int(assignment_hash) }}, 10000) as bucket
     from units
 ),
 

@@ -6,12 +6,13 @@
     weeks from started_at: negative in the pre-period. Grain: experiment_id, geo_unit,
     week_index. -#}
 {%- set as_of = tiktok_outbox.tiktok_as_of() -%}
+{%- set hours_since_start = dbt.datediff('experiments.started_at', 'acquisitions.acquired_at', 'hour') -%}
 
 with experiments as (
     select * from {{ ref('stg_first_party__experiments') }}
     where experiment_id is not null
-      and pre_period_started_at < started_at
-      and started_at < ended_at
+        and pre_period_started_at < started_at
+        and started_at < ended_at
 ),
 
 conversions as (
@@ -34,7 +35,7 @@ acquisitions as (
         min(conversions.converted_at) as acquired_at
     from experiments
     inner join conversions
-        on experiments.business_model is null or conversions.business_model = experiments.business_model
+        on experiments.business_model is null or experiments.business_model = conversions.business_model
     group by experiments.experiment_id, conversions.customer_id
 ),
 
@@ -45,8 +46,9 @@ acquired as (
         acquisitions.acquired_at,
         experiments.business_model,
         experiments.maturity_days,
-        {{ tiktok_outbox.experiment_geo_unit('experiments.geo_level', 'identities.country_code', 'identities.state') }} as geo_unit,
-        cast(floor({{ dbt.datediff('experiments.started_at', 'acquisitions.acquired_at', 'hour') }} / 168.0) as {{ dbt.type_int() }}) as week_index,
+        {{ tiktok_outbox.experiment_geo_unit('experiments.geo_level', 'identities.country_code', 'identities.state') }}
+            as geo_unit,
+        cast(floor({{ hours_since_start }} / 168.0) as {{ dbt.type_int() }}) as week_index,
         {{ dbt.dateadd('day', 'experiments.maturity_days', 'acquisitions.acquired_at') }} <= {{ as_of }} as is_matured
     from acquisitions
     inner join experiments
@@ -54,8 +56,8 @@ acquired as (
     inner join identities
         on acquisitions.customer_id = identities.customer_id
     where acquisitions.acquired_at >= experiments.pre_period_started_at
-      and acquisitions.acquired_at < experiments.ended_at
-      and identities.country_code is not null
+        and acquisitions.acquired_at < experiments.ended_at
+        and identities.country_code is not null
 ),
 
 customer_revenue as (
@@ -66,9 +68,9 @@ customer_revenue as (
     from acquired
     left join revenue
         on acquired.customer_id = revenue.customer_id
-        and (acquired.business_model is null or revenue.business_model = acquired.business_model)
-        and revenue.paid_at >= acquired.acquired_at
-        and revenue.paid_at < {{ dbt.dateadd('day', 'acquired.maturity_days', 'acquired.acquired_at') }}
+            and (acquired.business_model is null or acquired.business_model = revenue.business_model)
+            and acquired.acquired_at <= revenue.paid_at
+            and revenue.paid_at < {{ dbt.dateadd('day', 'acquired.maturity_days', 'acquired.acquired_at') }}
     where acquired.is_matured
     group by acquired.experiment_id, acquired.customer_id
 ),
@@ -85,7 +87,7 @@ final as (
     from acquired
     left join customer_revenue
         on acquired.experiment_id = customer_revenue.experiment_id
-        and acquired.customer_id = customer_revenue.customer_id
+            and acquired.customer_id = customer_revenue.customer_id
     group by acquired.experiment_id, acquired.geo_unit, acquired.week_index
 )
 

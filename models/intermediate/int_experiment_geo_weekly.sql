@@ -19,13 +19,14 @@ final as (
         case when cohorts.week_index < 0 then 'pre' else 'test' end as period,
         sum(case when cells.experiment_cell = 'treatment' then cohorts.customers else 0 end) as customers_treatment,
         sum(case when cells.experiment_cell = 'control' then cohorts.customers else 0 end) as customers_control,
-        sum(case when cells.experiment_cell = 'treatment' then cohorts.revenue_at_maturity else 0 end) as revenue_treatment,
+        sum(case when cells.experiment_cell = 'treatment' then cohorts.revenue_at_maturity else 0 end)
+            as revenue_treatment,
         sum(case when cells.experiment_cell = 'control' then cohorts.revenue_at_maturity else 0 end) as revenue_control,
         sum(cohorts.matured_customers) = sum(cohorts.customers) as is_matured
     from cohorts
     inner join cells
         on cohorts.experiment_id = cells.experiment_id
-        and cohorts.geo_unit = cells.geo_unit
+            and cohorts.geo_unit = cells.geo_unit
     group by cohorts.experiment_id, cohorts.week_index
 )
 

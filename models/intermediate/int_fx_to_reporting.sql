@@ -7,7 +7,8 @@ with rates as (
 ),
 
 reporting as (
-    select usd_per_unit from rates where currency_code = '{{ reporting_currency }}'
+    select usd_per_unit from rates
+    where currency_code = '{{ reporting_currency }}'
 ),
 
 final as (

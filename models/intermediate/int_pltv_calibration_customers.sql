@@ -28,10 +28,10 @@ conversions as (
 predictions as (
     select * from {{ ref('stg_first_party__pltv_predictions') }}
     where customer_id is not null
-      and scored_at is not null
-      and {{ tiktok_outbox.is_finite_number('predicted_ltv') }}
-      and predicted_ltv >= 0
-      and scored_at <= {{ as_of }}
+        and scored_at is not null
+        and {{ tiktok_outbox.is_finite_number('predicted_ltv') }}
+        and predicted_ltv >= 0
+        and scored_at <= {{ as_of }}
 ),
 
 fx as (
@@ -47,7 +47,7 @@ saas_unobserved as (
     from {{ ref('stg_first_party__signups') }} as signups
     cross join (select count(*) as invoices from {{ ref('stg_first_party__saas_invoices') }}) as billing
     where signups.customer_id is not null
-      and billing.invoices = 0
+        and billing.invoices = 0
 ),
 
 sent as (
@@ -76,16 +76,18 @@ sent as (
         inner join conversions
             on outbox.conversion_id = conversions.conversion_id
         where outbox.value_basis = 'pltv'
-          and outbox.is_value_anchor
-          and outbox.predicted_ltv is not null
-          and outbox.scored_at is not null
-          and conversions.customer_id is not null
+            and outbox.is_value_anchor
+            and outbox.predicted_ltv is not null
+            and outbox.scored_at is not null
+            and conversions.customer_id is not null
     ) as ranked
     where row_rank = 1
 ),
 
 first_conversion as (
-    select customer_id, business_model
+    select
+        customer_id,
+        business_model
     from (
         select
             customer_id,
@@ -98,13 +100,19 @@ first_conversion as (
 ),
 
 first_score as (
-    select customer_id, model_version, scored_at, predicted_ltv, currency
+    select
+        customer_id,
+        model_version,
+        scored_at,
+        predicted_ltv,
+        currency
     from (
         select
             predictions.*,
             row_number() over (
                 partition by customer_id
-                order by scored_at asc, model_version asc nulls last,
+                order by
+                    scored_at asc, model_version asc nulls last,
                     predicted_ltv asc, currency asc nulls last, horizon_days asc nulls last
             ) as row_rank
         from predictions
@@ -114,23 +122,38 @@ first_score as (
 
 scores as (
     select
-        customer_id, model_version, business_model, scored_at, predicted_ltv, currency,
-        calibration_factor, 'sent' as score_source
+        customer_id,
+        model_version,
+        business_model,
+        scored_at,
+        predicted_ltv,
+        currency,
+        calibration_factor,
+        'sent' as score_source
     from sent
     union all
     select
-        first_score.customer_id, first_score.model_version, first_conversion.business_model,
-        first_score.scored_at, first_score.predicted_ltv, first_score.currency,
-        cast(null as {{ tiktok_outbox.type_double() }}) as calibration_factor, 'first_score' as score_source
+        first_score.customer_id,
+        first_score.model_version,
+        first_conversion.business_model,
+        first_score.scored_at,
+        first_score.predicted_ltv,
+        first_score.currency,
+        cast(null as {{ tiktok_outbox.type_double() }}) as calibration_factor,
+        'first_score' as score_source
     from first_score
     inner join first_conversion
         on first_score.customer_id = first_conversion.customer_id
-    where first_score.customer_id not in (select customer_id from sent)
+    where first_score.customer_id not in (select sent.customer_id from sent)
 ),
 
 horizons as (
     -- the horizon of the score: the prediction row it came from (the shortest, if repeated)
-    select customer_id, model_version, scored_at, min(horizon_days) as horizon_days
+    select
+        customer_id,
+        model_version,
+        scored_at,
+        min(horizon_days) as horizon_days
     from predictions
     group by customer_id, model_version, scored_at
 ),
@@ -151,12 +174,12 @@ matured as (
         on scores.currency = fx.currency_code
     left join horizons
         on scores.customer_id = horizons.customer_id
-        and scores.model_version = horizons.model_version
-        and scores.scored_at = horizons.scored_at
+            and scores.model_version = horizons.model_version
+            and scores.scored_at = horizons.scored_at
     left join identities
         on scores.customer_id = identities.customer_id
-    where scores.customer_id not in (select customer_id from saas_unobserved)
-      and {{ dbt.dateadd('day', 'coalesce(horizons.horizon_days, 365)', 'scores.scored_at') }} <= {{ as_of }}
+    where scores.customer_id not in (select saas_unobserved.customer_id from saas_unobserved)
+        and {{ dbt.dateadd('day', 'coalesce(horizons.horizon_days, 365)', 'scores.scored_at') }} <= {{ as_of }}
 ),
 
 realised as (
@@ -166,8 +189,8 @@ realised as (
     from matured
     left join {{ ref('int_customer_revenue') }} as revenue
         on matured.customer_id = revenue.customer_id
-        and revenue.paid_at >= {{ dbt.dateadd('day', -1, 'matured.scored_at') }}
-        and revenue.paid_at < {{ dbt.dateadd('day', 'matured.horizon_days', 'matured.scored_at') }}
+            and revenue.paid_at >= {{ dbt.dateadd('day', -1, 'matured.scored_at') }}
+            and revenue.paid_at < {{ dbt.dateadd('day', 'matured.horizon_days', 'matured.scored_at') }}
     group by matured.customer_id
 ),
 

@@ -11,8 +11,9 @@ known_at_build as (
     select *
     from predictions
     where customer_id is not null
-      and scored_at <= {{ tiktok_outbox.tiktok_as_of() }}
-      and scored_at >= {{ dbt.dateadd('day', -(var('tiktok_prediction_max_age_days') | int), tiktok_outbox.tiktok_as_of()) }}
+        and scored_at <= {{ tiktok_outbox.tiktok_as_of() }}
+        and scored_at
+        >= {{ dbt.dateadd('day', -(var('tiktok_prediction_max_age_days') | int), tiktok_outbox.tiktok_as_of()) }}
 ),
 
 ranked as (
@@ -20,7 +21,8 @@ ranked as (
         known_at_build.*,
         row_number() over (
             partition by customer_id
-            order by scored_at desc nulls last, model_version desc nulls last,
+            order by
+                scored_at desc nulls last, model_version desc nulls last,
                 predicted_ltv desc nulls last, currency asc nulls last, horizon_days desc nulls last
         ) as row_rank
     from known_at_build

@@ -44,10 +44,12 @@
 {%- set floor_value = var('tiktok_value_floor') | float -%}
 {%- set missing_policy = var('tiktok_missing_prediction_policy') -%}
 {%- set holdout_mode = var('tiktok_holdout_mode') -%}
-{%- set send_predicted_ltv = var('tiktok_send_predicted_ltv', false) | as_bool -%}
+{#- flags set from the command line arrive as text: what dbt's as_bool reads as true, spelled in plain Jinja
+    (the SQL linter's Jinja has no as_bool) -#}
+{%- set send_predicted_ltv = var('tiktok_send_predicted_ltv', false) in [true, 'true', 'True'] -%}
 {%- set consent_default = var('tiktok_consent_default') -%}
 {%- set opt_in_countries = var('tiktok_consent_opt_in_countries') or [] -%}
-{%- set ldu_default = var('tiktok_limited_data_use_default') | as_bool -%}
+{%- set ldu_default = var('tiktok_limited_data_use_default') in [true, 'true', 'True'] -%}
 {%- set settle_minutes = var('tiktok_settle_minutes') | int -%}
 {%- set cap_window_days = var('tiktok_value_cap_window_days') | int -%}
 {%- set as_of = tiktok_outbox.tiktok_as_of() -%}
@@ -94,8 +96,17 @@ with conversions as (
 sent as (
     -- the outbox: what was handed to the sender, frozen
     {%- if outbox is not none %}
-    select conversion_id, event_source_id, event, event_id, converted_at, business_model, is_value_anchor,
-        value_basis, experiment_cell, uncapped_value
+    select
+        conversion_id,
+        event_source_id,
+        event,
+        event_id,
+        converted_at,
+        business_model,
+        is_value_anchor,
+        value_basis,
+        experiment_cell,
+        uncapped_value
     from {{ outbox }}
     {%- else %}
     select
@@ -117,7 +128,10 @@ mapping as (
     select *
     from {{ ref('tiktok_event_mapping') }}
     where is_enabled
-      and business_model in ({% for m in var('tiktok_business_models') %}'{{ m }}'{% if not loop.last %}, {% endif %}{% endfor %})
+        and business_model in (
+            {% for m in var('tiktok_business_models') %}'{{ m }}'{% if not loop.last %},
+            {% endif %}{% endfor %}
+        )
 ),
 
 identities as (
@@ -157,7 +171,7 @@ order_lines as (
     from {{ ref('stg_first_party__order_items') }} as lines
     inner join conversions as purchases
         on purchases.canonical_event = 'purchase'
-        and purchases.order_id = lines.order_id
+            and lines.order_id = purchases.order_id
     inner join fx as line_fx
         on purchases.observed_currency = line_fx.currency_code
     where lines.product_id is not null and lines.quantity > 0
@@ -194,7 +208,12 @@ joined as (
         -- consent (README, "Consent and erasure"): the rule of the customer's country, else the default
         {%- if opt_in_countries %}
         case
-            when identities.country_code in ({% for c in opt_in_countries %}'{{ c | upper }}'{% if not loop.last %}, {% endif %}{% endfor %}) then 'opt_in'
+            when
+                identities.country_code in (
+                    {% for c in opt_in_countries %}'{{ c | upper }}'{% if not loop.last %},
+                    {% endif %}{% endfor %}
+                )
+                then 'opt_in'
             else '{{ consent_default }}'
         end as consent_rule,
         {%- else %}
@@ -215,7 +234,8 @@ joined as (
         cells.experiment_cell,
         observed_fx.to_reporting as observed_fx_rate,
         score_fx.to_reporting as score_fx_rate,
-        coalesce(conversions.captured_event_id, conversions.canonical_event || '-' || conversions.source_record_id) as event_id,
+        coalesce(conversions.captured_event_id, conversions.canonical_event || '-' || conversions.source_record_id)
+            as event_id,
         sent_conversion.conversion_id is not null as is_sent,
         -- the record a complete conversion has and this one still lacks
         case
@@ -230,14 +250,14 @@ joined as (
         on conversions.conversion_id = sent_conversion.conversion_id
     left join mapping
         on conversions.canonical_event = mapping.canonical_event
-        and conversions.business_model = mapping.business_model
+            and conversions.business_model = mapping.business_model
     left join identities
         on conversions.customer_id = identities.customer_id
     left join privacy
         on conversions.customer_id = privacy.customer_id
     left join order_contents
         on conversions.canonical_event = 'purchase'
-        and conversions.order_id = order_contents.order_id
+            and conversions.order_id = order_contents.order_id
     left join scores
         on conversions.customer_id = scores.customer_id
     left join cells
@@ -249,8 +269,8 @@ joined as (
 ),
 
 routes as (
-    -- the most specific event_sources row of each (source, platform, country) evaluated, ranked
-    -- once per combination like the calibration factors below (README, "Event sources")
+-- the most specific event_sources row of each (source, platform, country) evaluated, ranked
+-- once per combination like the calibration factors below (README, "Event sources")
     {{ tiktok_outbox.most_specific_rule(
         "(
             select distinct
@@ -274,14 +294,14 @@ routed as (
     from joined
     left join routes
         on coalesce(joined.event_source, '*') = routes.event_source_key
-        and coalesce(joined.device_platform, '*') = routes.platform_key
-        and coalesce(joined.country_code, '*') = routes.country_code_key
+            and coalesce(joined.device_platform, '*') = routes.platform_key
+            and coalesce(joined.country_code, '*') = routes.country_code_key
 ),
 
 cohort_factors as (
-    -- the most specific calibration row of each cohort wins. Ranked once per cohort (model
-    -- version x business model x country, a few hundred), not once per conversion; a missing key
-    -- is '*', which matches the wildcard rows only, as the missing key itself would.
+-- the most specific calibration row of each cohort wins. Ranked once per cohort (model
+-- version x business model x country, a few hundred), not once per conversion; a missing key
+-- is '*', which matches the wildcard rows only, as the missing key itself would.
     {{ tiktok_outbox.most_specific_rule(
         "(
             select distinct
@@ -303,41 +323,47 @@ calibrated as (
         coalesce(factor.calibration_factor, 1.0) as calibration_factor,
         routed.observed_value * routed.observed_fx_rate as observed_value_reporting,
         case when routed.is_valid_score then
-            routed.predicted_ltv * routed.score_fx_rate * coalesce(factor.calibration_factor, 1.0)
+                routed.predicted_ltv * routed.score_fx_rate * coalesce(factor.calibration_factor, 1.0)
         end as calibrated_value
     from routed
     left join cohort_factors as factor
         on coalesce(routed.model_version, '*') = factor.model_version_key
-        and coalesce(routed.business_model, '*') = factor.business_model_key
-        and coalesce(routed.country_code, '*') = factor.country_code_key
+            and coalesce(routed.business_model, '*') = factor.business_model_key
+            and coalesce(routed.country_code, '*') = factor.country_code_key
 ),
 
 blended as (
     select
         calibrated.*,
         case when calibrated_value is not null then
-            {{ 1 - blend }} * calibrated_value + {{ blend }} * coalesce(observed_value_reporting, 0)
+                {{ 1 - blend }} * calibrated_value + {{ blend }} * coalesce(observed_value_reporting, 0)
         end as blended_value
     from calibrated
 ),
 
 cap_population as (
     -- treatment anchors with a modeled value in the cap window: sent (as sent), and evaluated now
-    select business_model, blended_value
+    select
+        business_model,
+        blended_value
     from blended
     where is_value_anchor and experiment_cell = 'treatment' and blended_value is not null
-      and not is_sent
-      and converted_at >= {{ dbt.dateadd('day', -cap_window_days, as_of) }}
-      and converted_at >= {{ sendable_since }}
+        and not is_sent
+        and converted_at >= {{ dbt.dateadd('day', -cap_window_days, as_of) }}
+        and converted_at >= {{ sendable_since }}
     union all
-    select business_model, cast(uncapped_value as {{ tiktok_outbox.type_double() }}) as blended_value
+    select
+        business_model,
+        cast(uncapped_value as {{ tiktok_outbox.type_double() }}) as blended_value
     from sent
     where is_value_anchor and experiment_cell = 'treatment' and value_basis = 'pltv' and uncapped_value is not null
-      and converted_at >= {{ dbt.dateadd('day', -cap_window_days, as_of) }}
+        and converted_at >= {{ dbt.dateadd('day', -cap_window_days, as_of) }}
 ),
 
 caps as (
-    select business_model, {{ tiktok_outbox.percentile('blended_value', cap_percentile) }} as value_cap
+    select
+        business_model,
+        {{ tiktok_outbox.percentile('blended_value', cap_percentile) }} as value_cap
     from cap_population
     group by business_model
 ),
@@ -347,14 +373,17 @@ valued as (
         blended.*,
         caps.value_cap,
         case
-            when blended.is_value_anchor and blended.experiment_cell = 'treatment' then
-                case
-                    when blended.blended_value is not null then 'pltv'
-                    {%- if missing_policy == 'observed_value' %}
-                    when blended.predicted_ltv is null and blended.observed_value_reporting > 0 then 'observed_fallback'
-                    {%- endif %}
-                    else 'none'
-                end
+            when blended.is_value_anchor and blended.experiment_cell = 'treatment'
+                then
+                    case
+                        when blended.blended_value is not null then 'pltv'
+                        {%- if missing_policy == 'observed_value' %}
+                        when
+                            blended.predicted_ltv is null and blended.observed_value_reporting > 0
+                            then 'observed_fallback'
+                        {%- endif %}
+                        else 'none'
+                    end
             when blended.observed_value_reporting > 0 then 'observed'
             else 'none'
         end as value_basis
@@ -374,7 +403,9 @@ screened as (
             when not is_completed then 'not_completed'
             when not is_mapped then 'unmapped_event'
             when converted_at is null then 'missing_event_time'
-            when converted_at > {{ dbt.dateadd('minute', var('tiktok_future_tolerance_minutes') | int, as_of) }} then 'event_in_future'
+            when
+                converted_at > {{ dbt.dateadd('minute', var('tiktok_future_tolerance_minutes') | int, as_of) }}
+                then 'event_in_future'
             when converted_at < {{ sendable_since }} then 'event_too_old'
             when event_source_id is null then 'missing_event_source_id'
             when is_erased then 'erased'
@@ -400,19 +431,38 @@ waits as (
 event_keys as (
     -- an event key is taken by the outbox's row, else by the earliest sendable conversion; later
     -- ones are duplicates. Conversions already sent and waiting ones hold no key here.
-    select conversion_id, event_id_rank
+    select
+        conversion_id,
+        event_id_rank
     from (
-        select conversion_id, is_evaluated, row_number() over (
-            partition by event_source_id, event, event_id
-            order by sent_first, converted_at nulls last, conversion_id
-        ) as event_id_rank
+        select
+            conversion_id,
+            is_evaluated,
+            row_number() over (
+                partition by event_source_id, event, event_id
+                order by sent_first, converted_at nulls last, conversion_id
+            ) as event_id_rank
         from (
-            select conversion_id, event_source_id, event, event_id, converted_at, 1 as sent_first, true as is_evaluated
+            select
+                conversion_id,
+                event_source_id,
+                event,
+                event_id,
+                converted_at,
+                1 as sent_first,
+                true as is_evaluated
             from waits
             where not is_sent and wait_reason is null
-              and (converted_at is null or converted_at >= {{ sendable_since }})
+                and (converted_at is null or converted_at >= {{ sendable_since }})
             union all
-            select conversion_id, event_source_id, event, event_id, converted_at, 0 as sent_first, false as is_evaluated
+            select
+                conversion_id,
+                event_source_id,
+                event,
+                event_id,
+                converted_at,
+                0 as sent_first,
+                false as is_evaluated
             from sent
         ) as keyed
     ) as ranked
@@ -446,8 +496,15 @@ checked as (
             {%- endif %}
             when observed_value is not null and observed_fx_rate is null then 'invalid_currency'
             when predicted_ltv is not null and is_valid_score and score_fx_rate is null then 'invalid_currency'
-            when is_value_anchor and experiment_cell = 'treatment' and predicted_ltv is not null and not is_valid_score then 'invalid_value'
-            when raw_value is not null and not ({{ tiktok_outbox.is_finite_number('raw_value') }} and raw_value >= 0 and raw_value < {{ max_value }}) then 'invalid_value'
+            when
+                is_value_anchor and experiment_cell = 'treatment' and predicted_ltv is not null and not is_valid_score
+                then 'invalid_value'
+            when
+                raw_value is not null
+                and not (
+                    {{ tiktok_outbox.is_finite_number('raw_value') }} and raw_value >= 0 and raw_value < {{ max_value }}
+                )
+                then 'invalid_value'
             when is_value_anchor and raw_value is null and not (experiment_cell = 'holdout') then 'missing_value'
             when email_sha256 is null and phone_sha256 is null and external_id_sha256 is null
                 and ttclid is null and ttp is null and (ip is null or user_agent is null)
@@ -469,7 +526,8 @@ final as (
         canonical_event,
         business_model,
         customer_id,
-        {%- for column in ['email_sha256', 'phone_sha256', 'external_id_sha256', 'ttclid', 'ttp', 'ip', 'user_agent', 'page_url'] %}
+        {%- for column in ['email_sha256', 'phone_sha256', 'external_id_sha256', 'ttclid', 'ttp', 'ip', 'user_agent',
+                           'page_url'] %}
         case when is_erased then null else {{ column }} end as {{ column }},
         {%- endfor %}
         {{ tiktok_outbox.round_money('raw_value') }} as value,
@@ -482,7 +540,8 @@ final as (
         -- device ids (app events) and the other match keys (README, "Match keys")
         device_platform,
         att_status,
-        {%- for column in ['idfa', 'idfv', 'gaid', 'first_name_sha256', 'last_name_sha256', 'zip_code_sha256', 'city', 'state', 'country', 'locale'] %}
+        {%- for column in ['idfa', 'idfv', 'gaid', 'first_name_sha256', 'last_name_sha256', 'zip_code_sha256', 'city',
+                           'state', 'country', 'locale'] %}
         case when is_erased then null else {{ column }} end as {{ column }},
         {%- endfor %}
         contents,

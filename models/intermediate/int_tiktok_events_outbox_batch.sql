@@ -8,8 +8,8 @@
 with candidates as (
     select * from {{ ref('int_tiktok_events_candidates') }}
     where exclusion_reason is null
-      and wait_reason is null
-      and converted_at >= {{ tiktok_outbox.sendable_since() }}
+        and wait_reason is null
+        and converted_at >= {{ tiktok_outbox.sendable_since() }}
 ),
 
 new_events as (

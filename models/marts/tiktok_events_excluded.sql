@@ -11,7 +11,12 @@ with candidates as (
 ),
 
 outbox as (
-    select conversion_id, event_source_id, event, event_id from {{ ref('tiktok_events_outbox') }}
+    select
+        conversion_id,
+        event_source_id,
+        event,
+        event_id
+    from {{ ref('tiktok_events_outbox') }}
 ),
 
 not_in_outbox as (
@@ -20,7 +25,7 @@ not_in_outbox as (
     left join outbox as by_conversion
         on candidates.conversion_id = by_conversion.conversion_id
     where by_conversion.conversion_id is null
-      and candidates.wait_reason is null
+        and candidates.wait_reason is null
 ),
 
 final as (
@@ -46,8 +51,8 @@ final as (
     from not_in_outbox
     left join outbox as by_event_key
         on not_in_outbox.event_source_id = by_event_key.event_source_id
-        and not_in_outbox.event = by_event_key.event
-        and not_in_outbox.event_id = by_event_key.event_id
+            and not_in_outbox.event = by_event_key.event
+            and not_in_outbox.event_id = by_event_key.event_id
 )
 
 select * from final

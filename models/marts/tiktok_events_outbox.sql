@@ -19,15 +19,15 @@ final as (
     from batch
     {%- if is_incremental() %}
     where not exists (
-        select 1 from {{ this }} as existing
-        where existing.conversion_id = batch.conversion_id
-    )
-    and not exists (
-        select 1 from {{ this }} as existing
-        where existing.event_source_id = batch.event_source_id
-          and existing.event = batch.event
-          and existing.event_id = batch.event_id
-    )
+            select 1 from {{ this }} as existing
+            where existing.conversion_id = batch.conversion_id
+        )
+        and not exists (
+            select 1 from {{ this }} as existing
+            where existing.event_source_id = batch.event_source_id
+                and existing.event = batch.event
+                and existing.event_id = batch.event_id
+        )
     {%- endif %}
 )
 

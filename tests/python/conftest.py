@@ -93,7 +93,7 @@ UNIT_SECONDS = {
     "test_fault_matrix.py": 130, "test_postgres_dbt_e2e.py": 120, "test_cli_errors.py": 110,
     "test_warehouse_relations.py": 105, "test_normalisation_properties.py": 95, "test_security.py": 75,
     "test_identities_incremental.py": 70, "test_crash_and_concurrency.py": 65, "test_cross_db_rendering.py": 60,
-    "test_pending_window.py": 150,
+    "test_pending_window.py": 150, "test_demo_replay.py": 110,
 }
 
 

@@ -283,7 +283,7 @@ def comparable_rows(rows: list[tuple]) -> set[tuple]:
 def contents(text: str) -> str:
     """An outbox `contents` JSON array as the sender sends it (each engine's JSON functions order
     keys and print numbers their own way); other text as it is."""
-    from tiktok_sender.payload import ContentsError, parse_contents
+    from tiktok_sender.api.payload import ContentsError, parse_contents
 
     try:
         return json.dumps(parse_contents(text))

@@ -17,8 +17,8 @@ import duckdb
 import pytest
 
 from dbt_harness import PROJECT_ROOT, copy_project, dbt_env, run_dbt
-from tiktok_sender.emulator import EmulatorThread
-from tiktok_sender.emulator.faults import FaultSpec
+from tiktok_emulator import EmulatorThread
+from tiktok_emulator.faults import FaultSpec
 from tiktok_sender.settings import Secret
 
 SCHEMA = "tiktok"

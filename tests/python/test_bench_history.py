@@ -10,7 +10,7 @@ import duckdb
 import pytest
 from scripts_loader import load_script
 
-from tiktok_sender.receipts import RECEIPT_COLUMNS
+from tiktok_sender.tables.receipts import RECEIPT_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTBOX = "tiktok.tiktok_events_outbox"

@@ -13,8 +13,8 @@ import yaml
 from jinja2 import Environment, StrictUndefined
 from scripts_loader import load_script
 
-from tiktok_sender.emulator.validate import validate_body
-from tiktok_sender.payload import EVENT_COLUMNS, build_event
+from tiktok_emulator.validate import validate_body
+from tiktok_sender.api.payload import EVENT_COLUMNS, build_event
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTBOX = "tiktok.tiktok_events_outbox"

@@ -32,7 +32,7 @@ import pytest
 import yaml
 
 from dbt_harness import DEMO_ENV, PROJECT_ROOT, VENV_BIN, dbt_env
-from tiktok_sender.payload import parse_contents
+from tiktok_sender.api.payload import parse_contents
 
 pytest_plugins = ["pg_fixtures"]
 

@@ -14,7 +14,7 @@ import duckdb
 import pytest
 
 from dbt_harness import PROJECT_ROOT, dbt_env, run_dbt
-from tiktok_sender.emulator import EmulatorThread
+from tiktok_emulator import EmulatorThread
 from tiktok_sender.settings import Secret
 
 SCHEMA = "tiktok"

@@ -168,7 +168,7 @@ def expired_ids(db: Path) -> set[str]:
 
 
 def test_sender_delivers_the_messy_outbox_without_leaking_pii(warehouse, tmp_path):
-    from tiktok_sender.emulator import EmulatorThread
+    from tiktok_emulator import EmulatorThread
     from tiktok_sender.settings import Secret
 
     db = tmp_path / warehouse.name  # same file name: DuckDB views name their catalog after it

@@ -208,7 +208,7 @@ def test_the_sender_delivers_the_outbox_and_the_audit_reads_its_receipts(built):
     `snowflake_emulated` target, the ADBC Snowflake driver, the relations from the build's
     manifest) to the Events API emulator, `dbt build --selector audit` on emulated Snowflake, and
     tiktok_delivery_health reconciled with the receipts; `sender status` reads the same."""
-    from tiktok_sender.emulator import EmulatorThread
+    from tiktok_emulator import EmulatorThread
     from tiktok_sender.settings import Secret
 
     token = "tok-snowflake-e2e-7d1c"

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import timeline_replay as tl
 
-from tiktok_sender.emulator import EmulatorThread
+from tiktok_emulator import EmulatorThread
 from tiktok_sender.settings import Secret
 
 TOKEN = "timeline-token-4c1d9e"

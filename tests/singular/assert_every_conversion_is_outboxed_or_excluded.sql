@@ -2,7 +2,10 @@
 -- conversions (tiktok_events_waiting: a wait_reason and not in the outbox) and the excluded ones
 -- (with a known reason).
 with candidates as (
-    select conversion_id, wait_reason from {{ ref('int_tiktok_events_candidates') }}
+    select
+        conversion_id,
+        wait_reason
+    from {{ ref('int_tiktok_events_candidates') }}
 ),
 
 outbox as (
@@ -10,7 +13,10 @@ outbox as (
 ),
 
 excluded as (
-    select conversion_id, exclusion_reason from {{ ref('tiktok_events_excluded') }}
+    select
+        conversion_id,
+        exclusion_reason
+    from {{ ref('tiktok_events_excluded') }}
 )
 
 select
@@ -25,4 +31,4 @@ left join excluded on candidates.conversion_id = excluded.conversion_id
 where (case when outbox.conversion_id is null then 0 else 1 end)
     + (case when outbox.conversion_id is null and candidates.wait_reason is not null then 1 else 0 end)
     + (case when excluded.conversion_id is null then 0 else 1 end) <> 1
-   or excluded.exclusion_reason = 'not_appended'
+    or excluded.exclusion_reason = 'not_appended'

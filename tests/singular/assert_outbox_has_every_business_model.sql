@@ -3,7 +3,8 @@
 {{ config(severity=var('tiktok_outbox_empty_model_severity')) }}
 with expected as (
     {% for m in var('tiktok_business_models') %}
-    select '{{ m }}' as business_model{% if not loop.last %} union all{% endif %}
+    select '{{ m }}' as business_model{% if not loop.last %}
+    union all{% endif %}
     {% endfor %}
 )
 

@@ -50,8 +50,8 @@ unit_pre as (
     from cells
     left join cohorts
         on cells.experiment_id = cohorts.experiment_id
-        and cells.geo_unit = cohorts.geo_unit
-        and cohorts.matured_customers = cohorts.customers
+            and cells.geo_unit = cohorts.geo_unit
+            and cohorts.matured_customers = cohorts.customers
     group by cells.experiment_id, cells.geo_unit, cells.experiment_cell
 ),
 
@@ -82,12 +82,14 @@ overlapping as (
         min(other.experiment_id) as overlapping_experiment
     from experiments
     inner join experiments as other
-        on other.experiment_id <> experiments.experiment_id
-        and coalesce(other.network, '') = coalesce(experiments.network, '')
-        and (other.business_model is null or experiments.business_model is null
-            or other.business_model = experiments.business_model)
-        and other.started_at < experiments.ended_at
-        and other.ended_at > experiments.pre_period_started_at
+        on experiments.experiment_id <> other.experiment_id
+            and coalesce(other.network, '') = coalesce(experiments.network, '')
+            and (
+                other.business_model is null or experiments.business_model is null
+                or experiments.business_model = other.business_model
+            )
+            and experiments.ended_at > other.started_at
+            and experiments.pre_period_started_at < other.ended_at
     group by experiments.experiment_id
 ),
 
@@ -114,12 +116,14 @@ final as (
         cell_stats.pre_revenue_treatment,
         cell_stats.pre_revenue_control,
         cell_stats.pre_revenue_treatment
-            / nullif(cell_stats.pre_revenue_treatment + cell_stats.pre_revenue_control, 0) as pre_share_treatment,
+        / nullif(cell_stats.pre_revenue_treatment + cell_stats.pre_revenue_control, 0) as pre_share_treatment,
         (cell_stats.log_mean_treatment - cell_stats.log_mean_control)
-            / nullif(sqrt((cell_stats.log_var_treatment + cell_stats.log_var_control) / 2), 0) as standardized_difference,
-        coalesce(abs((cell_stats.log_mean_treatment - cell_stats.log_mean_control)
-            / nullif(sqrt((cell_stats.log_var_treatment + cell_stats.log_var_control) / 2), 0)) <= {{ max_imbalance }}, false)
-            and cell_stats.units_treatment >= 2 and cell_stats.units_control >= 2 as is_balanced,
+        / nullif(sqrt((cell_stats.log_var_treatment + cell_stats.log_var_control) / 2), 0) as standardized_difference,
+        coalesce(abs(
+            (cell_stats.log_mean_treatment - cell_stats.log_mean_control)
+            / nullif(sqrt((cell_stats.log_var_treatment + cell_stats.log_var_control) / 2), 0)
+        ) <= {{ max_imbalance }}, false)
+        and cell_stats.units_treatment >= 2 and cell_stats.units_control >= 2 as is_balanced,
         baseline.pre_weeks,
         coalesce(baseline.has_enough_pre_weeks, false) as has_enough_pre_weeks,
         overlapping.overlapping_experiment,
@@ -128,10 +132,10 @@ final as (
         baseline.window_weeks,
         (baseline.t_975 + 0.84) * baseline.planned_se as mde_revenue,
         (baseline.t_975 + 0.84) * baseline.planned_se
-            / nullif(baseline.weekly_revenue_treatment * baseline.window_weeks, 0) as mde_lift,
+        / nullif(baseline.weekly_revenue_treatment * baseline.window_weeks, 0) as mde_lift,
         experiments.planned_spend * fx.to_reporting as planned_spend,
         (baseline.t_975 + 0.84) * baseline.planned_se
-            / nullif(experiments.planned_spend * fx.to_reporting, 0) as mde_roas
+        / nullif(experiments.planned_spend * fx.to_reporting, 0) as mde_roas
     from experiments
     left join cell_stats
         on experiments.experiment_id = cell_stats.experiment_id

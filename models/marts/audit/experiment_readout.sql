@@ -60,13 +60,13 @@ treatment_spend as (
             as platform_conversion_value
     from experiments
     inner join {{ ref('stg_first_party__ad_spend') }} as spend
-        on spend.network = experiments.network
-        and spend.spend_date >= cast(experiments.started_at as date)
-        and spend.spend_date < cast(experiments.ended_at as date)
+        on experiments.network = spend.network
+            and spend.spend_date >= cast(experiments.started_at as date)
+            and spend.spend_date < cast(experiments.ended_at as date)
     inner join cells
-        on cells.experiment_id = experiments.experiment_id
-        and cells.geo_unit = spend.country_code
-        and cells.experiment_cell = 'treatment'
+        on experiments.experiment_id = cells.experiment_id
+            and spend.country_code = cells.geo_unit
+            and cells.experiment_cell = 'treatment'
     inner join fx
         on spend.currency = fx.currency_code
     where experiments.geo_level = 'country'
@@ -96,7 +96,7 @@ estimates as (
         baseline.weekly_residual_sd * sqrt(
             baseline.window_weeks
             + baseline.pre_weeks * (window_totals.revenue_control / nullif(baseline.pre_revenue_control, 0))
-                * (window_totals.revenue_control / nullif(baseline.pre_revenue_control, 0))
+            * (window_totals.revenue_control / nullif(baseline.pre_revenue_control, 0))
         ) as incremental_se,
         baseline.pre_ratio * window_totals.revenue_control as counterfactual_revenue
     from window_totals
@@ -129,28 +129,28 @@ final as (
         estimates.counterfactual_revenue,
         estimates.revenue_treatment - estimates.counterfactual_revenue as incremental_revenue,
         estimates.revenue_treatment - estimates.counterfactual_revenue
-            - estimates.t_975 * estimates.incremental_se as incremental_ci95_low,
+        - estimates.t_975 * estimates.incremental_se as incremental_ci95_low,
         estimates.revenue_treatment - estimates.counterfactual_revenue
-            + estimates.t_975 * estimates.incremental_se as incremental_ci95_high,
+        + estimates.t_975 * estimates.incremental_se as incremental_ci95_high,
         (estimates.revenue_treatment - estimates.counterfactual_revenue)
-            / nullif(estimates.counterfactual_revenue, 0) as lift,
+        / nullif(estimates.counterfactual_revenue, 0) as lift,
         (estimates.revenue_treatment - estimates.counterfactual_revenue - estimates.t_975 * estimates.incremental_se)
-            / nullif(estimates.counterfactual_revenue, 0) as lift_ci95_low,
+        / nullif(estimates.counterfactual_revenue, 0) as lift_ci95_low,
         (estimates.revenue_treatment - estimates.counterfactual_revenue + estimates.t_975 * estimates.incremental_se)
-            / nullif(estimates.counterfactual_revenue, 0) as lift_ci95_high,
+        / nullif(estimates.counterfactual_revenue, 0) as lift_ci95_high,
         estimates.network_spend,
         (estimates.revenue_treatment - estimates.counterfactual_revenue)
-            / nullif(estimates.network_spend, 0) as incremental_roas,
+        / nullif(estimates.network_spend, 0) as incremental_roas,
         (estimates.revenue_treatment - estimates.counterfactual_revenue - estimates.t_975 * estimates.incremental_se)
-            / nullif(estimates.network_spend, 0) as incremental_roas_ci95_low,
+        / nullif(estimates.network_spend, 0) as incremental_roas_ci95_low,
         (estimates.revenue_treatment - estimates.counterfactual_revenue + estimates.t_975 * estimates.incremental_se)
-            / nullif(estimates.network_spend, 0) as incremental_roas_ci95_high,
+        / nullif(estimates.network_spend, 0) as incremental_roas_ci95_high,
         estimates.platform_conversion_value / nullif(estimates.network_spend, 0) as platform_roas
     from experiments
     left join estimates
         on experiments.experiment_id = estimates.experiment_id
-        and experiments.readable_from <= {{ as_of }}
-        and estimates.has_enough_pre_weeks
+            and experiments.readable_from <= {{ as_of }}
+            and estimates.has_enough_pre_weeks
 )
 
 select * from final

@@ -64,7 +64,9 @@ week_days as (
 ),
 
 first_payments as (
-    select customer_id, min(paid_at) as first_paid_at
+    select
+        customer_id,
+        min(paid_at) as first_paid_at
     from revenue
     group by customer_id
 ),
@@ -93,13 +95,15 @@ grid as (
         coalesce(spend_weekly.spend_rows_without_fx_rate, 0) as spend_rows_without_fx_rate,
         coalesce(spend_weekly.spend, 0) as spend,
         -- a paused network claims nothing; a source without the platform columns claims null
-        case when spend_weekly.network is null then 0 else spend_weekly.platform_conversions end as platform_conversions,
-        case when spend_weekly.network is null then 0 else spend_weekly.platform_conversion_value end as platform_conversion_value
+        case when spend_weekly.network is null then 0 else spend_weekly.platform_conversions end
+            as platform_conversions,
+        case when spend_weekly.network is null then 0 else spend_weekly.platform_conversion_value end
+            as platform_conversion_value
     from weeks
     cross join networks
     left join spend_weekly
         on weeks.week_start = spend_weekly.week_start
-        and networks.network = spend_weekly.network
+            and networks.network = spend_weekly.network
 ),
 
 week_totals as (

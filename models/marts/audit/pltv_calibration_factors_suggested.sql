@@ -33,8 +33,13 @@ seed as (
 
 cells as (
     -- each model version x business model x country cell with its own customers
-    select model_version, business_model, country_code, count(*) as customers,
-        sum(predicted_value) as predicted_total, sum(realised_value) as realised_total
+    select
+        model_version,
+        business_model,
+        country_code,
+        count(*) as customers,
+        sum(predicted_value) as predicted_total,
+        sum(realised_value) as realised_total
     from customers
     where business_model <> '*' and country_code <> '*'
     group by model_version, business_model, country_code
@@ -51,14 +56,19 @@ uncovered as (
     from customers
     left join suggested_cells
         on customers.model_version = suggested_cells.model_version
-        and customers.business_model = suggested_cells.business_model
-        and customers.country_code = suggested_cells.country_code
+            and customers.business_model = suggested_cells.business_model
+            and customers.country_code = suggested_cells.country_code
     where suggested_cells.model_version is null
 ),
 
 business_models as (
-    select model_version, business_model, '*' as country_code, count(*) as customers,
-        sum(predicted_value) as predicted_total, sum(realised_value) as realised_total
+    select
+        model_version,
+        business_model,
+        '*' as country_code,
+        count(*) as customers,
+        sum(predicted_value) as predicted_total,
+        sum(realised_value) as realised_total
     from uncovered
     where business_model <> '*'
     group by model_version, business_model
@@ -71,12 +81,17 @@ suggested_business_models as (
 
 versions as (
     -- each model version over the customers that no suggested row covers either
-    select uncovered.model_version, '*' as business_model, '*' as country_code, count(*) as customers,
-        sum(uncovered.predicted_value) as predicted_total, sum(uncovered.realised_value) as realised_total
+    select
+        uncovered.model_version,
+        '*' as business_model,
+        '*' as country_code,
+        count(*) as customers,
+        sum(uncovered.predicted_value) as predicted_total,
+        sum(uncovered.realised_value) as realised_total
     from uncovered
     left join suggested_business_models
         on uncovered.model_version = suggested_business_models.model_version
-        and uncovered.business_model = suggested_business_models.business_model
+            and uncovered.business_model = suggested_business_models.business_model
     where suggested_business_models.model_version is null
     group by uncovered.model_version
 ),
@@ -101,7 +116,7 @@ suggested as (
         'realised' as basis
     from evidence
     where customers >= {{ min_customers }}
-      and predicted_total > 0
+        and predicted_total > 0
 ),
 
 proposed as (
@@ -119,18 +134,18 @@ proposed as (
     from seed
     left join evidence
         on seed.model_version = evidence.model_version
-        and seed.business_model = evidence.business_model
-        and seed.country_code = evidence.country_code
+            and seed.business_model = evidence.business_model
+            and seed.country_code = evidence.country_code
     where not exists (
-        select 1 from suggested
-        where suggested.model_version = seed.model_version
-          and suggested.business_model = seed.business_model
-          and suggested.country_code = seed.country_code
-    )
+            select 1 from suggested
+            where suggested.model_version = seed.model_version
+                and suggested.business_model = seed.business_model
+                and suggested.country_code = seed.country_code
+        )
 ),
 
 current_factors as (
-    -- the seed row the candidates would apply to each row's keys: the most specific match
+-- the seed row the candidates would apply to each row's keys: the most specific match
     {{ tiktok_outbox.most_specific_rule(
         'proposed', 'seed',
         wildcards=[('model_version', 'model_version'), ('business_model', 'business_model'),
@@ -153,8 +168,8 @@ final as (
     from proposed
     left join current_factors
         on proposed.model_version = current_factors.model_version
-        and proposed.business_model = current_factors.business_model
-        and proposed.country_code = current_factors.country_code
+            and proposed.business_model = current_factors.business_model
+            and proposed.country_code = current_factors.country_code
 )
 
 select * from final

@@ -32,7 +32,12 @@ counts as (
 ),
 
 errors as (
-    select delivery_date, run_id, error_code, error_message, events_with_error
+    select
+        delivery_date,
+        run_id,
+        error_code,
+        error_message,
+        events_with_error
     from (
         select
             delivery_date,
@@ -64,7 +69,7 @@ final as (
         counts.expired,
         counts.attempts,
         cast(counts.delivered as {{ tiktok_outbox.type_double() }})
-            / nullif(counts.delivered + counts.rejected + counts.failed, 0) as success_rate,
+        / nullif(counts.delivered + counts.rejected + counts.failed, 0) as success_rate,
         errors.error_code as top_error_code,
         errors.error_message as top_error_message,
         errors.events_with_error as top_error_events
@@ -73,7 +78,7 @@ final as (
         on counts.run_id = runs.run_id
     left join errors
         on counts.delivery_date = errors.delivery_date
-        and counts.run_id = errors.run_id
+            and counts.run_id = errors.run_id
 )
 
 select * from final

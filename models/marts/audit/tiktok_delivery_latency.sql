@@ -19,7 +19,8 @@ latencies as (
     select
         cast({{ dbt.date_trunc('day', 'delivered_at') }} as date) as delivery_date,
         event,
-        cast({{ tiktok_outbox.to_unix_seconds('delivered_at') }} - event_time as {{ tiktok_outbox.type_double() }}) / 3600.0 as latency_hours
+        cast({{ tiktok_outbox.to_unix_seconds('delivered_at') }} - event_time as {{ tiktok_outbox.type_double() }})
+        / 3600.0 as latency_hours
     from delivered
 ),
 

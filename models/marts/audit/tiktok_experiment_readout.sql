@@ -8,7 +8,9 @@
 {%- set as_of = tiktok_outbox.tiktok_as_of() -%}
 
 with outbox as (
-    select outbox.*, conversions.customer_id
+    select
+        outbox.*,
+        conversions.customer_id
     from {{ ref('tiktok_events_outbox') }} as outbox
     inner join {{ ref('int_conversions') }} as conversions
         on outbox.conversion_id = conversions.conversion_id
@@ -16,7 +18,10 @@ with outbox as (
 ),
 
 delivered as (
-    select distinct event_source_id, event, event_id
+    select distinct
+        event_source_id,
+        event,
+        event_id
     from {{ ref('int_delivery_events_by_run') }}
     where status = 'delivered'
 ),
@@ -35,7 +40,7 @@ matured as (
     select *
     from entries
     where cells = 1
-      and entered_at <= {{ dbt.dateadd('day', -window_days, as_of) }}
+        and entered_at <= {{ dbt.dateadd('day', -window_days, as_of) }}
 ),
 
 customer_outcomes as (
@@ -46,8 +51,8 @@ customer_outcomes as (
     from matured
     left join {{ ref('int_customer_revenue') }} as revenue
         on matured.customer_id = revenue.customer_id
-        and revenue.paid_at >= matured.entered_at
-        and revenue.paid_at < {{ dbt.dateadd('day', window_days, 'matured.entered_at') }}
+            and matured.entered_at <= revenue.paid_at
+            and revenue.paid_at < {{ dbt.dateadd('day', window_days, 'matured.entered_at') }}
     group by matured.customer_id, matured.experiment_cell
 ),
 
@@ -61,8 +66,8 @@ customer_events as (
         on matured.customer_id = outbox.customer_id
     left join delivered
         on outbox.event_source_id = delivered.event_source_id
-        and outbox.event = delivered.event
-        and outbox.event_id = delivered.event_id
+            and outbox.event = delivered.event
+            and outbox.event_id = delivered.event_id
     group by matured.customer_id
 ),
 
@@ -81,7 +86,8 @@ cells as (
 ),
 
 holdout as (
-    select * from cells where experiment_cell = 'holdout'
+    select * from cells
+    where experiment_cell = 'holdout'
 ),
 
 final as (
@@ -94,18 +100,18 @@ final as (
         cells.revenue_per_customer,
         sqrt(cells.revenue_variance) as revenue_stddev,
         case when cells.experiment_cell = 'treatment' then
-            cells.revenue_per_customer - holdout.revenue_per_customer
+                cells.revenue_per_customer - holdout.revenue_per_customer
         end as difference_vs_holdout,
         case when cells.experiment_cell = 'treatment' then
-            cells.revenue_per_customer - holdout.revenue_per_customer
-            - 1.96 * sqrt(cells.revenue_variance / cells.customers + holdout.revenue_variance / holdout.customers)
+                cells.revenue_per_customer - holdout.revenue_per_customer
+                - 1.96 * sqrt(cells.revenue_variance / cells.customers + holdout.revenue_variance / holdout.customers)
         end as difference_ci95_low,
         case when cells.experiment_cell = 'treatment' then
-            cells.revenue_per_customer - holdout.revenue_per_customer
-            + 1.96 * sqrt(cells.revenue_variance / cells.customers + holdout.revenue_variance / holdout.customers)
+                cells.revenue_per_customer - holdout.revenue_per_customer
+                + 1.96 * sqrt(cells.revenue_variance / cells.customers + holdout.revenue_variance / holdout.customers)
         end as difference_ci95_high,
         case when cells.experiment_cell = 'treatment' then
-            (cells.revenue_per_customer - holdout.revenue_per_customer) / nullif(holdout.revenue_per_customer, 0)
+                (cells.revenue_per_customer - holdout.revenue_per_customer) / nullif(holdout.revenue_per_customer, 0)
         end as relative_lift
     from cells
     left join holdout

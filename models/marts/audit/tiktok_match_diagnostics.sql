@@ -20,7 +20,8 @@ with outbox as (
 scored as (
     select
         outbox.*,
-        least(10.0,
+        least(
+            10.0,
             3.0 * (case when ttclid is not null then 1 else 0 end)
             + 3.0 * (case when email_sha256 is not null then 1 else 0 end)
             + 3.0 * (case when phone_sha256 is not null then 1 else 0 end)
@@ -57,7 +58,9 @@ final as (
         ) as avg_keys_per_event,
         avg(
             case when email_sha256 is not null or phone_sha256 is not null or ttclid is not null
-                then 1.0 else 0.0 end
+                    then 1.0
+                else 0.0
+            end
         ) as match_coverage,
         -- the keys added with the app identifiers and the other match keys (README, "Match keys")
         avg(case when idfa is not null then 1.0 else 0.0 end) as share_idfa,

@@ -6,7 +6,10 @@
 {%- set missing_days = var('tiktok_schema_drift_missing_days') | int -%}
 
 with mapping as (
-    select tiktok_event as event, event_source, max(case when is_value_anchor then 1 else 0 end) = 1 as is_value_anchor
+    select
+        tiktok_event as event,
+        event_source,
+        max(case when is_value_anchor then 1 else 0 end) = 1 as is_value_anchor
     from {{ ref('tiktok_event_mapping') }}
     where is_enabled
     group by tiktok_event, event_source
@@ -21,7 +24,13 @@ seen as (
         max(converted_at) as last_seen_at,
         sum(case when converted_at > {{ dbt.dateadd('day', -7, as_of) }} then 1 else 0 end) as events_last_7_days,
         -- holdout rows carry business-as-usual values (or none) by design: judge the treatment rows
-        avg(case when experiment_cell <> 'treatment' then null when value is not null and currency is not null then 1.0 else 0.0 end) as share_with_value_and_currency
+        avg(
+            case
+                when experiment_cell <> 'treatment' then null
+                when value is not null and currency is not null then 1.0
+                else 0.0
+            end
+        ) as share_with_value_and_currency
     from {{ ref('tiktok_events_outbox') }}
     group by event, event_source
 ),
@@ -36,12 +45,12 @@ joined as (
         coalesce(seen.events_last_7_days, 0) as events_last_7_days,
         seen.first_seen_at,
         seen.last_seen_at,
-        {{ dbt.datediff('seen.last_seen_at', as_of, 'day') }} as days_since_seen,
+        {{ dbt.datediff('seen.last_seen_at', as_of, 'day') }} as days_since_seen,  -- noqa: LT05
         seen.share_with_value_and_currency
     from mapping
     full outer join seen
         on mapping.event = seen.event
-        and mapping.event_source = seen.event_source
+            and mapping.event_source = seen.event_source
 ),
 
 final as (

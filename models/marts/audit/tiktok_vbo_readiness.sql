@@ -39,13 +39,15 @@
     {{ exceptions.raise_compiler_error("var tiktok_vbo_attribution_keys must name at least one of: " ~ (key_columns.keys() | join(', '))) }}
 {%- endif -%}
 {%- for key in attribution_keys -%}
-    {%- if key not in key_columns -%}
+{%- if key not in key_columns -%}
         {{ exceptions.raise_compiler_error("var tiktok_vbo_attribution_keys: unknown key '" ~ key ~ "', expected some of: " ~ (key_columns.keys() | join(', '))) }}
     {%- endif -%}
 {%- endfor -%}
 
 with anchors as (
-    select distinct tiktok_event as event, event_source
+    select distinct
+        tiktok_event as event,
+        event_source
     from {{ ref('tiktok_event_mapping') }}
     where is_enabled and is_value_anchor
 ),
@@ -78,15 +80,19 @@ volume as (
         count(*) as treatment_events,
         sum(
             case when value > 0 and has_accepted_currency and (event_source = 'app' or has_attribution_key)
-                then 1 else 0 end
+                    then 1
+                else 0
+            end
         ) as weekly_events,
         avg(case when value is not null then 1.0 else 0.0 end) as share_with_value,
         stddev_samp(cast(value as {{ tiktok_outbox.type_double() }}))
-            / nullif(avg(cast(value as {{ tiktok_outbox.type_double() }})), 0) as value_cv,
+        / nullif(avg(cast(value as {{ tiktok_outbox.type_double() }})), 0) as value_cv,
         sum(case when currency is not null and not has_accepted_currency then 1 else 0 end) as invalid_currency_events,
         avg(
             case when email_sha256 is not null or phone_sha256 is not null or ttclid is not null
-                then 1.0 else 0.0 end
+                    then 1.0
+                else 0.0
+            end
         ) as match_coverage
     from treatment
     group by event, event_source
@@ -103,8 +109,8 @@ delivered as (
     from {{ ref('int_delivery_events_by_run') }} as deliveries
     inner join {{ ref('tiktok_events_outbox') }} as outbox
         on deliveries.event_source_id = outbox.event_source_id
-        and deliveries.event = outbox.event
-        and deliveries.event_id = outbox.event_id
+            and deliveries.event = outbox.event
+            and deliveries.event_id = outbox.event_id
     where deliveries.status = 'delivered'
         and outbox.experiment_cell = 'treatment'
     group by outbox.event_source, deliveries.event_source_id, deliveries.event, deliveries.event_id
@@ -157,40 +163,60 @@ checks as (
     from anchors
     left join volume
         on anchors.event = volume.event
-        and anchors.event_source = volume.event_source
+            and anchors.event_source = volume.event_source
     left join latency
         on anchors.event = latency.event
-        and anchors.event_source = latency.event_source
+            and anchors.event_source = latency.event_source
 ),
 
 final as (
     select
         checks.*,
-        has_volume and has_varying_value and has_valid_currency and has_match_coverage and has_timely_delivery as is_ready,
+        has_volume
+        and has_varying_value
+        and has_valid_currency
+        and has_match_coverage
+        and has_timely_delivery as is_ready,
         nullif(
             case when has_volume then '' else
-                'volume: ' || cast(weekly_events as {{ text }}) || ' '
-                || case when event_source = 'app' then '' else 'attributed ' end
-                || event || ' events with value and currency in 7 days (treatment), TikTok needs '
-                || volume_rule || ' ' || cast(min_weekly_events as {{ text }}) || '; ' end
+                    'volume: ' || cast(weekly_events as {{ text }}) || ' '
+                    || case when event_source = 'app' then '' else 'attributed ' end
+                    || event || ' events with value and currency in 7 days (treatment), TikTok needs '
+                    || volume_rule || ' ' || cast(min_weekly_events as {{ text }}) || '; '
+            end
             || case when has_varying_value then '' else
-                case
-                    when share_with_value is null then 'value: no treatment events in 7 days; '
-                    when share_with_value < 0.95 then 'value: ' || cast(cast(floor(share_with_value * 100) as integer) as {{ text }})
-                        || '% of treatment events carry a value, needs at least 95%; '
-                    when value_cv is null then 'value: values do not vary (one event, or a mean of zero), needs a cv of at least {{ min_cv }}; '
-                    else 'value: cv ' || cast(cast(value_cv as decimal(18, 2)) as {{ text }}) || ', needs at least {{ min_cv }}; '
-                end end
+                    case
+                        when share_with_value is null then 'value: no treatment events in 7 days; '
+                        when share_with_value < 0.95
+                            then 'value: ' || cast(cast(floor(share_with_value * 100) as integer) as {{ text }})
+                                || '% of treatment events carry a value, needs at least 95%; '
+                        when
+                            value_cv is null
+                            then 'value: values do not vary (one event, or a mean of zero), '
+                                || 'needs a cv of at least {{ min_cv }}; '
+                        else 'value: cv '
+                            || cast(cast(value_cv as decimal(18, 2)) as {{ text }})
+                            || ', needs at least {{ min_cv }}; '
+                    end
+            end
             || case when has_valid_currency then '' else
-                'currency: ' || cast(invalid_currency_events as {{ text }}) || ' events in a currency TikTok does not accept; ' end
+                    'currency: '
+                    || cast(invalid_currency_events as {{ text }})
+                    || ' events in a currency TikTok does not accept; '
+            end
             || case when has_match_coverage then '' else
-                case when match_coverage is null then 'match: no treatment events in 7 days; '
-                else 'match: coverage ' || cast(cast(floor(match_coverage * 100) as integer) as {{ text }})
-                    || '% (email, phone or ttclid), needs at least {{ (min_coverage * 100) | round | int }}%; ' end end
+                    case when match_coverage is null then 'match: no treatment events in 7 days; '
+                        else 'match: coverage ' || cast(cast(floor(match_coverage * 100) as integer) as {{ text }})
+                            || '% (email, phone or ttclid), needs at least {{ (min_coverage * 100) | round | int }}%; '
+                    end
+            end
             || case when has_timely_delivery then '' else
-                case when worst_daily_p90_hours is null then 'latency: no treatment event delivered in 7 days; '
-                else 'latency: worst daily p90 ' || cast(cast(worst_daily_p90_hours as decimal(18, 2)) as {{ text }})
-                    || ' h above the {{ latency_goal }} h goal; ' end end,
+                    case when worst_daily_p90_hours is null then 'latency: no treatment event delivered in 7 days; '
+                        else 'latency: worst daily p90 '
+                            || cast(cast(worst_daily_p90_hours as decimal(18, 2)) as {{ text }})
+                            || ' h above the {{ latency_goal }} h goal; '
+                    end
+            end,
             ''
         ) as not_ready_reasons
     from checks

@@ -35,9 +35,15 @@ renamed as (
         cast(spend as decimal(18, 2)) as spend,
         upper({{ tiktok_outbox.source_text('currency') }}) as currency,
         -- optional columns: null where the table has none
-        {%- for column, type in [('platform_conversions', dbt.type_int()), ('platform_conversion_value', 'decimal(18, 2)')] %}
-        {% if column in column_types or is_fixture or not has_table %}cast({{ column }} as {{ type }}){% else %}cast(null as {{ type }}){% endif %} as {{ column }}{% if not loop.last %},{% endif %}
-        {%- endfor %}
+        {%- set every_column = is_fixture or not has_table %}
+        cast(
+            {{ 'platform_conversions' if every_column or 'platform_conversions' in column_types else 'null' }}
+            as {{ dbt.type_int() }}
+        ) as platform_conversions,
+        cast(
+            {{ 'platform_conversion_value' if every_column or 'platform_conversion_value' in column_types else 'null' }}
+            as decimal(18, 2)
+        ) as platform_conversion_value
     from source
 )
 

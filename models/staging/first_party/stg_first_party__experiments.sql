@@ -36,7 +36,8 @@ renamed as (
         {{ tiktok_outbox.source_timestamp_utc(column_types, 'pre_period_started_at') }} as pre_period_started_at,
         {{ tiktok_outbox.source_timestamp_utc(column_types, 'started_at') }} as started_at,
         {{ tiktok_outbox.source_timestamp_utc(column_types, 'ended_at') }} as ended_at,
-        coalesce(cast(maturity_days as {{ dbt.type_int() }}), {{ var('tiktok_experiment_maturity_days') | int }}) as maturity_days,
+        coalesce(cast(maturity_days as {{ dbt.type_int() }}), {{ var('tiktok_experiment_maturity_days') | int }})
+            as maturity_days,
         cast(planned_spend as {{ dbt.type_numeric() }}) as planned_spend,
         upper({{ tiktok_outbox.source_text('currency') }}) as currency
     from source

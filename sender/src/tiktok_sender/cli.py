@@ -7,6 +7,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -14,8 +15,9 @@ import click
 import typer
 
 from tiktok_sender import __version__
-from tiktok_sender.contract import DEFAULT_API_URL, MAX_BATCH_SIZE
+from tiktok_sender.api.contract import DEFAULT_API_URL, MAX_BATCH_SIZE
 from tiktok_sender.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, SenderError
+from tiktok_sender.logs import setup_logging
 from tiktok_sender.settings import (
     DEFAULT_DUCKDB_MEMORY_LIMIT,
     PushSettings,
@@ -32,48 +34,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 T = TypeVar("T")
-
-
-# Loggers of the libraries a run writes through; their records go through the same redacting
-# handler as the sender's own.
-LIBRARY_LOGGERS = ("httpx", "httpcore", "asyncio", "urllib3")
-
-
-class _Redact(logging.Filter):
-    def __init__(self, *secrets: Secret | None) -> None:
-        super().__init__()
-        self._secrets = secrets
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = redact(record.getMessage(), *self._secrets)
-        record.args = None
-        if record.exc_info and record.exc_info[1] is not None:
-            # the traceback text is formatted from exc_info: render it now, redacted
-            record.msg += "\n" + redact(
-                "".join(traceback.format_exception(*record.exc_info)).rstrip(), *self._secrets)
-            record.exc_info = None
-        if record.stack_info:
-            record.stack_info = redact(record.stack_info, *self._secrets)
-        return True
-
-
-def _setup_logging(verbose: bool, *secrets: Secret | None) -> None:
-    """One stderr handler on the root logger, redacting `secrets` from every record that reaches
-    it: the sender's own, and those of httpx, httpcore and asyncio (a task's exception, a
-    transport error), which propagate to the root. Libraries log warnings and up (everything
-    with --verbose)."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
-    handler.addFilter(_Redact(*secrets))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.WARNING)
-    logger = logging.getLogger("tiktok_sender")
-    logger.handlers.clear()
-    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
-    logger.propagate = True
-    for name in LIBRARY_LOGGERS:
-        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 def _guard(fn: Callable[[], T], secrets: Sequence[Secret | None] = ()) -> T:
@@ -147,7 +107,7 @@ def _target(ctx: typer.Context, secrets: list[Secret | None] | None = None) -> A
     )
     if secrets is not None and target.secrets():
         secrets.extend(target.secrets())
-        _setup_logging(ctx.obj["verbose"], *secrets)
+        setup_logging(ctx.obj["verbose"], *secrets)
     return target
 
 
@@ -284,17 +244,26 @@ def push(
                      help="Use HTTPS_PROXY / NO_PROXY (and SSL_CERT_FILE / SSL_CERT_DIR) from the "
                           "environment for the API requests."),
     ] = False,
+    clock_start: Annotated[
+        datetime | None,
+        typer.Option(envvar="TIKTOK_SENDER_CLOCK_START",
+                     formats=["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"],
+                     help="Replay: start the run's clock at this past UTC instant, for demos and "
+                          "tests that replay time. Receipts, the run row and event ages follow it; "
+                          "the run's settings record it. Never in production."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Send every outbox event that has no terminal receipt yet, and record receipts."""
-    from tiktok_sender.delivery import Delivery
-    from tiktok_sender.report import progress_for, render_run
+    from tiktok_sender.console import render_run
+    from tiktok_sender.delivery.progress import progress_for
+    from tiktok_sender.delivery.run import Delivery
     from tiktok_sender.warehouse import open_warehouse
 
     _use_lean_arrow_pool()
     token = _guard(lambda: load_token(os.environ.get("TIKTOK_ACCESS_TOKEN"), token_file))
     secrets: list[Secret | None] = [token]
-    _setup_logging(ctx.obj["verbose"], *secrets)
+    setup_logging(ctx.obj["verbose"], *secrets)
 
     def build() -> Delivery:
         settings = PushSettings(
@@ -323,6 +292,7 @@ def push(
             duckdb_memory_limit=duckdb_memory_limit,
             proxy=proxy,
             use_env_proxy=use_env_proxy,
+            clock_start=clock_start,
         )
         target = _target(ctx, secrets)
         return Delivery(
@@ -348,11 +318,11 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
 ) -> None:
     """Delivery counts, the last run, top errors, and the audit figures once `dbt build` made them."""
-    from tiktok_sender.audit_text import audit_json, audit_section
-    from tiktok_sender.report import render_json, render_status, status_dict
+    from tiktok_sender.audit.text import audit_json, audit_section
+    from tiktok_sender.console import render_json, render_status, status_dict
     from tiktok_sender.warehouse import open_warehouse
 
-    _setup_logging(ctx.obj["verbose"])
+    setup_logging(ctx.obj["verbose"])
     secrets: list[Secret | None] = []
 
     def report() -> str:
@@ -375,46 +345,9 @@ def report_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")] = Path("report.html"),
 ) -> None:
     """Write the audit report: one self-contained HTML file with charts that opens offline."""
-    from tiktok_sender.report_html import write_report
+    from tiktok_sender.audit.report import write_report
 
-    _setup_logging(ctx.obj["verbose"])
+    setup_logging(ctx.obj["verbose"])
     secrets: list[Secret | None] = []
     path = _guard(lambda: write_report(_target(ctx, secrets), out), secrets)
     typer.echo(f"report written to {path}")
-
-
-@app.command()
-def emulator(
-    ctx: typer.Context,
-    port: Annotated[int, typer.Option(envvar="TIKTOK_EMULATOR_PORT", min=0, max=65535,
-                                      help="Port (0 picks a free one).")] = 8765,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    token: Annotated[
-        str | None,
-        typer.Option(envvar="TIKTOK_EMULATOR_TOKEN", show_default=False,
-                     help="The only access token accepted (else any non-empty token)."),
-    ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the fault injection.")] = 0,
-    faults: Annotated[
-        str | None, typer.Option(help="Faults to inject, e.g. 'throttle=0.1,http5xx=0.05*3'.")
-    ] = None,
-    lean: Annotated[
-        bool,
-        typer.Option("--lean", help="Benchmark mode: validate each request's envelope and first "
-                     "event only, keep dedup keys but not the events (/_emulator/events is empty)."),
-    ] = False,
-) -> None:
-    """Run a local stand-in for the TikTok Events API until interrupted."""
-    from tiktok_sender.emulator import serve_forever
-    from tiktok_sender.emulator.faults import FaultSpec
-
-    _setup_logging(ctx.obj["verbose"])
-    secret = Secret(token) if token else None
-    spec = _guard(lambda: FaultSpec.parse(faults or ""))
-
-    def announce(url: str) -> None:
-        typer.echo(f"emulator listening on {url}", err=False)
-        sys.stdout.flush()
-
-    _guard(lambda: serve_forever(host=host, port=port, token=secret, seed=seed, faults=spec,
-                                 on_ready=announce, lean=lean), [secret])

@@ -34,9 +34,9 @@ from typing import Any, Final
 import orjson
 
 from tiktok_sender.errors import ConfigError
-from tiktok_sender.outbox_schema import OUTBOX_TABLE
 from tiktok_sender.profiles import WarehouseTarget, dbt_project
-from tiktok_sender.receipts import RECEIPTS_TABLE, RUNS_TABLE
+from tiktok_sender.tables.outbox import OUTBOX_TABLE
+from tiktok_sender.tables.receipts import RECEIPTS_TABLE, RUNS_TABLE
 from tiktok_sender.warehouse.support import quote_identifier
 
 log = logging.getLogger("tiktok_sender")

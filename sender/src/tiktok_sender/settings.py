@@ -10,11 +10,12 @@ import ipaddress
 import math
 import re
 from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from tiktok_sender.contract import MAX_BATCH_SIZE
+from tiktok_sender.api.contract import MAX_BATCH_SIZE
 from tiktok_sender.errors import ConfigError
 from tiktok_sender.shard import Shard
 
@@ -206,6 +207,8 @@ class PushSettings:
     duckdb_memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT
     proxy: str | None = None  # an explicit proxy URL for the API requests
     use_env_proxy: bool = False  # use HTTPS_PROXY / NO_PROXY (and SSL_CERT_*) from the environment
+    # a replay: the run's clock starts at this past instant (naive UTC; run_state.Clock)
+    clock_start: datetime | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(
@@ -239,6 +242,13 @@ class PushSettings:
                 scheme = ""
             _check(scheme in ("http", "https"),
                    "--proxy must be an http(s) URL such as http://proxy.internal:3128")
+        if self.clock_start is not None:
+            start = self.clock_start
+            if start.tzinfo is not None:
+                start = start.astimezone(UTC).replace(tzinfo=None)
+                object.__setattr__(self, "clock_start", start)
+            _check(start <= datetime.now(UTC).replace(tzinfo=None),
+                   "--clock-start must not be in the future: it replays a past instant")
         if not self.dry_run and self.token is None:
             raise ConfigError(
                 "no access token: set TIKTOK_ACCESS_TOKEN or --token-file (not needed with --dry-run)"
@@ -252,6 +262,7 @@ class PushSettings:
         record["token_set"] = self.token is not None
         record["shard"] = str(self.shard) if self.shard is not None else None
         record["proxy"] = safe_url(self.proxy) if self.proxy else None  # no proxy credentials
+        record["clock_start"] = self.clock_start.isoformat() if self.clock_start else None
         return record
 
 

@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from sender_harness import PROFILES_YML, TOKEN, Project, base_env, make_outbox  # noqa: E402
 
-from tiktok_sender.emulator import EmulatorThread
+from tiktok_emulator import EmulatorThread
 from tiktok_sender.settings import Secret
 
 

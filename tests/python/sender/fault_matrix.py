@@ -29,7 +29,7 @@ from pathlib import Path
 import orjson
 from sender_harness import APP_ID, PROFILES_YML, TOKEN, Project, Result, base_env, make_outbox
 
-from tiktok_sender.emulator import EmulatorThread
+from tiktok_emulator import EmulatorThread
 from tiktok_sender.settings import Secret
 
 EVENTS = 300  # 225 web + 75 app events

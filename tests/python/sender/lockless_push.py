@@ -30,9 +30,9 @@ from sender_harness import (
     wait_for,
 )
 
-from tiktok_sender.emulator import EmulatorThread
+from tiktok_emulator import EmulatorThread
 from tiktok_sender.errors import EXIT_BUSY
-from tiktok_sender.receipts import RECEIPT_COLUMNS
+from tiktok_sender.tables.receipts import RECEIPT_COLUMNS
 
 RECEIPT_KEY = ("event_source_id", "event", "event_id", "event_time", "status", "attempt", "http_status",
                "api_code", "api_message", "payload_sha256", "experiment_cell", "event_source", "test_event_code")

@@ -17,7 +17,7 @@ import jinja2
 import orjson
 import yaml
 
-from tiktok_sender.emulator import FaultSpec
+from tiktok_emulator import FaultSpec
 
 REPO = Path(__file__).resolve().parents[3]
 CONTRACT = REPO / "models" / "marts" / "tiktok_events_outbox.yml"

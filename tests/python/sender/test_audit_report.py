@@ -19,12 +19,12 @@ import pytest
 from sender_harness import PROFILES_YML, TOKEN, Outbox, Project, base_env, make_outbox
 
 from dbt_harness import PROJECT_ROOT, dbt_env, run_dbt
-from tiktok_sender.audit import AUDIT_MODELS, AuditData, AuditTablesMissing, read_audit
-from tiktok_sender.audit_text import audit_dict, audit_section, render_audit_tables
-from tiktok_sender.emulator import EmulatorThread, FaultSpec
+from tiktok_emulator import EmulatorThread, FaultSpec
+from tiktok_sender.audit.read import AUDIT_MODELS, AuditData, AuditTablesMissing, read_audit
+from tiktok_sender.audit.report import render_report, write_report
+from tiktok_sender.audit.text import audit_dict, audit_section, render_audit_tables
 from tiktok_sender.errors import EXIT_CONFIG, SenderError
 from tiktok_sender.profiles import WarehouseTarget, load_target
-from tiktok_sender.report_html import render_report, write_report
 from tiktok_sender.settings import Secret
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from tiktok_sender.classify import (
+from tiktok_sender.api.classify import (
     EventProblem,
     Verdict,
     classify,
@@ -15,7 +15,7 @@ from tiktok_sender.classify import (
     event_problems,
     retry_after_seconds,
 )
-from tiktok_sender.client import Response
+from tiktok_sender.api.client import Response
 
 
 def api(code: int, message: str = "", status: int = 200, retry_after: str | None = None) -> Response:

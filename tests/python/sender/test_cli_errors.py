@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from sender_harness import Project, one_line_error
 
-from tiktok_sender.emulator import EmulatorThread
+from tiktok_emulator import EmulatorThread
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from tiktok_sender import contract
+from tiktok_sender.api import contract
 
 REPO = Path(__file__).resolve().parents[3]
 REFERENCE = REPO / "sender" / "src" / "tiktok_sender" / "reference"

@@ -12,9 +12,9 @@ import httpx
 import pytest
 from sender_harness import TOKEN
 
-from tiktok_sender.emulator import EmulatorThread
-from tiktok_sender.emulator.app import EmulatorApp
-from tiktok_sender.emulator.faults import FaultInjector, FaultSpec
+from tiktok_emulator import EmulatorThread
+from tiktok_emulator.app import EmulatorApp
+from tiktok_emulator.faults import FaultInjector, FaultSpec
 from tiktok_sender.errors import ConfigError
 from tiktok_sender.settings import Secret
 
@@ -174,8 +174,7 @@ def test_keep_alive_reuses_one_connection(emulator: EmulatorThread, client: http
 
 
 def test_emulator_command_runs_as_a_process(tmp_path: Path) -> None:
-    sender = Path(sys.executable).parent / "sender"
-    proc = subprocess.Popen([str(sender), "emulator", "--port", "0", "--token", "t0k",
+    proc = subprocess.Popen([sys.executable, "-m", "tiktok_emulator", "--port", "0", "--token", "t0k",
                              "--faults", "throttle=1*1"], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
@@ -188,7 +187,7 @@ def test_emulator_command_runs_as_a_process(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         assert proc.wait(10) == 0
-    bad = subprocess.run([str(sender), "emulator", "--faults", "throttle=7"],
+    bad = subprocess.run([sys.executable, "-m", "tiktok_emulator", "--faults", "throttle=7"],
                          capture_output=True, text=True, check=False)
     assert bad.returncode == 4 and "throttle" in bad.stderr and "Traceback" not in bad.stderr
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 from sender_harness import Project
 
-from tiktok_sender.emulator import EmulatorThread
-from tiktok_sender.receipts import RECEIPT_COLUMNS
+from tiktok_emulator import EmulatorThread
+from tiktok_sender.tables.receipts import RECEIPT_COLUMNS
 from tiktok_sender.warehouse.duckdb import MANY_RECEIPT_KEYS
 
 HISTORY = 1_000_000

@@ -10,16 +10,16 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tiktok_sender.batch import Batch, Batcher, Event, Events, body
-from tiktok_sender.emulator.validate import validate_body
-from tiktok_sender.outbox_schema import OUTBOX_COLUMNS, OUTBOX_SCHEMA
-from tiktok_sender.payload import (
+from tiktok_emulator.validate import validate_body
+from tiktok_sender.api.batch import Batch, Batcher, Event, Events, body
+from tiktok_sender.api.payload import (
     EVENT_COLUMNS,
     _suspects,
     build_event,
     invalid_reason,
     prepare,
 )
+from tiktok_sender.tables.outbox import OUTBOX_COLUMNS, OUTBOX_SCHEMA
 
 H = hashlib.sha256(b"x").hexdigest()
 NOW = 1_760_000_000

@@ -24,9 +24,9 @@ import pytest
 from sender_harness import PROFILES_YML, Project, base_env, make_outbox
 from warehouse_testkit import ENGINES, Engine, make_engine
 
-from tiktok_sender.emulator import EmulatorThread
-from tiktok_sender.receipts import DELIVERED, EXPIRED, FAILED, RECEIPT_SCHEMA, REJECTED
+from tiktok_emulator import EmulatorThread
 from tiktok_sender.shard import Shard
+from tiktok_sender.tables.receipts import DELIVERED, EXPIRED, FAILED, RECEIPT_SCHEMA, REJECTED
 from tiktok_sender.warehouse import open_warehouse
 from tiktok_sender.warehouse.base import SqlWarehouse
 from tiktok_sender.warehouse.pending import PendingQuery

@@ -10,8 +10,8 @@ from dataclasses import replace
 
 import pytest
 
-from tiktok_sender.classify import Classification, EventProblem, Verdict
-from tiktok_sender.policy import (
+from tiktok_sender.api.classify import Classification, EventProblem, Verdict
+from tiktok_sender.delivery.policy import (
     EXHAUSTED,
     SOURCE_PROOF_PARTS,
     Context,

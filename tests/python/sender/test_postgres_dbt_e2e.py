@@ -23,7 +23,7 @@ from pg_harness import PgOutbox, new_database, pg_env
 from sender_harness import REPO, TOKEN, Project
 
 from dbt_harness import DEMO_ENV, VENV_BIN, copy_project
-from tiktok_sender.emulator import EmulatorThread, FaultSpec
+from tiktok_emulator import EmulatorThread, FaultSpec
 from tiktok_sender.settings import Secret
 
 pytest_plugins = ["pg_fixtures"]

@@ -29,10 +29,10 @@ from sender_harness import (
     wait_for,
 )
 
-from tiktok_sender.emulator import EmulatorThread
+from tiktok_emulator import EmulatorThread
 from tiktok_sender.errors import EXIT_BUSY
-from tiktok_sender.receipts import RECEIPT_COLUMNS
 from tiktok_sender.shard import shard_of
+from tiktok_sender.tables.receipts import RECEIPT_COLUMNS
 from tiktok_sender.warehouse.postgres import lease_key
 
 pytest_plugins = ["pg_fixtures"]

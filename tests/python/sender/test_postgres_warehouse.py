@@ -19,10 +19,10 @@ from sender_harness import PROFILES_YML, make_outbox
 from warehouse_testkit import read_all
 
 from tiktok_sender.errors import EXIT_BUSY, WarehouseBusyError, WarehouseError
-from tiktok_sender.outbox_schema import OUTBOX_SCHEMA
 from tiktok_sender.profiles import load_target
-from tiktok_sender.receipts import Outcome, ReceiptFactory
 from tiktok_sender.shard import Shard, shard_of
+from tiktok_sender.tables.outbox import OUTBOX_SCHEMA
+from tiktok_sender.tables.receipts import Outcome, ReceiptFactory
 from tiktok_sender.warehouse import open_warehouse
 from tiktok_sender.warehouse.base import Dialect, SqlWarehouse
 from tiktok_sender.warehouse.postgres import PostgresDialect

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
 from sender_harness import APP_ID, PIXEL, TOKEN, Project
 
-from tiktok_sender.emulator import EmulatorThread
-from tiktok_sender.emulator.validate import validate_body
-from tiktok_sender.receipts import RECEIPT_COLUMNS
+from tiktok_emulator import EmulatorThread
+from tiktok_emulator.validate import validate_body
+from tiktok_sender.tables.receipts import RECEIPT_COLUMNS
 
 TERMINAL = ("delivered", "rejected", "expired")
 
@@ -326,3 +327,30 @@ def test_sigterm_stops_cleanly_and_keeps_receipts(
     assert rest.json()["delivered"] == 1000 - summary["delivered"]
     assert all(e["receive_count"] <= 2 for e in emulator.events())
     assert len(emulator.events()) == 1000
+
+
+def test_a_replayed_clock_stamps_receipts_and_judges_age_at_its_instant(
+    project: Project, emulator: EmulatorThread
+) -> None:
+    """`--clock-start` replays a past instant (make demo's schedule): event age, receipts and the
+    run row follow it, and the run says so in its log and its settings."""
+    start = (datetime.now(UTC) - timedelta(days=10)).replace(tzinfo=None, microsecond=0)
+    project.outbox.execute(  # 35 days old now, 25 days old at the replayed instant
+        "update tiktok.tiktok_events_outbox set event_time = event_time - 35 * 86400 "
+        "where event_id in ('evt-00000001', 'evt-00000002')")
+    result = project.sender("push", "--json", "--clock-start", start.isoformat(sep=" "))
+    assert result.returncode == 0, result.stderr
+    assert (result.json()["delivered"], result.json()["expired"]) == (200, 0)
+    assert f"replay: the run's clock starts at {start.isoformat(sep=' ')} UTC" in result.stderr
+    for receipt in project.outbox.receipts():
+        assert start <= receipt["sent_at"] <= start + timedelta(minutes=5)
+        assert start <= receipt["acknowledged_at"] <= start + timedelta(minutes=5)
+    (run,) = project.outbox.runs()
+    assert start <= run["started_at"] <= run["finished_at"] <= start + timedelta(minutes=5)
+    assert orjson.loads(run["settings"])["clock_start"] == start.isoformat()
+
+    future = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S")
+    refused = project.sender("push", "--clock-start", future)
+    assert refused.returncode == 4  # a configuration error, as for every other setting
+    assert "--clock-start must not be in the future" in refused.stderr
+    assert "Traceback" not in refused.stderr

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from sender_harness import TOKEN, Project
 
-from tiktok_sender.cli import _setup_logging
-from tiktok_sender.emulator import EmulatorThread
+from tiktok_emulator import EmulatorThread
+from tiktok_sender.logs import setup_logging
 from tiktok_sender.settings import Secret, unusual_api_host
 
 
@@ -72,7 +72,7 @@ def test_a_foreign_api_host_is_named(url: str, warned: str | None) -> None:
 
 
 def test_every_logger_the_run_writes_through_is_redacted(capsys: pytest.CaptureFixture[str]) -> None:
-    _setup_logging(False, Secret(TOKEN))
+    setup_logging(False, Secret(TOKEN))
     try:
         logging.getLogger("httpx").warning("HTTP Request: POST https://x/?t=%s", TOKEN)
         try:

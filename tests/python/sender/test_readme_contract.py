@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tiktok_sender import classify as cl
 from tiktok_sender import errors
+from tiktok_sender.api import classify as cl
 
 README = (Path(__file__).resolve().parents[3] / "README.md").read_text()
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from tiktok_sender.sink import ReceiptSink, WarehouseThread
+from tiktok_sender.delivery.sink import ReceiptSink, WarehouseThread
 
 
 class SlowWarehouse:

@@ -3,24 +3,40 @@
 from __future__ import annotations
 
 import io
+import logging
 from datetime import datetime, timedelta
 
 import orjson
+import pytest
+from rich.console import Console
 
-from tiktok_sender.report import BarProgress, render_run
-from tiktok_sender.run_state import RunResult
+from tiktok_sender.console import render_run
+from tiktok_sender.delivery.progress import BarProgress, LogProgress, progress_for
+from tiktok_sender.delivery.run_state import RunResult
 
 
 def test_progress_bar_shows_events_per_second() -> None:
     clock = [0.0]
     stream = io.StringIO()
-    bar = BarProgress(stream, clock=lambda: clock[0])
+    bar = BarProgress(Console(file=stream, force_terminal=True, width=120), clock=lambda: clock[0])
     bar.start(1000)
     clock[0] = 2.0
     bar.advance(500)
     bar.finish()
     last = stream.getvalue().rstrip("\n").split("\r")[-1]
-    assert "500/1,000 events" in last and "250 events/s" in last and "#" * 15 in last
+    assert "500/1,000 events" in last and "250 events/s" in last and "0:00:02" in last
+
+
+def test_progress_is_log_lines_off_a_terminal(caplog: pytest.LogCaptureFixture) -> None:
+    assert isinstance(progress_for(io.StringIO()), LogProgress)
+    clock = [0.0]
+    progress = LogProgress(every=5.0, clock=lambda: clock[0])
+    progress.start(1000)
+    clock[0] = 5.0
+    with caplog.at_level(logging.INFO, logger="tiktok_sender"):
+        progress.advance(500)
+        progress.finish()
+    assert caplog.messages == ["progress: 500/1000 events, 100 events/s"]
 
 
 def test_summary_text_and_json() -> None:

@@ -10,9 +10,9 @@ import pytest
 from pg_harness import make_pg_outbox, pg_target
 from sender_harness import TOKEN, Project
 
-from tiktok_sender.emulator import EmulatorThread
+from tiktok_emulator import EmulatorThread
 from tiktok_sender.errors import WarehouseError
-from tiktok_sender.receipts import API_MESSAGE_MAX
+from tiktok_sender.tables.receipts import API_MESSAGE_MAX
 from tiktok_sender.warehouse import open_warehouse
 from tiktok_sender.warehouse.postgres import connection_uri
 

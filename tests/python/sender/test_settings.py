@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from sender_harness import PROFILES_YML, TOKEN
 
-from tiktok_sender.cli import _Redact
-from tiktok_sender.client import ApiClient
+from tiktok_sender.api.client import ApiClient
+from tiktok_sender.api.pacing import Pacer, backoff_delay
 from tiktok_sender.errors import ConfigError
-from tiktok_sender.pacing import Pacer, backoff_delay
+from tiktok_sender.logs import _Redact
 from tiktok_sender.profiles import load_target
 from tiktok_sender.settings import PushSettings, Secret, load_token, redact, safe_url, validate_api_url
 
@@ -141,6 +141,6 @@ def test_pacer_rate_limit_and_pause(monkeypatch: pytest.MonkeyPatch) -> None:
         pacer.pause(1.0)
         await pacer.wait()
 
-    monkeypatch.setattr("tiktok_sender.pacing.asyncio.sleep", fake_sleep)
+    monkeypatch.setattr("tiktok_sender.api.pacing.asyncio.sleep", fake_sleep)
     asyncio.run(scenario())
     assert slept[:2] == [0.1, 0.1] and 1.0 in slept

@@ -13,7 +13,7 @@ import orjson
 import pytest
 from sender_harness import SENDER, Project, Result
 
-from tiktok_sender.emulator import EmulatorThread
+from tiktok_emulator import EmulatorThread
 from tiktok_sender.errors import ConfigError
 from tiktok_sender.shard import Shard, shard_of
 

@@ -14,9 +14,10 @@ from pg_harness import make_pg_outbox
 from sender_harness import make_outbox, one_line_error
 from warehouse_testkit import ENGINES, TERMINAL, Engine, make_engine, read_all
 
-from tiktok_sender.emulator import EmulatorThread
+from tiktok_emulator import EmulatorThread
 from tiktok_sender.errors import EXIT_CONFIG, WarehouseError
-from tiktok_sender.outbox_schema import (
+from tiktok_sender.shard import Shard
+from tiktok_sender.tables.outbox import (
     OPTIONAL_COLUMNS,
     OUTBOX_COLUMNS,
     OUTBOX_SCHEMA,
@@ -24,8 +25,7 @@ from tiktok_sender.outbox_schema import (
     castable,
     row_fingerprint,
 )
-from tiktok_sender.receipts import RECEIPT_COLUMNS, RECEIPT_SCHEMA, Outcome, ReceiptFactory
-from tiktok_sender.shard import Shard
+from tiktok_sender.tables.receipts import RECEIPT_COLUMNS, RECEIPT_SCHEMA, Outcome, ReceiptFactory
 from tiktok_sender.warehouse import open_warehouse
 
 pytest_plugins = ["pg_fixtures"]

@@ -20,10 +20,10 @@ import pytest
 from warehouse_testkit import ENGINES, TERMINAL, Engine, make_engine
 
 from dbt_harness import VENV_BIN, copy_project
-from tiktok_sender.emulator import EmulatorThread
+from tiktok_emulator import EmulatorThread
 from tiktok_sender.errors import ConfigError, WarehouseBusyError, WarehouseError
-from tiktok_sender.receipts import Outcome, ReceiptFactory
 from tiktok_sender.relations import Relation
+from tiktok_sender.tables.receipts import Outcome, ReceiptFactory
 from tiktok_sender.warehouse import open_warehouse
 from tiktok_sender.warehouse.base import SqlWarehouse
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from warehouse_testkit import ENGINES, Engine, make_engine
 
-from tiktok_sender.receipts import RUN_COLUMNS
 from tiktok_sender.shard import Shard
+from tiktok_sender.tables.receipts import RUN_COLUMNS
 from tiktok_sender.warehouse import open_warehouse
 from tiktok_sender.warehouse.base import SqlWarehouse
 

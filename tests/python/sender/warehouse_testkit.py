@@ -15,9 +15,9 @@ from pg_harness import make_pg_outbox, pg_env
 from sender_harness import PROFILES_YML, REPO, Project, base_env, make_outbox
 
 import tiktok_sender
-from tiktok_sender.outbox_schema import OUTBOX_SCHEMA
 from tiktok_sender.profiles import WarehouseTarget, load_target
 from tiktok_sender.shard import Shard
+from tiktok_sender.tables.outbox import OUTBOX_SCHEMA
 from tiktok_sender.warehouse.base import SqlWarehouse
 
 TERMINAL = ("delivered", "rejected", "expired")

@@ -30,9 +30,9 @@ import adbc_driver_manager.dbapi
 import pyarrow as pa
 
 from tiktok_sender.errors import WarehouseError
-from tiktok_sender.outbox_schema import OUTBOX_SCHEMA
 from tiktok_sender.relations import Relation
 from tiktok_sender.settings import Secret, redact
+from tiktok_sender.tables.outbox import OUTBOX_SCHEMA
 from tiktok_sender.warehouse.support import first_line
 
 __all__ = ["DRIVER_ERRORS", "PendingBatches", "error_text", "ingest", "inline_literals",

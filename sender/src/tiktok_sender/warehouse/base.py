@@ -18,7 +18,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final
 import pyarrow as pa
 
 from tiktok_sender.errors import WarehouseError
-from tiktok_sender.outbox_schema import (
+from tiktok_sender.profiles import WarehouseTarget
+from tiktok_sender.relations import DeliveryRelations, Relation, moved_receipts, resolve_relations
+from tiktok_sender.shard import Shard
+from tiktok_sender.tables.outbox import (
     CONTRACT_TYPES,
     KEY_COLUMNS,
     OPTIONAL_COLUMNS,
@@ -28,10 +31,7 @@ from tiktok_sender.outbox_schema import (
     type_problem,
     unreceipted_rows,
 )
-from tiktok_sender.profiles import WarehouseTarget
-from tiktok_sender.receipts import RECEIPT_COLUMNS, RUN_COLUMNS, Column
-from tiktok_sender.relations import DeliveryRelations, Relation, moved_receipts, resolve_relations
-from tiktok_sender.shard import Shard
+from tiktok_sender.tables.receipts import RECEIPT_COLUMNS, RUN_COLUMNS, Column
 from tiktok_sender.warehouse.history import (
     StatusReport,
     delivery_status,
@@ -361,7 +361,7 @@ class SqlWarehouse:
         """The outbox rows with a null event_source_id, event or event_id (never pending: no
         receipt can match them) that have no receipt of the same `row_fingerprint` yet: the
         OUTBOX_SCHEMA columns, cast as in the pending query, plus the string column
-        `row_fingerprint` (`outbox_schema.row_fingerprint` of the row as read; identical rows are
+        `row_fingerprint` (`tables.outbox.row_fingerprint` of the row as read; identical rows are
         one row). Give each one receipt, with that fingerprint (`ReceiptFactory.build(...,
         row_fingerprints=...)`), and it is not handed out again. `shard` keeps the rows of one
         shard (by the hash of event_id, a null one counting as ''), so that shards running side by

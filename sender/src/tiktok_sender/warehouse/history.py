@@ -9,9 +9,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tiktok_sender.outbox_schema import FINGERPRINT_COLUMN, KEY_COLUMNS
-from tiktok_sender.receipts import CRASHED_MESSAGE, RUN_CRASHED, RUN_RUNNING
 from tiktok_sender.shard import Shard
+from tiktok_sender.tables.outbox import FINGERPRINT_COLUMN, KEY_COLUMNS
+from tiktok_sender.tables.receipts import CRASHED_MESSAGE, RUN_CRASHED, RUN_RUNNING
 
 if TYPE_CHECKING:
     from tiktok_sender.warehouse.base import SqlWarehouse

@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from tiktok_sender.receipts import REJECTED
 from tiktok_sender.shard import Shard
+from tiktok_sender.tables.receipts import REJECTED
 
 if TYPE_CHECKING:
     from tiktok_sender.warehouse.base import SqlWarehouse

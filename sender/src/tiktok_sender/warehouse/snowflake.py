@@ -45,10 +45,10 @@ from adbc_driver_snowflake import DatabaseOptions, StatementOptions
 
 from tiktok_sender.errors import ConfigError, WarehouseError
 from tiktok_sender.profiles import WarehouseTarget
-from tiktok_sender.receipts import CRASHED_MESSAGE, RUN_CRASHED, RUN_RUNNING
 from tiktok_sender.relations import Relation
 from tiktok_sender.settings import Secret
 from tiktok_sender.shard import Shard
+from tiktok_sender.tables.receipts import CRASHED_MESSAGE, RUN_CRASHED, RUN_RUNNING
 from tiktok_sender.warehouse import PendingReader
 from tiktok_sender.warehouse.adbc import DRIVER_ERRORS, error_text, ingest, read_pending
 from tiktok_sender.warehouse.base import Dialect, SqlWarehouse

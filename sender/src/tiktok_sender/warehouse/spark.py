@@ -43,11 +43,11 @@ from typing import Any, ClassVar
 import pyarrow as pa
 
 from tiktok_sender.errors import WarehouseError
-from tiktok_sender.outbox_schema import OUTBOX_SCHEMA
 from tiktok_sender.profiles import WarehouseTarget, spark_remote
-from tiktok_sender.receipts import CRASHED_MESSAGE, RUN_COLUMNS, RUN_CRASHED, RUN_RUNNING
 from tiktok_sender.relations import Relation
 from tiktok_sender.shard import Shard
+from tiktok_sender.tables.outbox import OUTBOX_SCHEMA
+from tiktok_sender.tables.receipts import CRASHED_MESSAGE, RUN_COLUMNS, RUN_CRASHED, RUN_RUNNING
 from tiktok_sender.warehouse import PendingReader
 from tiktok_sender.warehouse.base import Dialect, SqlWarehouse
 from tiktok_sender.warehouse.claims import LEASE_SCHEMA, LEASE_TABLE, ClaimLease, take_lease

@@ -56,7 +56,7 @@ def needs_orjson(batch: pa.RecordBatch) -> pa.Array:
         *(pc.fill_null(_text(batch, c), "") for c in FREE_TEXT), "", null_handling="replace"
     )
     escaping = pc.match_substring_regex(joined, _NEEDS_ESCAPING)
-    exponent = pc.fill_null(pc.or_(
+    exponent = pc.fill_null(pc.or_kleene(
         pc.match_substring(pc.cast(batch.column("value"), pa.string()), "e"),
         pc.match_substring(pc.cast(batch.column("properties_predicted_ltv"), pa.string()), "e")),
         False)

@@ -1,9 +1,9 @@
 """Read the audit models dbt builds over the receipts and the outbox (models/marts/audit) into
-one `AuditData`, for `sender status` (`audit_text`) and `sender report` (`report_html`).
+one `AuditData`, for `sender status` (`text`) and `sender report` (`report`).
 
 Everything is read from a read-only connection to the target's warehouse (DuckDB or
 PostgreSQL, through `warehouse.open_warehouse`) and returned as plain rows (dicts); the
-aggregations applied after reading (`audit_rollup`) only reshape what the models hold (sums
+aggregations applied after reading (`rollup`) only reshape what the models hold (sums
 over days, the latest day per event). Missing audit tables mean `dbt build` has not run since
 the models were added, which `AuditTablesMissing` says in one line. The column and status
 names the rollups rely on (`Row`, `STATUSES`, `MATCH_KEYS`, `HEALTH_DAYS`) are importable from
@@ -19,8 +19,8 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from tiktok_sender import audit_rollup as rollup
-from tiktok_sender.audit_rollup import CHART_KEYS, HEALTH_DAYS, MATCH_KEYS, STATUSES, Row
+from tiktok_sender.audit import rollup
+from tiktok_sender.audit.rollup import CHART_KEYS, HEALTH_DAYS, MATCH_KEYS, STATUSES, Row
 from tiktok_sender.errors import WarehouseError
 from tiktok_sender.profiles import WarehouseTarget
 from tiktok_sender.relations import Relation

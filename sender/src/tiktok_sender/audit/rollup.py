@@ -4,8 +4,8 @@ Pure functions over plain rows (dicts keyed by the models' column names), no war
 expired events' rows dated by their run, deliveries summed into bars per day or per run, the
 latest latency per event, match-key shares weighted by events, the latest complete value week,
 and pLTV calibration summed per decile and per model version. `audit.load_audit` applies them
-to what it reads; the column and status names they rely on are defined here and re-exported by
-`tiktok_sender.audit`.
+to what it reads; the column names they rely on are defined here (the statuses are the receipts'
+own, `tables.receipts.STATUSES`) and re-exported by `tiktok_sender.audit.read`.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from typing import Any
 
-Row = dict[str, Any]
+from tiktok_sender.tables.receipts import STATUSES
 
-STATUSES: tuple[str, ...] = ("delivered", "rejected", "failed", "expired")
+Row = dict[str, Any]
 
 # (column of tiktok_match_diagnostics, label) in the order the report shows them: the keys its
 # chart draws, then every other key (tables only).

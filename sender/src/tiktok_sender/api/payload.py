@@ -17,8 +17,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tiktok_sender.batch import Events, GroupKey
-from tiktok_sender.contract import (
+from tiktok_sender.api.batch import Events, GroupKey
+from tiktok_sender.api.contract import (
     ALL_STANDARD_EVENTS,
     ATT_STATUSES,
     CURRENCIES,
@@ -30,7 +30,7 @@ from tiktok_sender.contract import (
     is_sha256_hex,
     is_valid_event_name,
 )
-from tiktok_sender.render import USER_FIELDS, needs_orjson, render_events
+from tiktok_sender.api.render import USER_FIELDS, needs_orjson, render_events
 
 HASHED_FIELDS = (
     ("email_sha256", "email"),

@@ -1,6 +1,6 @@
 """The charts of `sender report`, one function per chart, each drawing its figures of
 `audit.AuditData` as an inline `<svg class="chart" data-chart="NAME">` (or a placeholder
-saying why there is nothing to draw) from the blocks of `report_svg`: delivery outcomes,
+saying why there is nothing to draw) from the blocks of `svg`: delivery outcomes,
 latency, match keys, values per cell, pLTV calibration, the experiment readout, the geo
 experiments' lift, TikTok's reported ROAS against the blended MER and the top rejection reasons.
 """
@@ -10,16 +10,10 @@ from __future__ import annotations
 import math
 from html import escape
 
-from tiktok_sender.audit import CHART_KEYS, STATUSES, AuditData, Row
-from tiktok_sender.audit_text import (
-    fmt_amount,
-    fmt_hours,
-    fmt_ratio,
-    fmt_share,
-    geo_verdict,
-    readout_verdict,
-)
-from tiktok_sender.report_svg import (
+from markupsafe import Markup
+
+from tiktok_sender.audit.read import CHART_KEYS, STATUSES, AuditData, Row
+from tiktok_sender.audit.svg import (
     SERIES,
     STATUS_COLOURS,
     Plot,
@@ -36,9 +30,17 @@ from tiktok_sender.report_svg import (
     x_ticks,
     y_axis,
 )
+from tiktok_sender.audit.text import (
+    fmt_amount,
+    fmt_hours,
+    fmt_ratio,
+    fmt_share,
+    geo_verdict,
+    readout_verdict,
+)
 
 
-def deliveries_chart(audit: AuditData) -> str:
+def deliveries_chart(audit: AuditData) -> Markup:
     chart, title = (
         "deliveries",
         "Events per "
@@ -93,7 +95,7 @@ def deliveries_chart(audit: AuditData) -> str:
     return svg(chart, "all", title, f"Stacked bars of events by outcome. {desc}", plot, body)
 
 
-def latency_chart(audit: AuditData) -> str:
+def latency_chart(audit: AuditData) -> Markup:
     chart, title = "latency", "Hours from conversion to delivery, latest delivery day per event"
     rows = audit.latency_latest
     if not rows:
@@ -124,7 +126,7 @@ def latency_chart(audit: AuditData) -> str:
     )
 
 
-def match_chart(audit: AuditData) -> str:
+def match_chart(audit: AuditData) -> Markup:
     chart, title = "match", "Share of events carrying each match key"
     if not audit.match:
         return empty_chart(chart, title, "The outbox is empty.")
@@ -154,7 +156,7 @@ def match_chart(audit: AuditData) -> str:
     )
 
 
-def values_chart(audit: AuditData) -> str:
+def values_chart(audit: AuditData) -> Markup:
     chart = "values"
     week = audit.value_week
     title = "Values sent per event and cell, p10-p90 box, median line, mean dot" + (
@@ -238,7 +240,7 @@ def values_chart(audit: AuditData) -> str:
     return svg(chart, "all", title, desc, plot, body)
 
 
-def calibration_charts(audit: AuditData) -> list[str]:
+def calibration_charts(audit: AuditData) -> list[Markup]:
     chart = "calibration"
     versions = sorted({r["model_version"] for r in audit.calibration})
     if not versions:
@@ -273,7 +275,7 @@ def calibration_charts(audit: AuditData) -> list[str]:
     return out
 
 
-def readout_chart(audit: AuditData) -> str:
+def readout_chart(audit: AuditData) -> Markup:
     chart, title = (
         "readout",
         "Revenue per customer versus the holdout, with 95% confidence interval",
@@ -295,7 +297,7 @@ def readout_chart(audit: AuditData) -> str:
     )
 
 
-def experiments_chart(audit: AuditData) -> str:
+def experiments_chart(audit: AuditData) -> Markup:
     """The lift of every readable geo experiment with its 95% interval (experiment_readout)."""
     chart, title = "experiments", "Geo experiments: revenue lift of the treatment geos, with 95% interval"
     rows = [r for r in audit.experiment_readout if r.get("lift_ci95_low") is not None]
@@ -315,7 +317,7 @@ def experiments_chart(audit: AuditData) -> str:
     )
 
 
-def networks_chart(audit: AuditData) -> str:
+def networks_chart(audit: AuditData) -> Markup:
     """Each week's TikTok platform ROAS beside the blended MER (marketing_network_weekly)."""
     chart, title = "networks", "TikTok's reported ROAS against blended revenue per unit of spend (MER), by week"
     rows = [r for r in audit.network_weeks if r["network"] == "tiktok"]
@@ -335,7 +337,7 @@ def networks_chart(audit: AuditData) -> str:
     )
 
 
-def rejections_chart(audit: AuditData) -> str:
+def rejections_chart(audit: AuditData) -> Markup:
     chart, title = "rejections", "Top reasons of rejected and failed events"
     rows = audit.rejections
     if not rows:

@@ -1,7 +1,7 @@
 """The SVG building blocks of `sender report`'s charts: the colour palette, `Plot` (a chart's
 drawing area and linear scales), the `svg` wrapper with its `<title>` and `<desc>`, round axis
 ticks, axes, legends, bars, the placeholder of a chart without data, and grouped bar charts.
-Every text placed in the SVG goes through `html.escape`.
+Every text placed in the SVG goes through `html.escape`, so a finished chart is `Markup`.
 """
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from html import escape
+
+from markupsafe import Markup
 
 # Okabe-Ito colours: distinguishable with the common colour-vision deficiencies.
 SERIES = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#332288", "#999933")
@@ -70,10 +72,12 @@ class Plot:
         return self.y0 - (self.y0 - self.y1) * (value / high if high else 0.0)
 
 
-def svg(chart: str, key: str, title: str, desc: str, plot: Plot, body: Iterable[str]) -> str:
-    """A chart: `<svg class="chart" data-chart=CHART>` with its title, description and body."""
+def svg(chart: str, key: str, title: str, desc: str, plot: Plot, body: Iterable[str]) -> Markup:
+    """A chart: `<svg class="chart" data-chart=CHART>` with its title, description and body. The
+    body's parts escape every text they hold (`escape`), so the chart is marked safe here, for the
+    report's template to insert as it is."""
     ident = escape(f"chart-{chart}-{key}")
-    return (
+    return Markup(
         f'<svg class="chart" data-chart="{escape(chart)}" role="img" '
         f'aria-labelledby="{ident}-title {ident}-desc" viewBox="0 0 {plot.width} {plot.height}" '
         f'width="{plot.width}" height="{plot.height}">'
@@ -150,7 +154,7 @@ def rect(x: float, y: float, w: float, h: float, fill: str, tip: str, extra: str
     )
 
 
-def empty_chart(chart: str, title: str, message: str, plot: Plot | None = None) -> str:
+def empty_chart(chart: str, title: str, message: str, plot: Plot | None = None) -> Markup:
     """The chart's placeholder: its title and a message saying why there is nothing to draw."""
     plot = plot or Plot(height=140, top=40, bottom=20)
     body = [
@@ -176,7 +180,7 @@ def grouped_bars(
     tip: Callable[[str, str, float], str],
     goal: tuple[float, str] | None = None,
     fixed_high: float | None = None,
-) -> str:
+) -> Markup:
     """Bars side by side per group: groups = [(group label, one value per series)]."""
     plot = Plot()
     values = [v for _, vs in groups for v in vs if v is not None]
@@ -219,7 +223,7 @@ def interval_chart(
     *,
     x_label: str,
     kind: str = "number",
-) -> str:
+) -> Markup:
     """Estimates with their intervals, one line per row = (label, low, estimate, high, tip), on
     a horizontal axis with zero marked: green when the interval is above zero, vermilion below,
     blue across it (the word is in `desc` and the tip, never the colour alone)."""

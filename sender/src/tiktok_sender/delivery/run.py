@@ -14,7 +14,6 @@ import logging
 import os
 import signal
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict
@@ -25,10 +24,9 @@ import orjson
 import pyarrow as pa
 
 from tiktok_sender import __version__
-from tiktok_sender.batch import Batch, Batcher, body
-from tiktok_sender.client import ApiClient
-from tiktok_sender.errors import EXIT_OK, ApiConfigError, AuthError, ConfigError, WarehouseError
-from tiktok_sender.payload import (
+from tiktok_sender.api.batch import Batch, Batcher, body
+from tiktok_sender.api.client import ApiClient
+from tiktok_sender.api.payload import (
     Prepared,
     Skipped,
     invalid_reason,
@@ -36,7 +34,12 @@ from tiktok_sender.payload import (
     skipped_row,
     test_event_id_suffix,
 )
-from tiktok_sender.receipts import (
+from tiktok_sender.delivery.run_state import Clock, NoProgress, Progress, RunResult
+from tiktok_sender.delivery.sink import ReceiptSink, WarehouseThread
+from tiktok_sender.delivery.workers import Workers
+from tiktok_sender.errors import EXIT_OK, ApiConfigError, AuthError, ConfigError, WarehouseError
+from tiktok_sender.settings import PushSettings, redact, safe_url, unusual_api_host
+from tiktok_sender.tables.receipts import (
     DELIVERED,
     EXPIRED,
     REJECTED,
@@ -44,12 +47,8 @@ from tiktok_sender.receipts import (
     ReceiptFactory,
     truncate,
 )
-from tiktok_sender.run_state import NoProgress, Progress, RunResult, utcnow
-from tiktok_sender.settings import PushSettings, redact, safe_url, unusual_api_host
-from tiktok_sender.sink import ReceiptSink, WarehouseThread
 from tiktok_sender.warehouse import Warehouse
 from tiktok_sender.warehouse.pending import PendingQuery
-from tiktok_sender.workers import Workers
 
 log = logging.getLogger("tiktok_sender")
 
@@ -67,19 +66,23 @@ class Delivery:
         open_warehouse: Callable[[threading.Event], Warehouse],
         *,
         progress: Progress | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Clock | None = None,
     ) -> None:
         self.settings = settings
         self._open_warehouse = open_warehouse
         self.progress = progress or NoProgress()
-        self._clock = clock
+        self._clock = clock or Clock.starting_at(settings.clock_start)
+        if settings.clock_start is not None:
+            log.warning("replay: the run's clock starts at %s UTC (--clock-start), not now",
+                        settings.clock_start.isoformat(sep=" "))
         self.result = RunResult(
             run_id=uuid.uuid4().hex,
             dry_run=settings.dry_run,
             api_url=safe_url(settings.api_url),
             test_event_code=settings.test_event_code,
-            started_at=utcnow(),
+            started_at=self._clock.utcnow(),
             max_failure_rate=settings.max_failure_rate,
+            clock=self._clock,
         )
         self.receipts = ReceiptFactory(self.result.run_id, settings.test_event_code)
         # Set by the first SIGINT/SIGTERM once sending started: no new request goes out, the
@@ -88,7 +91,8 @@ class Delivery:
         self._sending = False
         self._id_suffix = test_event_id_suffix(settings.test_event_code)
         self._abort_open = threading.Event()  # a signal while waiting for the delivery lease
-        self._workers = Workers(settings, self.result, self.receipts, self.progress, self._stopping)
+        self._workers = Workers(settings, self.result, self.receipts, self.progress, self._stopping,
+                                self._clock)
         self._lease_lost: WarehouseError | None = None
         self._query: PendingQuery | None = None
         self._handed_out_all = False  # the reader reached the end of the pending rows
@@ -112,7 +116,7 @@ class Delivery:
             result = self.result
             if result.outcome != "interrupted":
                 result.outcome, result.message = "interrupted", "interrupted before sending started"
-            result.finished_at = result.finished_at or utcnow()
+            result.finished_at = result.finished_at or self._clock.utcnow()
             return result
 
     async def _run_with_signals(self) -> RunResult:
@@ -257,7 +261,7 @@ class Delivery:
         finally:
             if result.error is not None:
                 result.message = truncate(redact(str(result.error), self.settings.token))
-            result.finished_at = utcnow()
+            result.finished_at = self._clock.utcnow()
             await db.call(warehouse.update_run, result.run_id, self._run_row(initial=False))
 
     async def _watch_lease(self, db: WarehouseThread, warehouse: Warehouse) -> None:
@@ -320,7 +324,7 @@ class Delivery:
         emit: Callable[[Batch], Any],
     ) -> None:
         s = self.settings
-        expire_before = int(self._clock() - s.max_age_days * 86400)
+        expire_before = int(self._clock.time() - s.max_age_days * 86400)
         assert self._query is not None
         reader = await db.call(warehouse.open_pending, self._query, s.read_chunk_rows)
         batcher = Batcher(s.batch_size)

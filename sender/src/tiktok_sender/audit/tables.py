@@ -1,19 +1,22 @@
-"""The HTML tables of `sender report`: the generic `table` (cells given as escaped HTML) and,
-per section, the table of its figures of `audit.AuditData` (runs, latency, values, readiness,
+"""The tables of `sender report`, as data for the template (`templates/tables.html.j2`): per
+section, the `Table` of its figures of `read.AuditData` (runs, latency, values, readiness,
 rejections, schema drift, calibration and its suggested factors, experiment readout, geo
-experiments, networks), with the notes that go with them.
-Every text from the warehouse goes through `html.escape`; a pass or a fail is a mark with a
-word beside it, colour is never the only signal.
+experiments, networks), and the notes that go with them, as plain text.
+A cell is plain text, which the template escapes, or `Markup` built here from escaped parts (a
+mark, a badge, a line break, code). A pass or a fail is a mark with a word beside it, colour is
+never the only signal.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from html import escape
+from dataclasses import dataclass
 from typing import Any
 
-from tiktok_sender.audit import MATCH_KEYS, READINESS_CHECKS, STATUSES, AuditData
-from tiktok_sender.audit_text import (
+from markupsafe import Markup
+
+from tiktok_sender.audit.read import MATCH_KEYS, READINESS_CHECKS, STATUSES, AuditData
+from tiktok_sender.audit.text import (
     fmt_amount,
     fmt_count,
     fmt_hours,
@@ -25,67 +28,64 @@ from tiktok_sender.audit_text import (
     without_indexes,
 )
 
+Cell = str  # plain text (escaped by the template) or Markup
+
+
+@dataclass(frozen=True)
+class Table:
+    """An HTML table to render: `numeric` columns right-aligned; without rows, the note `empty`
+    (nothing when it is empty too)."""
+
+    headers: Sequence[str]
+    rows: Sequence[Sequence[Cell]]
+    numeric: frozenset[int]
+    name: str
+    empty: str
+
 
 def table(
     headers: Sequence[str],
-    rows: Sequence[Sequence[str]],
+    rows: Sequence[Sequence[Cell]],
     *,
     numeric: Sequence[int] = (),
     name: str = "",
     empty: str = "No rows.",
-) -> str:
-    """An HTML table; cells are pre-escaped HTML, columns in `numeric` right-aligned."""
-    if not rows:
-        return f'<p class="note">{escape(empty)}</p>' if empty else ""
-    head = "".join(
-        f'<th class="num">{escape(h)}</th>' if i in numeric else f"<th>{escape(h)}</th>"
-        for i, h in enumerate(headers)
-    )
-    body = "".join(
-        "<tr>"
-        + "".join(
-            f'<td class="num">{c}</td>' if i in numeric else f"<td>{c}</td>"
-            for i, c in enumerate(r)
-        )
-        + "</tr>"
-        for r in rows
-    )
-    attr = f' data-table="{escape(name)}"' if name else ""
-    return f"<table{attr}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+) -> Table:
+    return Table(headers, rows, frozenset(numeric), name, empty)
 
 
 def _e(value: Any) -> str:
-    """A value as escaped text, NULL as `-`."""
-    return escape("-" if value is None else str(value))
+    """A value as text, NULL as `-`."""
+    return "-" if value is None else str(value)
 
 
-def _mark(ok: Any, passed: str = "pass", failed: str = "fail") -> str:
+def _mark(ok: Any, passed: str = "pass", failed: str = "fail") -> Cell:
     """A check mark or a cross, with the word beside it (colour is never the only signal)."""
     if ok is None:
         return "-"
     if ok:
-        return f'<span class="pass">&#10003; {escape(passed)}</span>'
-    return f'<span class="fail">&#10007; {escape(failed)}</span>'
+        return Markup('<span class="pass">&#10003; {}</span>').format(passed)
+    return Markup('<span class="fail">&#10007; {}</span>').format(failed)
 
 
-def readiness_table(audit: AuditData) -> str:
+def readiness_table(audit: AuditData) -> Table:
     """The readiness checklist per anchor event (tiktok_vbo_readiness)."""
     rows = []
     for r in audit.readiness:
         ready = (
-            '<span class="badge pass">ready</span>'
+            Markup('<span class="badge pass">ready</span>')
             if r["is_ready"]
-            else '<span class="badge fail">not ready</span>'
+            else Markup('<span class="badge fail">not ready</span>')
         )
         reasons = [s.strip() for s in (r.get("not_ready_reasons") or "").split(";") if s.strip()]
         rows.append(
             [
-                escape(str(r["event"])),
-                escape(str(r["event_source"])),
+                str(r["event"]),
+                str(r["event_source"]),
                 ready,
                 fmt_count(r["weekly_events"]),
                 *(_mark(r[c]) for c, _ in READINESS_CHECKS),
-                "<br>".join(escape(s) for s in reasons) or "-",
+                Markup("<br>").join(reasons) or "-",
             ]
         )
     return table(
@@ -104,12 +104,12 @@ def readiness_table(audit: AuditData) -> str:
     )
 
 
-def runs_table(audit: AuditData) -> str:
+def runs_table(audit: AuditData) -> Table:
     """The 12 latest rows of tiktok_delivery_health (a run on a delivery day), newest first."""
     runs = [
         [
             _e(r["delivery_date"]),
-            f"<code>{_e(str(r['run_id'])[:12])}</code>",
+            Markup("<code>{}</code>").format(str(r["run_id"])[:12]),
             _e(r.get("run_outcome")),
             fmt_count(r["events"]),
             *(fmt_count(r[s]) for s in STATUSES),
@@ -133,7 +133,7 @@ def runs_table(audit: AuditData) -> str:
     )
 
 
-def latency_table(audit: AuditData) -> str:
+def latency_table(audit: AuditData) -> Table:
     """Latency of each event's latest delivery day, against the goal (tiktok_delivery_latency)."""
     latency_rows = [
         [
@@ -167,7 +167,7 @@ def latency_table(audit: AuditData) -> str:
     )
 
 
-def match_table(audit: AuditData) -> str:
+def match_table(audit: AuditData) -> Table:
     """Coverage of every match key and the match-quality estimate per event
     (tiktok_match_diagnostics, weighted over the conversion days)."""
     rows = [
@@ -193,20 +193,16 @@ def match_table(audit: AuditData) -> str:
     )
 
 
-def valueless_note(audit: AuditData) -> str:
+def valueless_note(audit: AuditData) -> list[str]:
     """A note naming the events sent without a value in the value week, if any."""
     valueless = sorted(
         {r["event"] for r in audit.values}
         - {r["event"] for r in audit.values if r.get("events_with_value")}
     )
-    return (
-        f'<p class="note">Sent without a value: {escape(", ".join(valueless))}.</p>'
-        if valueless
-        else ""
-    )
+    return [f"Sent without a value: {', '.join(valueless)}."] if valueless else []
 
 
-def values_table(audit: AuditData) -> str:
+def values_table(audit: AuditData) -> Table:
     """Values per event and cell of the value week (tiktok_value_distribution)."""
     value_rows = [
         [
@@ -232,7 +228,7 @@ def values_table(audit: AuditData) -> str:
     )
 
 
-def rejections_table(audit: AuditData) -> str:
+def rejections_table(audit: AuditData) -> Table:
     """The top rejection and failure reasons; nothing when there is none (the chart says so)."""
     rejection_rows = [
         [
@@ -254,7 +250,7 @@ def rejections_table(audit: AuditData) -> str:
     )
 
 
-def drift_table(audit: AuditData) -> str:
+def drift_table(audit: AuditData) -> Table:
     """Events in the outbox against the event mapping (tiktok_schema_drift)."""
     drift_rows = [
         [
@@ -276,7 +272,7 @@ def drift_table(audit: AuditData) -> str:
     )
 
 
-def calibration_table(audit: AuditData) -> str:
+def calibration_table(audit: AuditData) -> Table:
     """pLTV calibration per model version over its mature cohorts (pltv_calibration)."""
     calibration_rows = [
         [
@@ -306,16 +302,12 @@ def calibration_table(audit: AuditData) -> str:
     )
 
 
-def readout_verdicts(audit: AuditData) -> str:
+def readout_verdicts(audit: AuditData) -> list[str]:
     """One note per cell compared with the holdout: is the difference significant."""
-    return "".join(
-        f'<p class="note">{escape(readout_verdict(r))}</p>'
-        for r in audit.readout
-        if r.get("difference_ci95_low") is not None
-    )
+    return [readout_verdict(r) for r in audit.readout if r.get("difference_ci95_low") is not None]
 
 
-def readout_table(audit: AuditData) -> str:
+def readout_table(audit: AuditData) -> Table:
     """Revenue per customer per cell against the holdout (tiktok_experiment_readout)."""
     readout_rows = [
         [
@@ -349,10 +341,9 @@ def readout_table(audit: AuditData) -> str:
     )
 
 
-
-def geo_verdicts(audit: AuditData) -> str:
+def geo_verdicts(audit: AuditData) -> list[str]:
     """One note per registered geo experiment: until when it matures, or what it proved."""
-    return "".join(f'<p class="note">{escape(geo_verdict(r))}</p>' for r in audit.experiment_readout)
+    return [geo_verdict(r) for r in audit.experiment_readout]
 
 
 def _with_interval(row: dict[str, Any], key: str, fmt: Any, interval: str | None = None) -> str:
@@ -368,7 +359,7 @@ def _percent(value: Any) -> str:
     return f"{float(value) * 100:+.0f}%"
 
 
-def experiments_table(audit: AuditData) -> str:
+def experiments_table(audit: AuditData) -> Table:
     """Design and readout of every registered geo experiment (experiment_design, experiment_readout)."""
     readouts = {r["experiment_id"]: r for r in audit.experiment_readout}
     rows = []
@@ -380,11 +371,12 @@ def experiments_table(audit: AuditData) -> str:
             _e(window),
             _e(d["status"]),
             f"{fmt_count(d['units_treatment'])} / {fmt_count(d['units_control'])}",
-            f"{_mark(d['is_balanced'], 'balanced', 'unbalanced')} ({fmt_ratio(d['standardized_difference'])})",
+            Markup("{} ({})").format(_mark(d["is_balanced"], "balanced", "unbalanced"),
+                                     fmt_ratio(d["standardized_difference"])),
             f"{fmt_share(d['mde_lift'])} / {fmt_ratio(d['mde_roas'])}",
-            escape(_with_interval(r, "incremental_revenue", lambda v: f"{float(v):+,.0f}", "incremental")),
-            escape(_with_interval(r, "lift", _percent)),
-            escape(_with_interval(r, "incremental_roas", fmt_ratio)),
+            _with_interval(r, "incremental_revenue", lambda v: f"{float(v):+,.0f}", "incremental"),
+            _with_interval(r, "lift", _percent),
+            _with_interval(r, "incremental_roas", fmt_ratio),
             fmt_ratio(r.get("platform_roas")),
             _e(f"{d['readable_from']:%Y-%m-%d}"),
         ])
@@ -401,7 +393,7 @@ def experiments_table(audit: AuditData) -> str:
 NETWORK_TABLE_WEEKS = 4
 
 
-def networks_table(audit: AuditData) -> str:
+def networks_table(audit: AuditData) -> Table:
     """Per week and network of the NETWORK_TABLE_WEEKS latest weeks (the chart shows more):
     spend, the network's reported ROAS and share of spend, and the week's MER
     (marketing_network_weekly)."""
@@ -427,7 +419,7 @@ def networks_table(audit: AuditData) -> str:
     )
 
 
-def factors_table(audit: AuditData) -> str:
+def factors_table(audit: AuditData) -> Table:
     """The calibration factors the matured scores suggest, against the ones in force
     (pltv_calibration_factors_suggested)."""
     rows = [

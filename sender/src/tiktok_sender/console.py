@@ -1,91 +1,15 @@
-"""What the user sees: progress on stderr (a bar on a terminal, log lines otherwise), the run
-summary and the status report on stdout, as text or JSON."""
+"""What `sender push` and `sender status` print on stdout: the run summary and the status report,
+as text or JSON. (A push's progress on stderr: `delivery.progress`.)"""
 
 from __future__ import annotations
 
-import logging
-import sys
-import time
-from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TextIO
+from typing import Any
 
 import orjson
 
-from tiktok_sender.run_state import RunResult
+from tiktok_sender.delivery.run_state import RunResult
 from tiktok_sender.warehouse.history import StatusReport
-
-log = logging.getLogger("tiktok_sender")
-
-
-class BarProgress:
-    """A one-line progress bar with events/s, redrawn at most 10 times a second."""
-
-    def __init__(self, stream: TextIO, clock: Callable[[], float] = time.monotonic) -> None:
-        self._stream = stream
-        self._clock = clock
-        self._total = 0
-        self._done = 0
-        self._started = 0.0
-        self._drawn = 0.0
-
-    def start(self, total: int) -> None:
-        self._total, self._done = total, 0
-        self._started = self._clock()
-        self._draw(force=True)
-
-    def advance(self, events: int) -> None:
-        self._done += events
-        self._draw()
-
-    def finish(self) -> None:
-        self._draw(force=True)
-        self._stream.write("\n")
-        self._stream.flush()
-
-    def _draw(self, force: bool = False) -> None:
-        now = self._clock()
-        if not force and now - self._drawn < 0.1:
-            return
-        self._drawn = now
-        total = max(self._total, 1)
-        width = 30
-        filled = min(width, int(width * self._done / total))
-        rate = self._done / max(now - self._started, 1e-9)
-        self._stream.write(
-            f"\r[{'#' * filled}{'.' * (width - filled)}] {self._done:,}/{self._total:,} events"
-            f"  {rate:,.0f} events/s "
-        )
-        self._stream.flush()
-
-
-class LogProgress:
-    """Plain progress log lines (CI, pipes), at most one every `every` seconds."""
-
-    def __init__(self, every: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self._every = every
-        self._clock = clock
-        self._total = self._done = 0
-        self._started = self._logged = 0.0
-
-    def start(self, total: int) -> None:
-        self._total, self._done = total, 0
-        self._started = self._logged = self._clock()
-
-    def advance(self, events: int) -> None:
-        self._done += events
-        now = self._clock()
-        if now - self._logged >= self._every:
-            self._logged = now
-            rate = self._done / max(now - self._started, 1e-9)
-            log.info("progress: %d/%d events, %.0f events/s", self._done, self._total, rate)
-
-    def finish(self) -> None:
-        pass
-
-
-def progress_for(stream: TextIO = sys.stderr) -> BarProgress | LogProgress:
-    return BarProgress(stream) if stream.isatty() else LogProgress()
 
 
 def render_json(data: Any) -> str:

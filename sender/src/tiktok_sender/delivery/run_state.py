@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -29,8 +30,34 @@ class NoProgress:
         pass
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+@dataclass(frozen=True)
+class Clock:
+    """A run's clock: real time, or a replayed instant that moves on at real speed.
+
+    `sender push --clock-start` (TIKTOK_SENDER_CLOCK_START) starts it at a past instant, so that
+    a replay of history (the demo's hourly cadence, tests that replay time) stamps its receipts
+    and runs, and judges event age, as a run at that instant would have. Production runs never
+    set it; a run that did says so in its log and in the runs table's settings."""
+
+    offset_s: float = 0.0
+
+    @classmethod
+    def starting_at(cls, start: datetime | None) -> Clock:
+        if start is None:
+            return cls()
+        aware = start if start.tzinfo is not None else start.replace(tzinfo=UTC)
+        return cls(aware.timestamp() - time.time())
+
+    def time(self) -> float:
+        """Unix seconds."""
+        return time.time() + self.offset_s
+
+    def utcnow(self) -> datetime:
+        """Naive UTC, as receipts and runs store it."""
+        return datetime.fromtimestamp(self.time(), UTC).replace(tzinfo=None)
+
+
+REAL_CLOCK = Clock()
 
 
 @dataclass
@@ -67,10 +94,11 @@ class RunResult:
     stopped_sources: dict[tuple[str, str], str] = field(default_factory=dict)  # -> why
     error: SenderError | None = None
     max_failure_rate: float = 0.0
+    clock: Clock = field(default=REAL_CLOCK, repr=False, compare=False)
 
     @property
     def elapsed_s(self) -> float:
-        end = self.finished_at or utcnow()
+        end = self.finished_at or self.clock.utcnow()
         return max((end - self.started_at).total_seconds(), 1e-9)
 
     @property

@@ -19,12 +19,11 @@ from typing import IO, Any
 
 import pyarrow as pa
 
-from tiktok_sender.batch import Batch, GroupKey, body
-from tiktok_sender.classify import Classification, classify
-from tiktok_sender.client import ApiClient
-from tiktok_sender.errors import ApiConfigError, AuthError, SenderError
-from tiktok_sender.pacing import Pacer, sleep_unless
-from tiktok_sender.policy import (
+from tiktok_sender.api.batch import Batch, GroupKey, body
+from tiktok_sender.api.classify import Classification, classify
+from tiktok_sender.api.client import ApiClient
+from tiktok_sender.api.pacing import Pacer, sleep_unless
+from tiktok_sender.delivery.policy import (
     EXHAUSTED,
     Context,
     Decision,
@@ -36,10 +35,18 @@ from tiktok_sender.policy import (
     decide,
     describe,
 )
-from tiktok_sender.receipts import DELIVERED, FAILED, REJECTED, Outcome, ReceiptFactory, truncate
-from tiktok_sender.run_state import Progress, RunResult, utcnow
+from tiktok_sender.delivery.run_state import Clock, Progress, RunResult
+from tiktok_sender.delivery.sink import ReceiptSink
+from tiktok_sender.errors import ApiConfigError, AuthError, SenderError
 from tiktok_sender.settings import PushSettings, redact
-from tiktok_sender.sink import ReceiptSink
+from tiktok_sender.tables.receipts import (
+    DELIVERED,
+    FAILED,
+    REJECTED,
+    Outcome,
+    ReceiptFactory,
+    truncate,
+)
 
 log = logging.getLogger("tiktok_sender")
 
@@ -57,8 +64,10 @@ class Workers:
         receipts: ReceiptFactory,
         progress: Progress,
         stopping: asyncio.Event,
+        clock: Clock,
     ) -> None:
         self.settings = settings
+        self._clock = clock
         self.result = result
         self.receipts = receipts
         self.progress = progress
@@ -134,7 +143,7 @@ class Workers:
                 self._hold(batch, parts)
                 break
             batch.attempt += 1
-            sent_at = utcnow()
+            sent_at = self._clock.utcnow()
             self.result.counts.requests += 1
             request = body(batch, s.test_event_code)
             if self.dump is not None:
@@ -162,7 +171,7 @@ class Workers:
             probe = decision.probe
             self._record(sink, batch, answer, decision, Outcome(
                 sent_at=sent_at,
-                acknowledged_at=utcnow() if response.status is not None else None,
+                acknowledged_at=self._clock.utcnow() if response.status is not None else None,
                 http_status=answer.http_status,
                 api_code=answer.api_code,
                 api_message=answer.message,

@@ -6,7 +6,8 @@ In-process (tests):
         ...  # emu.url is the track endpoint on an ephemeral port
         emu.stats(); emu.events()
 
-As a process: `sender emulator --port 8765` (see `serve_forever`).
+As a process: `python -m tiktok_emulator --port 8765` or `tiktok-emulator` (`cli`, around
+`serve_forever`).
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from concurrent.futures import Future
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from tiktok_sender.emulator.app import API_VERSION, EmulatorApp
-from tiktok_sender.emulator.faults import FaultSpec
-from tiktok_sender.emulator.http import start_server
+from tiktok_emulator.app import API_VERSION, EmulatorApp
+from tiktok_emulator.faults import FaultSpec
+from tiktok_emulator.http import start_server
 from tiktok_sender.errors import ConfigError
 from tiktok_sender.settings import Secret
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from tiktok_sender import contract as c
+from tiktok_sender.api import contract as c
 
 HASHED_USER_KEYS = ("email", "phone", "external_id", "first_name", "last_name", "zip_code")
 PLAIN_USER_KEYS = ("ttclid", "ttp", "ip", "user_agent", "locale", "city", "state", "country")

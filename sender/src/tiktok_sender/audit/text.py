@@ -2,7 +2,7 @@
 `sender status`: `render_audit_tables` and `audit_dict`, and `audit_section` and `audit_json`,
 which read the target's audit models first and, when they are missing, say how to build them.
 The value formatters (`fmt_*`), `without_indexes` and `readout_verdict` are shared with the
-HTML report (`report_charts`, `report_tables`, `report_html`).
+HTML report (`charts`, `tables`, `report`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from tiktok_sender.audit import (
+from tiktok_sender.audit.read import (
     HEALTH_DAYS,
     MATCH_KEYS,
     READINESS_CHECKS,
@@ -22,7 +22,7 @@ from tiktok_sender.audit import (
     Row,
     read_audit,
 )
-from tiktok_sender.audit_rollup import num
+from tiktok_sender.audit.rollup import num
 from tiktok_sender.profiles import WarehouseTarget
 
 _ITEM_INDEX = re.compile(r"data\.[0-9]+\.")

@@ -34,9 +34,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
-from tiktok_sender.classify import Classification, Verdict
-from tiktok_sender.pacing import backoff_delay
-from tiktok_sender.receipts import DELIVERED, FAILED, REJECTED
+from tiktok_sender.api.classify import Classification, Verdict
+from tiktok_sender.api.pacing import backoff_delay
+from tiktok_sender.tables.receipts import DELIVERED, FAILED, REJECTED
 
 SOURCE_PROOF_PARTS = 6  # both halves and the four quarters
 EXHAUSTED = "attempts exhausted"  # the note on the receipts of a request out of attempts

@@ -1,6 +1,6 @@
 """The emulated Events API: token check, validation, dedup, stored events, faults, admin routes.
 
-Lean mode (`sender emulator --lean`, used by the benchmark so that the emulator does not limit
+Lean mode (`tiktok-emulator --lean`, used by the benchmark so that the emulator does not limit
 what it measures): each request's envelope and first event are validated, not every event, and
 only the dedup key and time of each accepted event are kept, not the event; counts, dedup and
 fault injection work as usual, and `/_emulator/events` lists no events.
@@ -24,10 +24,10 @@ from typing import Any
 
 import orjson
 
-from tiktok_sender import contract as c
-from tiktok_sender.emulator.faults import FaultInjector, FaultSpec
-from tiktok_sender.emulator.http import DROP, RESET, Drop, Reply, Request
-from tiktok_sender.emulator.validate import Invalid, validate_body
+from tiktok_emulator.faults import FaultInjector, FaultSpec
+from tiktok_emulator.http import DROP, RESET, Drop, Reply, Request
+from tiktok_emulator.validate import Invalid, validate_body
+from tiktok_sender.api import contract as c
 from tiktok_sender.errors import ConfigError
 from tiktok_sender.settings import Secret
 

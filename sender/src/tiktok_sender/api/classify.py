@@ -2,7 +2,7 @@
 
 Input: the HTTP status, headers and body of a response (`client.Response`), or the transport
 error instead of one. Output: a `Classification`, whose `verdict` the delivery policy
-(`policy.py`) turns into receipts and follow-up requests.
+(`delivery/policy.py`) turns into receipts and follow-up requests.
 
 Two rules hold everywhere:
 - `delivered` needs both a 2xx status and a delivered API code. A body saying `{"code": 0}` under
@@ -22,8 +22,8 @@ from typing import Any
 
 import orjson
 
-from tiktok_sender import contract as c
-from tiktok_sender.client import Response
+from tiktok_sender.api import contract as c
+from tiktok_sender.api.client import Response
 
 
 class Verdict(Enum):
