@@ -85,9 +85,8 @@ demo: demo-data
 	mkdir -p $(dir $(DBT_DUCKDB_PATH))
 	$(PY) scripts/demo_push.py
 	$(PY) scripts/show_outbox.py
-	$(MAKE) --no-print-directory audit
-	@echo "Monitors:"
-	@$(DBT) test --select tag:monitor --quiet && echo "all monitors pass"
+	$(DBT) build --selector audit --quiet
+	$(DBT) test --select tag:monitor --quiet && echo "all monitors pass"
 	$(SENDER) report --out target/report.html
 	@echo "open target/report.html (self-contained, works offline)"
 

@@ -59,6 +59,20 @@ def main() -> int:
                           sent_at, acknowledged_at
                    from tiktok.tiktok_delivery_receipts order by sent_at desc limit 5"""
             ).show()
+            print("conversion to delivery, after the first run (the backfill):")
+            con.sql(
+                """select event, count(*) as events,
+                          round(quantile_cont(hours, 0.5), 1) as p50_hours,
+                          round(quantile_cont(hours, 0.9), 1) as p90_hours,
+                          round(max(hours), 1) as max_hours
+                   from (select outbox.event,
+                                epoch(receipts.sent_at - outbox.converted_at) / 3600 as hours
+                         from tiktok.tiktok_delivery_receipts as receipts
+                         inner join tiktok.tiktok_events_outbox as outbox using (event_id)
+                         where receipts.sent_at > (select min(sent_at) + interval 1 hour
+                                                   from tiktok.tiktok_delivery_receipts))
+                   group by event order by events desc"""
+            ).show()
         return again.returncode
     finally:
         emulator.terminate()

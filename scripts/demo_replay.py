@@ -99,22 +99,33 @@ def replay(env: Mapping[str, str], now: datetime | None = None, **spacing: timed
     instants = list(schedule(now, **spacing))
     print(f"replaying {len(instants)} scheduled runs from {instants[0]:%Y-%m-%d %H:%M} UTC, then one now:"
           " build pinned to the instant, push on a clock started at it", flush=True)
+    day: list[dict[str, object]] = []
     for n, at in enumerate(instants):
         if n == 0:
             build("build", at=at)
         else:
             build("run", "--select", FEEDS_OUTBOX, at=at)
         summary = push(env, at)
-        print(f"  {at:%Y-%m-%d %H:%M}  {_line(summary)}", flush=True)
+        if n == 0:
+            print(f"  {at:%Y-%m-%d %H:%M}  first run: {_line([summary])}", flush=True)
+            continue
+        day.append(summary)
+        if n + 1 == len(instants) or instants[n + 1].date() != at.date():
+            print(f"  {at:%Y-%m-%d}        {len(day):>2} runs: {_line(day)}", flush=True)
+            day = []
     build("build", at=pinned)
     summary = push(env, pinned)
-    print(f"  now               {_line(summary)}", flush=True)
+    print(f"  now               last run: {_line([summary])}", flush=True)
     return summary
 
 
-def _line(summary: Mapping[str, object]) -> str:
-    parts = [f"{summary['sent']} sent", f"{summary['delivered']} delivered"]
-    parts += [f"{summary[k]} {k}" for k in ("rejected", "failed", "expired") if summary.get(k)]
+def _line(summaries: list[dict[str, object]]) -> str:
+    """The runs' counts added up: '17 sent, 17 delivered' (and any rejected, failed, expired)."""
+    def total(key: str) -> int:
+        return sum(int(s.get(key) or 0) for s in summaries)  # type: ignore[call-overload]
+
+    parts = [f"{total('sent')} sent", f"{total('delivered')} delivered"]
+    parts += [f"{total(k)} {k}" for k in ("rejected", "failed", "expired") if total(k)]
     return ", ".join(parts)
 
 

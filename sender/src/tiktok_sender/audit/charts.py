@@ -302,7 +302,8 @@ def experiments_chart(audit: AuditData) -> Markup:
     chart, title = "experiments", "Geo experiments: revenue lift of the treatment geos, with 95% interval"
     rows = [r for r in audit.experiment_readout if r.get("lift_ci95_low") is not None]
     if not audit.experiment_readout:
-        return empty_chart(chart, title, "No geo experiment registered (source experiments; README, \"Geo experiments\").")
+        return empty_chart(chart, title,
+                           "No geo experiment registered (source experiments; README, \"Geo experiments\").")
     if not rows:
         return empty_chart(chart, title, "No registered geo experiment has matured yet.")
     intervals = [

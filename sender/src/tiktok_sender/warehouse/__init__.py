@@ -3,7 +3,8 @@
 `open_warehouse` is the one place that picks an implementation, and imports it only then, so a
 run loads the driver of its own engine and nothing else: DuckDB in `duckdb` (DuckDB's own Arrow
 API), PostgreSQL in `postgres` (ADBC, through the shared mechanics of `adbc`), Spark in `spark`
-(pyspark's Spark Connect client), Snowflake in `snowflake` (ADBC too). The SQL they run is written once, in `base.SqlWarehouse`;
+(pyspark's Spark Connect client), Snowflake in `snowflake` (ADBC too). The SQL they run is
+written once, in `base.SqlWarehouse`;
 `history` holds the status and run-history queries, `support` the quoting, error wrapping and
 lease waiting every engine uses. The modules import from this one, never the other way round
 (but for that lazy import), so there is no cycle.
