@@ -18,15 +18,16 @@ export TIKTOK_APP_ID                 ?= 7000000000000000001
 export TIKTOK_OFFLINE_EVENT_SET_ID   ?= 7100000000000000001
 export TIKTOK_CRM_EVENT_SET_ID       ?= 7200000000000000001
 
-.PHONY: help setup setup-bench setup-snowflake test-snowflake snowflake-emulator system-deps demo-data build audit monitor demo test test-dbt test-python lint clean fault-matrix bench test-postgres test-spark spark-server
+.PHONY: help setup setup-bench setup-snowflake test-snowflake snowflake-emulator system-deps demo-data build audit monitor demo test test-dbt test-integration test-python lint lint-python lint-sql lint-dbt clean fault-matrix bench test-postgres test-spark spark-server
 
 help:
 	@echo "make demo   - set up, generate demo data, build the outbox, deliver it to the local emulator"
-	@echo "make test   - set up and run every test (dbt data + unit tests, pytest)"
+	@echo "make test   - set up and run every test (dbt data + unit tests, the package's integration_tests, pytest)"
+	@echo "make test-integration - integration_tests/: a project that installs this one as a package, built and tested"
 	@echo "make build  - dbt build (seeds, models, data tests, unit tests)"
 	@echo "make audit  - rebuild the audit models after a push; make monitor - run the monitors"
 	@echo "make setup  - create .venv with the pinned dependencies and profiles.yml"
-	@echo "make lint   - ruff over the Python code, sqlfluff over the SQL (dbt templater)"
+	@echo "make lint   - ruff over the Python code, sqlfluff over the SQL (dbt templater), the dbt project's rules (scripts/check_project.py)"
 	@echo "make test-postgres - the dbt project and the sender on a throwaway PostgreSQL 15 cluster, and the cloud SQL renders"
 	@echo "make test-spark - the dbt project (and the sender) on a local Spark through Spark Connect"
 	@echo "make spark-server - a local Spark with a Spark Connect endpoint for the spark target (SPARK_REMOTE)"
@@ -97,6 +98,22 @@ test-dbt: demo-data
 	$(DBT) build --selector audit
 	$(DBT) test --select tag:monitor
 
+# integration_tests/: a project that installs this one as a package (packages.yml, `local: ../`;
+# `dbt deps` links it, no network), the way an analytics engineer adds it to theirs. It loads the
+# demo data (var tiktok_load_demo_data), checks that a plain build selects no audit model and no
+# monitor, builds, then runs the audit and the monitors with var tiktok_enable_audit, as README,
+# "Installing it as a package", tells a user to.
+IT_DBT := cd integration_tests && $(abspath $(DBT))
+test-integration: export DBT_DUCKDB_PATH = $(CURDIR)/target/integration/tiktok_outbox.duckdb
+test-integration: demo-data
+	rm -rf $(dir $(DBT_DUCKDB_PATH)) && mkdir -p $(dir $(DBT_DUCKDB_PATH))
+	$(IT_DBT) deps --quiet
+	@selected="$$($(IT_DBT) ls --select tag:audit tag:monitor --output name --quiet)"; \
+	if [ -n "$$selected" ]; then echo "a plain build of an installing project selects the audit: $$selected" >&2; exit 1; fi
+	$(IT_DBT) build
+	$(IT_DBT) build --select tag:audit --vars '{tiktok_enable_audit: true}'
+	$(IT_DBT) test --select tag:monitor --vars '{tiktok_enable_audit: true}'
+
 # pytest exits 5 when it collected nothing: that is a broken suite, not a pass. The suite runs on
 # PYTEST_WORKERS processes (pytest-xdist; whole modules per worker, see tests/python/conftest.py).
 PYTEST_WORKERS ?= 2
@@ -107,6 +124,7 @@ test-python: setup
 test: setup system-deps setup-snowflake
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory test-dbt
+	$(MAKE) --no-print-directory test-integration
 	$(MAKE) --no-print-directory test-python
 
 fault-matrix: setup
@@ -136,15 +154,26 @@ test-postgres: setup system-deps
 		tests/python/test_cross_db_rendering.py; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
-# ruff over the Python; sqlfluff over the models, singular tests and monitors as dbt compiles them
-# (the dbt templater, .sqlfluff: the house style). Part of `make test`. sqlfluff compiles against a
-# warehouse of its own that nothing builds, so every model is linted as a full build renders it
-# (is_incremental() false), whatever the demo's warehouse holds.
-lint: demo-data
+# One step per linter; `lint` runs them all. Part of `make test`.
+lint: lint-python lint-sql lint-dbt
+
+lint-python: setup
 	$(VENV)/bin/ruff check sender emulator scripts tests/python
+
+# sqlfluff over the models, singular tests, monitors and analyses as dbt compiles them (the dbt
+# templater, .sqlfluff: the house style). It compiles against a warehouse of its own that nothing
+# builds, so every model is linted as a full build renders it (is_incremental() false), whatever
+# the demo's warehouse holds.
+lint-sql: demo-data
 	mkdir -p target/lint
 	DBT_DUCKDB_PATH=$(CURDIR)/target/lint/never_built.duckdb \
-		$(VENV)/bin/sqlfluff lint models tests --processes 2 --disable-progress-bar
+		$(VENV)/bin/sqlfluff lint models tests analyses --processes 2 --disable-progress-bar
+
+# The dbt project's rules (scripts/check_project.py, README "Project rules") over the manifest of a
+# `dbt parse` of its own (target/lint), so the sender's target/manifest.json is left alone.
+lint-dbt: setup
+	$(DBT) parse --quiet --target-path target/lint
+	$(PY) scripts/check_project.py --manifest target/lint/manifest.json
 
 clean:
 	rm -rf target logs $(VENV) $(SNOWFLAKE_VENV) $(BENCH_VENV) seeds/demo/*.csv

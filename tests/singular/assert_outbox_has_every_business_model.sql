@@ -1,6 +1,6 @@
 -- Each business model switched on in var tiktok_business_models has at least one event in the
 -- outbox: a silent break in one pipeline (a renamed source column, a mapping typo) shows here.
-{{ config(severity=var('tiktok_outbox_empty_model_severity', 'warn')) }}
+{{ config(severity=var('tiktok_outbox_empty_model_severity')) }}
 with expected as (
     {% for m in var('tiktok_business_models') %}
     select '{{ m }}' as business_model{% if not loop.last %}

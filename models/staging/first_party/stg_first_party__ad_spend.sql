@@ -2,7 +2,7 @@
     lowercased, country and currency uppercased. Empty (with the same columns) where the
     advertiser has no ad_spend table; the platform-reported columns are null where the table
     has none. -#}
-{%- if var('tiktok_load_demo_data') | as_bool %}
+{%- if tiktok_outbox.load_demo_data() %}
 -- depends_on: {{ ref('ad_spend') }}
 {%- endif %}
 {%- set source_relation = source('first_party', 'ad_spend') %}

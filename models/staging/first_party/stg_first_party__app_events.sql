@@ -1,5 +1,5 @@
 {#- With demo data on, the seed is this source's table: the edge makes dbt load it first. -#}
-{%- if var('tiktok_load_demo_data') | as_bool %}
+{%- if tiktok_outbox.load_demo_data() %}
 -- depends_on: {{ ref('app_events') }}
 {%- endif %}
 {#- Timestamps become UTC without zone (macro source_timestamp_utc), by the column types looked up once. -#}

@@ -1,7 +1,7 @@
 {#- Consent decisions, renamed and cast; purpose and status trimmed and lowercased. Empty (with
     the same columns) where the advertiser has no consents table: every customer then follows
     var tiktok_consent_default (README, "Consent and erasure"). -#}
-{%- if var('tiktok_load_demo_data') | as_bool %}
+{%- if tiktok_outbox.load_demo_data() %}
 -- depends_on: {{ ref('consents') }}
 {%- endif %}
 {%- set source_relation = source('first_party', 'consents') %}

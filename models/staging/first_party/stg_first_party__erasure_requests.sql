@@ -1,6 +1,6 @@
 {#- Erasure requests, renamed and cast. Empty (with the same columns) where the advertiser has no
     erasure_requests table. -#}
-{%- if var('tiktok_load_demo_data') | as_bool %}
+{%- if tiktok_outbox.load_demo_data() %}
 -- depends_on: {{ ref('erasure_requests') }}
 {%- endif %}
 {%- set source_relation = source('first_party', 'erasure_requests') %}

@@ -1,7 +1,7 @@
 {#- Event-source routing rows, renamed and cast, keys trimmed and lowercased ('*' for any; country
     codes uppercased). Empty (with the same columns) where the advertiser has no event_sources
     table: every event then takes its source's id from the environment. -#}
-{%- if var('tiktok_load_demo_data') | as_bool %}
+{%- if tiktok_outbox.load_demo_data() %}
 -- depends_on: {{ ref('event_sources') }}
 {%- endif %}
 {%- set source_relation = source('first_party', 'event_sources') %}

@@ -1,7 +1,7 @@
 {#- The experiment register, renamed and cast, with its defaults filled in and readable_from
     (ended_at + maturity_days). Empty (with the same columns) where the advertiser
     has no experiments table. -#}
-{%- if var('tiktok_load_demo_data') | as_bool %}
+{%- if tiktok_outbox.load_demo_data() %}
 -- depends_on: {{ ref('experiments') }}
 {%- endif %}
 {%- set source_relation = source('first_party', 'experiments') %}

@@ -1,6 +1,6 @@
 {#- Order lines, renamed and cast. Empty (with the same columns) where the advertiser has no
     order_items table: events then carry no contents. -#}
-{%- if var('tiktok_load_demo_data') | as_bool %}
+{%- if tiktok_outbox.load_demo_data() %}
 -- depends_on: {{ ref('order_items') }}
 {%- endif %}
 {%- set source_relation = source('first_party', 'order_items') %}

@@ -1,7 +1,7 @@
 {#- SaaS invoices, renamed and cast. Empty (with the same columns) where the advertiser has no
     saas_invoices table: SaaS revenue is then unobserved and calibration leaves SaaS customers
     out. -#}
-{%- if var('tiktok_load_demo_data') | as_bool %}
+{%- if tiktok_outbox.load_demo_data() %}
 -- depends_on: {{ ref('saas_invoices') }}
 {%- endif %}
 {%- set source_relation = source('first_party', 'saas_invoices') %}
