@@ -1,3 +1,3 @@
 """Deliver tiktok_events_outbox rows to the TikTok Events API and record receipts."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
