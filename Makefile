@@ -78,7 +78,7 @@ audit: setup
 monitor: setup
 	$(DBT) test --select tag:monitor
 
-# The demo replays its last 8 days of scheduled `dbt build && sender push` against the emulator
+# The demo replays its last 8 days of scheduled builds and `sender push` against the emulator
 # (scripts/demo_replay.py), so the monitors judge a deployment, not a first backfill.
 demo: demo-data
 	rm -f $(DBT_DUCKDB_PATH) $(DBT_DUCKDB_PATH).wal

@@ -40,7 +40,8 @@ def main() -> int:
     emulator, url = start_emulator()
     try:
         env = {**os.environ, "TIKTOK_ACCESS_TOKEN": DEMO_TOKEN, "TIKTOK_API_URL": url}
-        print(f"\n$ dbt build && sender push   (TIKTOK_API_URL={url}), on a schedule", flush=True)
+        print(f"\n$ dbt run --select +tiktok_events_outbox && sender push   (TIKTOK_API_URL={url}), on a schedule",
+              flush=True)
         replay(env)
         print("\n$ sender push   (again: nothing is pending, nothing is sent)", flush=True)
         again = subprocess.run([str(BIN / "sender"), "push"], env=env, check=False, capture_output=True, text=True)
@@ -68,8 +69,10 @@ def main() -> int:
                    from (select outbox.event,
                                 epoch(receipts.sent_at - outbox.converted_at) / 3600 as hours
                          from tiktok.tiktok_delivery_receipts as receipts
-                         inner join tiktok.tiktok_events_outbox as outbox using (event_id)
-                         where receipts.sent_at > (select min(sent_at) + interval 1 hour
+                         inner join tiktok.tiktok_events_outbox as outbox
+                             using (event_source_id, event, event_id)
+                         where receipts.status = 'delivered'
+                           and receipts.sent_at > (select min(sent_at) + interval 1 hour
                                                    from tiktok.tiktok_delivery_receipts))
                    group by event order by events desc"""
             ).show()

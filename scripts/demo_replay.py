@@ -1,4 +1,4 @@
-"""Replay the demo's last days as production runs them: `dbt build && sender push` on a schedule.
+"""Replay the demo's last days as production runs them: builds and `sender push` on a schedule.
 
 The demo data covers a year up to now. A first build and push over it would deliver 28 days of
 history at once, with latencies of hundreds of hours that no production team sees once it runs on

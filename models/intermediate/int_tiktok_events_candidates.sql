@@ -44,12 +44,12 @@
 {%- set floor_value = var('tiktok_value_floor') | float -%}
 {%- set missing_policy = var('tiktok_missing_prediction_policy') -%}
 {%- set holdout_mode = var('tiktok_holdout_mode') -%}
-{#- flags set from the command line arrive as text: what dbt's as_bool reads as true, spelled in plain Jinja
-    (the SQL linter's Jinja has no as_bool) -#}
-{%- set send_predicted_ltv = var('tiktok_send_predicted_ltv', false) in [true, 'true', 'True'] -%}
+{#- a flag is on when it reads true, 1 or yes in any case (a boolean, or text from --vars or an env_var),
+    as every flag of the project reads -#}
+{%- set send_predicted_ltv = var('tiktok_send_predicted_ltv', false) | string | lower in ['true', '1', 'yes'] -%}
 {%- set consent_default = var('tiktok_consent_default') -%}
 {%- set opt_in_countries = var('tiktok_consent_opt_in_countries') or [] -%}
-{%- set ldu_default = var('tiktok_limited_data_use_default') in [true, 'true', 'True'] -%}
+{%- set ldu_default = var('tiktok_limited_data_use_default') | string | lower in ['true', '1', 'yes'] -%}
 {%- set settle_minutes = var('tiktok_settle_minutes') | int -%}
 {%- set cap_window_days = var('tiktok_value_cap_window_days') | int -%}
 {%- set as_of = tiktok_outbox.tiktok_as_of() -%}

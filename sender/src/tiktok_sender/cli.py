@@ -246,8 +246,7 @@ def push(
     ] = False,
     clock_start: Annotated[
         datetime | None,
-        typer.Option(envvar="TIKTOK_SENDER_CLOCK_START",
-                     formats=["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"],
+        typer.Option(formats=["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"],
                      help="Replay: start the run's clock at this past UTC instant, for demos and "
                           "tests that replay time. Receipts, the run row and event ages follow it; "
                           "the run's settings record it. Never in production."),

@@ -43,6 +43,8 @@ log = logging.getLogger("tiktok_sender")
 
 DELIVERY_SOURCE: Final = "tiktok_delivery"
 DELIVERY_SCHEMA_VAR: Final = "tiktok_delivery_schema"
+RECEIPTS_IDENTIFIER_VAR: Final = "tiktok_delivery_receipts_identifier"
+RUNS_IDENTIFIER_VAR: Final = "tiktok_delivery_runs_identifier"
 PACKAGE: Final = "tiktok_outbox"  # this project's name, when it is installed as a package
 _FIX: Final = "run `dbt parse` (or `dbt build`) with this target to rewrite it, or delete it"
 
@@ -114,24 +116,34 @@ def moved_receipts(
 
 
 def _from_project(target: WarehouseTarget) -> DeliveryRelations:
-    schema, origin = target.schema, "the target's schema"
+    """Without dbt's manifest: the delivery tables' schema and names from the plain values of the
+    project's vars (dbt_project.yml), else the target's schema and the default names."""
     data = dbt_project(target.project_dir) if target.project_dir is not None else None
-    if data is not None:
-        variables = data.get("vars") if isinstance(data.get("vars"), dict) else {}
-        scopes = [variables.get(data.get("name")), variables.get(PACKAGE), variables]
-        value = next((s[DELIVERY_SCHEMA_VAR] for s in scopes
-                      if isinstance(s, dict) and DELIVERY_SCHEMA_VAR in s), None)
-        if isinstance(value, str) and value.strip() and "{{" not in value and "{%" not in value:
-            schema = value.strip()
-            origin = f"var {DELIVERY_SCHEMA_VAR} of {target.project_dir / 'dbt_project.yml'}"
-        elif value not in (None, ""):
-            log.warning(
-                "var %s of dbt_project.yml is not a plain schema name (%r): without dbt's manifest "
-                "the sender cannot evaluate it, and uses the target's schema %s (run `dbt parse` "
-                "to write the manifest)", DELIVERY_SCHEMA_VAR, value, target.schema)
+    schema = _plain_var(data, target, DELIVERY_SCHEMA_VAR, target.schema)
+    receipts = _plain_var(data, target, RECEIPTS_IDENTIFIER_VAR, RECEIPTS_TABLE)
+    runs = _plain_var(data, target, RUNS_IDENTIFIER_VAR, RUNS_TABLE)
+    origin = (f"var {DELIVERY_SCHEMA_VAR} of {target.project_dir / 'dbt_project.yml'}"
+              if schema != target.schema and target.project_dir is not None else "the target's schema")
     outbox = Relation(target.schema, OUTBOX_TABLE)
-    return DeliveryRelations(outbox, Relation(schema, RECEIPTS_TABLE), Relation(schema, RUNS_TABLE),
-                             origin)
+    return DeliveryRelations(outbox, Relation(schema, receipts), Relation(schema, runs), origin)
+
+
+def _plain_var(data: dict[str, Any] | None, target: WarehouseTarget, name: str, default: str) -> str:
+    """The var `name` of dbt_project.yml (the project's scope, the package's, then the global
+    one) when it is a plain name; `default` when unset. A templated value cannot be evaluated
+    without dbt: said, and `default` used."""
+    if data is None:
+        return default
+    variables = data.get("vars") if isinstance(data.get("vars"), dict) else {}
+    scopes = [variables.get(data.get("name")), variables.get(PACKAGE), variables]
+    value = next((s[name] for s in scopes if isinstance(s, dict) and name in s), None)
+    if isinstance(value, str) and value.strip() and "{{" not in value and "{%" not in value:
+        return value.strip()
+    if value not in (None, ""):
+        log.warning(
+            "var %s of dbt_project.yml is not a plain name (%r): without dbt's manifest the sender "
+            "cannot evaluate it, and uses %s (run `dbt parse` to write the manifest)", name, value, default)
+    return default
 
 
 def _from_manifest(path: Path, target: WarehouseTarget, database: str) -> DeliveryRelations:

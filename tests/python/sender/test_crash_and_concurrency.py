@@ -13,7 +13,7 @@ from fault_matrix import Row, reconcile
 from sender_harness import Project, accepted_ids, finish, start, wait_for
 
 from tiktok_emulator import EmulatorThread
-from tiktok_sender.delivery.run import IN_FLIGHT_MESSAGE
+from tiktok_sender.delivery.workers import IN_FLIGHT_MESSAGE
 from tiktok_sender.errors import EXIT_BUSY, EXIT_INTERRUPTED
 
 BATCH, CONCURRENCY = 20, 4

@@ -213,23 +213,29 @@ def test_without_a_manifest_the_project_var_or_the_target_schema(
     engine: Engine, caplog: pytest.LogCaptureFixture
 ) -> None:
     cases = [
-        ("vars:\n  tiktok_delivery_schema: deliveries\n", "deliveries", "var tiktok_delivery_schema"),
-        ("vars:\n  tiktok_outbox:\n    tiktok_delivery_schema: scoped\n", "scoped", "var tiktok_delivery_schema"),
-        ("vars:\n  tiktok_delivery_schema: null\n", "tiktok", "the target's schema"),
-        ("vars:\n  tiktok_delivery_schema: \"{{ env_var('X') }}\"\n", "tiktok", "the target's schema"),
+        ("vars:\n  tiktok_delivery_schema: deliveries\n", "deliveries", "var tiktok_delivery_schema", "receipts"),
+        ("vars:\n  tiktok_outbox:\n    tiktok_delivery_schema: scoped\n", "scoped", "var tiktok_delivery_schema",
+         "receipts"),
+        ("vars:\n  tiktok_delivery_schema: null\n", "tiktok", "the target's schema", "receipts"),
+        ("vars:\n  tiktok_delivery_schema: \"{{ env_var('X') }}\"\n", "tiktok", "the target's schema", "receipts"),
+        ("vars:\n  tiktok_delivery_receipts_identifier: sent_events\n  tiktok_delivery_runs_identifier: send_runs\n",
+         "tiktok", "the target's schema", "renamed"),
     ]
-    for extra, schema, origin in cases:
+    for extra, schema, origin, names in cases:
         target = engine.target(cwd=dbt_project(engine, None, project_yml=PROJECT_YML + extra))
         assert target.manifest_path is not None and not target.manifest_path.exists()
         caplog.clear()
         with caplog.at_level(logging.INFO, logger="tiktok_sender"):
             warehouse = open_warehouse(target, read_only=True)
         warehouse.close()
-        assert warehouse.relations.receipts == Relation(schema, "tiktok_delivery_receipts")
+        receipts, runs = (("sent_events", "send_runs") if names == "renamed"
+                          else ("tiktok_delivery_receipts", "tiktok_delivery_runs"))
+        assert warehouse.relations.receipts == Relation(schema, receipts)
+        assert warehouse.relations.runs == Relation(schema, runs)
         assert warehouse.relations.outbox == Relation("tiktok", "tiktok_events_outbox")
         assert warehouse.relations.origin.startswith(origin)
         if "env_var" in extra:
-            assert "is not a plain schema name" in caplog.text
+            assert "is not a plain name" in caplog.text
 
 
 def test_receipts_left_in_the_target_schema_are_not_silently_abandoned(

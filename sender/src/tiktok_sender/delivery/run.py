@@ -54,7 +54,6 @@ log = logging.getLogger("tiktok_sender")
 
 RECEIPT_LINGER_S = 0.05  # longest wait for receipts to gather before a write
 LEASE_CHECK_S = 5.0  # how often a run confirms it still holds the delivery lease
-IN_FLIGHT_MESSAGE = "interrupted while the request was in flight: outcome unknown, sent again next run"
 
 
 class Delivery:

@@ -34,7 +34,7 @@ class NoProgress:
 class Clock:
     """A run's clock: real time, or a replayed instant that moves on at real speed.
 
-    `sender push --clock-start` (TIKTOK_SENDER_CLOCK_START) starts it at a past instant, so that
+    `sender push --clock-start` (a flag only) starts it at a past instant, so that
     a replay of history (the demo's hourly cadence, tests that replay time) stamps its receipts
     and runs, and judges event age, as a run at that instant would have. Production runs never
     set it; a run that did says so in its log and in the runs table's settings."""
