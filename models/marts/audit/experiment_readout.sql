@@ -106,6 +106,15 @@ estimates as (
         on window_totals.experiment_id = treatment_spend.experiment_id
 ),
 
+effects as (
+    -- the incremental revenue and the half-width of its 95% interval, read by every figure below
+    select
+        estimates.*,
+        estimates.revenue_treatment - estimates.counterfactual_revenue as incremental_revenue,
+        estimates.t_975 * estimates.incremental_se as ci95_margin
+    from estimates
+),
+
 final as (
     select
         experiments.experiment_id,
@@ -117,40 +126,36 @@ final as (
         experiments.readable_from,
         case
             when experiments.readable_from > {{ as_of }} then 'immature'
-            when coalesce(estimates.has_enough_pre_weeks, false) then 'readable'
+            when coalesce(effects.has_enough_pre_weeks, false) then 'readable'
             else 'too_few_pre_weeks'
         end as status,
-        estimates.customers_treatment,
-        estimates.customers_control,
-        estimates.revenue_treatment,
-        estimates.revenue_control,
-        estimates.pre_ratio,
-        estimates.pre_weeks,
-        estimates.counterfactual_revenue,
-        estimates.revenue_treatment - estimates.counterfactual_revenue as incremental_revenue,
-        estimates.revenue_treatment - estimates.counterfactual_revenue
-        - estimates.t_975 * estimates.incremental_se as incremental_ci95_low,
-        estimates.revenue_treatment - estimates.counterfactual_revenue
-        + estimates.t_975 * estimates.incremental_se as incremental_ci95_high,
-        (estimates.revenue_treatment - estimates.counterfactual_revenue)
-        / nullif(estimates.counterfactual_revenue, 0) as lift,
-        (estimates.revenue_treatment - estimates.counterfactual_revenue - estimates.t_975 * estimates.incremental_se)
-        / nullif(estimates.counterfactual_revenue, 0) as lift_ci95_low,
-        (estimates.revenue_treatment - estimates.counterfactual_revenue + estimates.t_975 * estimates.incremental_se)
-        / nullif(estimates.counterfactual_revenue, 0) as lift_ci95_high,
-        estimates.network_spend,
-        (estimates.revenue_treatment - estimates.counterfactual_revenue)
-        / nullif(estimates.network_spend, 0) as incremental_roas,
-        (estimates.revenue_treatment - estimates.counterfactual_revenue - estimates.t_975 * estimates.incremental_se)
-        / nullif(estimates.network_spend, 0) as incremental_roas_ci95_low,
-        (estimates.revenue_treatment - estimates.counterfactual_revenue + estimates.t_975 * estimates.incremental_se)
-        / nullif(estimates.network_spend, 0) as incremental_roas_ci95_high,
-        estimates.platform_conversion_value / nullif(estimates.network_spend, 0) as platform_roas
+        effects.customers_treatment,
+        effects.customers_control,
+        effects.revenue_treatment,
+        effects.revenue_control,
+        effects.pre_ratio,
+        effects.pre_weeks,
+        effects.counterfactual_revenue,
+        effects.incremental_revenue,
+        effects.incremental_revenue - effects.ci95_margin as incremental_ci95_low,
+        effects.incremental_revenue + effects.ci95_margin as incremental_ci95_high,
+        effects.incremental_revenue / nullif(effects.counterfactual_revenue, 0) as lift,
+        (effects.incremental_revenue - effects.ci95_margin)
+        / nullif(effects.counterfactual_revenue, 0) as lift_ci95_low,
+        (effects.incremental_revenue + effects.ci95_margin)
+        / nullif(effects.counterfactual_revenue, 0) as lift_ci95_high,
+        effects.network_spend,
+        effects.incremental_revenue / nullif(effects.network_spend, 0) as incremental_roas,
+        (effects.incremental_revenue - effects.ci95_margin)
+        / nullif(effects.network_spend, 0) as incremental_roas_ci95_low,
+        (effects.incremental_revenue + effects.ci95_margin)
+        / nullif(effects.network_spend, 0) as incremental_roas_ci95_high,
+        effects.platform_conversion_value / nullif(effects.network_spend, 0) as platform_roas
     from experiments
-    left join estimates
-        on experiments.experiment_id = estimates.experiment_id
+    left join effects
+        on experiments.experiment_id = effects.experiment_id
             and experiments.readable_from <= {{ as_of }}
-            and estimates.has_enough_pre_weeks
+            and effects.has_enough_pre_weeks
 )
 
 select * from final
